@@ -1,0 +1,78 @@
+package childproc
+
+import (
+	"context"
+
+	"github.com/procsup/procsup/messages"
+)
+
+// Handler is a child program's side of the protocol, driven by [Serve].
+type Handler interface {
+	// Init runs once, with the parent's InitializeRequest (its Payload is the
+	// application's configuration). An error goes back to the parent as the
+	// initialization error and Serve returns.
+	Init(ctx context.Context, req *messages.InitializeRequest) error
+	// Run is the child's work. Its context is cancelled when the parent asks for
+	// shutdown or goes away; Serve waits for Run to return. When Run returns by itself,
+	// the child exits: nil means success.
+	Run(ctx context.Context, p *Peer) error
+}
+
+// MessageHandler is implemented by a Handler that takes one-way messages from the
+// parent. Messages are delivered in order, one at a time.
+type MessageHandler interface {
+	HandleMessage(ctx context.Context, p *Peer, m *messages.Message)
+}
+
+// RequestHandler is implemented by a Handler that answers requests from the parent.
+// Requests are handled concurrently; the returned body or error goes back as the reply.
+type RequestHandler interface {
+	HandleRequest(ctx context.Context, p *Peer, r *messages.Request) ([]byte, error)
+}
+
+// HandlerFuncs is a [Handler], [MessageHandler] and [RequestHandler] made of functions;
+// any of them may be nil. A nil RunFunc waits for shutdown; a nil RequestFunc answers
+// every request with an error.
+type HandlerFuncs struct {
+	InitFunc    func(ctx context.Context, req *messages.InitializeRequest) error
+	RunFunc     func(ctx context.Context, p *Peer) error
+	MessageFunc func(ctx context.Context, p *Peer, m *messages.Message)
+	RequestFunc func(ctx context.Context, p *Peer, r *messages.Request) ([]byte, error)
+}
+
+// Init calls InitFunc.
+func (h HandlerFuncs) Init(ctx context.Context, req *messages.InitializeRequest) error {
+	if h.InitFunc == nil {
+		return nil
+	}
+	return h.InitFunc(ctx, req)
+}
+
+// Run calls RunFunc, or waits for ctx.
+func (h HandlerFuncs) Run(ctx context.Context, p *Peer) error {
+	if h.RunFunc == nil {
+		<-ctx.Done()
+		return nil
+	}
+	return h.RunFunc(ctx, p)
+}
+
+// HandleMessage calls MessageFunc.
+func (h HandlerFuncs) HandleMessage(ctx context.Context, p *Peer, m *messages.Message) {
+	if h.MessageFunc != nil {
+		h.MessageFunc(ctx, p, m)
+	}
+}
+
+// HandleRequest calls RequestFunc.
+func (h HandlerFuncs) HandleRequest(ctx context.Context, p *Peer, r *messages.Request) ([]byte, error) {
+	if h.RequestFunc == nil {
+		return nil, &UnhandledError{Kind: r.Kind}
+	}
+	return h.RequestFunc(ctx, p, r)
+}
+
+// UnhandledError is the reply to a request the child has no handler for.
+type UnhandledError struct{ Kind string }
+
+func (e *UnhandledError) Error() string { return "no handler for request kind " + e.Kind }

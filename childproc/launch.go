@@ -1,0 +1,200 @@
+package childproc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+)
+
+// Environment variables a child reads.
+const (
+	// EnvFDs names the child's control and log descriptors, as "3,4".
+	EnvFDs = "PROCSUP_FDS"
+	// EnvEntry names the registered entry point a re-executed binary runs (see [Register]).
+	EnvEntry = "PROCSUP_ENTRY"
+)
+
+// Files are the child's ends of the two socket pairs. A [Launcher] must pass them to the
+// child as descriptors 3 (Control) and 4 (Logs) and set [EnvFDs]; [Files.Apply] does all
+// of that for an [exec.Cmd].
+type Files struct {
+	Control *os.File
+	Logs    *os.File
+	// ParentDeathSignal is the signal the child gets when the parent dies (Linux).
+	ParentDeathSignal syscall.Signal
+}
+
+// Apply prepares cmd to start a child the way procsup needs: Control and Logs as
+// descriptors 3 and 4 (cmd.ExtraFiles must be empty), [EnvFDs] in its environment, its
+// own process group, and the parent-death signal. It keeps cmd's other settings.
+func (f Files) Apply(cmd *exec.Cmd) error {
+	if len(cmd.ExtraFiles) > 0 {
+		return fmt.Errorf("%w: ExtraFiles must be empty, descriptors 3 and 4 are procsup's", ErrBadCommand)
+	}
+	cmd.ExtraFiles = []*os.File{f.Control, f.Logs}
+	env := cmd.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	cmd.Env = append(env[:len(env):len(env)], EnvFDs+"=3,4")
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
+	cmd.SysProcAttr.Pgid = 0
+	cmd.SysProcAttr.Pdeathsig = f.ParentDeathSignal
+	return nil
+}
+
+// A Launcher starts a child process its own way: in a container, under another user, with
+// a wrapper. It must call [Files.Apply] (or do what it does) and return a started command.
+// Launch runs on procsup's starter thread (see [Start]), so it must not block for long.
+type Launcher interface {
+	Launch(ctx context.Context, files Files) (*exec.Cmd, error)
+}
+
+// LauncherFunc adapts a function to a [Launcher].
+type LauncherFunc func(ctx context.Context, files Files) (*exec.Cmd, error)
+
+// Launch calls f.
+func (f LauncherFunc) Launch(ctx context.Context, files Files) (*exec.Cmd, error) {
+	return f(ctx, files)
+}
+
+// Command describes a child program to start. It is the usual [Launcher].
+type Command struct {
+	// Path is the program: a path, or a name looked up in PATH.
+	Path string
+	// Args are the arguments after the program name.
+	Args []string
+	// Env is the environment; nil means the parent's. [EnvFDs] is added.
+	Env []string
+	// Dir is the working directory; empty means the parent's.
+	Dir string
+	// Stdout and Stderr receive the child's output; nil discards it. An *os.File is
+	// handed to the child as it is; any other writer is fed by a goroutine.
+	Stdout, Stderr io.Writer
+	// ParentDeathSignal is sent to the child when the parent dies; 0 means SIGKILL.
+	ParentDeathSignal syscall.Signal
+}
+
+// Launch starts the command.
+func (c *Command) Launch(ctx context.Context, files Files) (*exec.Cmd, error) {
+	if c == nil || c.Path == "" {
+		return nil, fmt.Errorf("%w: no program path", ErrBadCommand)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(c.Path, c.Args...)
+	cmd.Env, cmd.Dir = c.Env, c.Dir
+	cmd.Stdout, cmd.Stderr = c.Stdout, c.Stderr
+	cmd.WaitDelay = time.Second // a grandchild holding stdout open must not stall Wait
+	if c.ParentDeathSignal != 0 {
+		files.ParentDeathSignal = c.ParentDeathSignal
+	}
+	if err := files.Apply(cmd); err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	return cmd, nil
+}
+
+// Start makes the control and log socket pairs, has launcher start the child with its
+// ends, closes those ends in the parent and returns the running [Process]. Every parent
+// descriptor is close-on-exec, so the child and its descendants inherit only 3 and 4.
+//
+// Every child is started from one goroutine locked to its OS thread for the life of the
+// program: the parent-death signal follows the thread that forked the child, and this
+// way that thread never ends.
+//
+// On failure nothing is left open and the error is a [*StartError] (or wraps
+// [ErrBadCommand]).
+func Start(ctx context.Context, launcher Launcher) (*Process, error) {
+	if launcher == nil {
+		return nil, fmt.Errorf("%w: nil launcher", ErrBadCommand)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ctrlParent, ctrlChild, err := socketPair("control")
+	if err != nil {
+		return nil, &StartError{Path: launcherPath(launcher), Err: err}
+	}
+	logParent, logChild, err := socketPair("logs")
+	if err != nil {
+		ctrlParent.Close()
+		ctrlChild.Close()
+		return nil, &StartError{Path: launcherPath(launcher), Err: err}
+	}
+	var cmd *exec.Cmd
+	onStarterThread(func() {
+		cmd, err = launcher.Launch(ctx, Files{Control: ctrlChild, Logs: logChild, ParentDeathSignal: syscall.SIGKILL})
+	})
+	ctrlChild.Close()
+	logChild.Close()
+	if err == nil && (cmd == nil || cmd.Process == nil) {
+		err = errors.New("launcher returned no started command")
+	}
+	if err != nil {
+		ctrlParent.Close()
+		logParent.Close()
+		if errors.Is(err, ErrBadCommand) {
+			return nil, err
+		}
+		return nil, &StartError{Path: launcherPath(launcher), Err: err}
+	}
+	control, err1 := fileConn(ctrlParent)
+	logs, err2 := fileConn(logParent)
+	if err := errors.Join(err1, err2); err != nil {
+		// Cannot happen with a socket pair; do not leave the child behind if it does.
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+		for _, c := range []net.Conn{control, logs} {
+			if c != nil {
+				c.Close()
+			}
+		}
+		return nil, &StartError{Path: launcherPath(launcher), Err: err}
+	}
+	p := &Process{
+		cmd:     cmd,
+		control: control,
+		logs:    logs,
+		pidfd:   openPidfd(cmd.Process.Pid),
+		started: time.Now(),
+		done:    make(chan struct{}),
+	}
+	go p.reap()
+	return p, nil
+}
+
+func launcherPath(l Launcher) string {
+	if c, ok := l.(*Command); ok && c != nil {
+		return c.Path
+	}
+	return fmt.Sprintf("%T", l)
+}
+
+// socketPair returns both ends of an AF_UNIX stream socket pair, close-on-exec.
+func socketPair(name string) (parent, child *os.File, err error) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, os.NewSyscallError("socketpair", err)
+	}
+	return os.NewFile(uintptr(fds[0]), name+"-parent"), os.NewFile(uintptr(fds[1]), name+"-child"), nil
+}
+
+// fileConn turns f into a net.Conn read through the netpoller, and closes f.
+func fileConn(f *os.File) (net.Conn, error) {
+	defer f.Close()
+	return net.FileConn(f)
+}

@@ -1,0 +1,113 @@
+package childproc_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/procsup/procsup/childproc"
+	"github.com/procsup/procsup/messages"
+)
+
+// The test binary doubles as every child program the tests start.
+func TestMain(m *testing.M) {
+	childproc.Register("echo", echoChild())
+	childproc.Register("flood", floodChild())
+	childproc.Register("grandparent", grandparentChild())
+	if os.Getenv("PROCSUP_RAW_ECHO") != "" {
+		rawEcho()
+	}
+	childproc.RunEntry()
+	// A child built with -race sleeps a second at exit unless told not to.
+	if os.Getenv("GORACE") == "" {
+		os.Setenv("GORACE", "atexit_sleep_ms=0")
+	}
+	os.Exit(m.Run())
+}
+
+// echoChild fails Init when the payload says "fail", echoes requests, and answers the
+// one-way messages "log" (logs a record with attributes and groups) and "ask" (asks the
+// parent a question and sends back the answer).
+func echoChild() childproc.Handler {
+	return childproc.HandlerFuncs{
+		InitFunc: func(ctx context.Context, req *messages.InitializeRequest) error {
+			if string(req.Payload) == "fail" {
+				return errors.New("model file missing")
+			}
+			return nil
+		},
+		RequestFunc: func(ctx context.Context, p *childproc.Peer, r *messages.Request) ([]byte, error) {
+			if r.Kind == "fail" {
+				return nil, errors.New("request refused")
+			}
+			return r.Body, nil
+		},
+		MessageFunc: func(ctx context.Context, p *childproc.Peer, m *messages.Message) {
+			switch m.Kind {
+			case "log":
+				p.Logger().With("worker", 7).WithGroup("job").Warn("disk slow", "ms", 250, slog.Group("dev", "name", "sda"))
+			case "ask":
+				answer, err := p.Request(ctx, "question", m.Body)
+				if err != nil {
+					answer = []byte("error: " + err.Error())
+				}
+				p.Send("answer", answer)
+			case "exit":
+				code, _ := strconv.Atoi(string(m.Body))
+				os.Exit(code)
+			}
+		},
+	}
+}
+
+// floodChild logs N records as fast as it can, then reports how many it dropped.
+func floodChild() childproc.Handler {
+	return childproc.HandlerFuncs{
+		RunFunc: func(ctx context.Context, p *childproc.Peer) error {
+			n, _ := strconv.Atoi(os.Getenv("FLOOD_N"))
+			for i := range n {
+				p.Logger().Info("flood", "i", i)
+			}
+			p.Send("done", nil)
+			<-ctx.Done()
+			return nil
+		},
+	}
+}
+
+// grandparentChild starts an echo child of its own, prints that child's pid on stdout,
+// and then waits forever.
+func grandparentChild() childproc.Handler {
+	return childproc.HandlerFuncs{
+		RunFunc: func(ctx context.Context, p *childproc.Peer) error {
+			cmd, err := childproc.SelfCommand("echo")
+			if err != nil {
+				return err
+			}
+			child, err := childproc.Start(ctx, cmd)
+			if err != nil {
+				return err
+			}
+			fmt.Println(child.Pid())
+			<-ctx.Done()
+			return nil
+		},
+	}
+}
+
+// within waits until cond holds, polling, or fails the test after d.
+func within(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, d)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -1,0 +1,125 @@
+package childproc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+)
+
+// ExitStatus is how a child ended.
+type ExitStatus struct {
+	// Code is the exit code, or -1 when a signal ended the process.
+	Code int
+	// Signal is the signal that ended the process, or 0.
+	Signal syscall.Signal
+}
+
+// Success reports whether the process exited with code 0.
+func (s ExitStatus) Success() bool { return s.Code == 0 && s.Signal == 0 }
+
+// String reads like "exit code 3" or "signal killed".
+func (s ExitStatus) String() string {
+	if s.Signal != 0 {
+		return "signal " + s.Signal.String()
+	}
+	return fmt.Sprintf("exit code %d", s.Code)
+}
+
+// Process is a started child: its pid, the parent's ends of its sockets and its exit.
+// Its methods are safe for concurrent use.
+type Process struct {
+	cmd     *exec.Cmd
+	control net.Conn
+	logs    net.Conn
+	pidfd   *os.File
+	started time.Time
+
+	done    chan struct{} // closed once the process is reaped
+	status  ExitStatus
+	waitErr error
+}
+
+// Pid is the child's process ID, also its process group ID.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// StartTime is when the child was started.
+func (p *Process) StartTime() time.Time { return p.started }
+
+// Control is the parent's end of the control socket; wrap it with messages.NewReader
+// and messages.NewWriter.
+func (p *Process) Control() net.Conn { return p.control }
+
+// Logs is the parent's end of the log socket.
+func (p *Process) Logs() net.Conn { return p.logs }
+
+// Done is closed when the child has exited and been reaped.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Wait waits until the child has exited, or ctx is done, and returns how it ended. Any
+// number of goroutines may wait. Waiting holds no OS thread where the kernel has pidfds.
+func (p *Process) Wait(ctx context.Context) (ExitStatus, error) {
+	select {
+	case <-p.done:
+		return p.status, p.waitErr
+	case <-ctx.Done():
+		return ExitStatus{}, ctx.Err()
+	}
+}
+
+// reap waits for the exit on the pidfd (a parked goroutine, no thread), then reaps.
+func (p *Process) reap() {
+	if p.pidfd != nil {
+		waitPidfd(p.pidfd)
+		p.pidfd.Close()
+	}
+	err := p.cmd.Wait()
+	st := p.cmd.ProcessState
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) || (err != nil && st != nil) {
+		err = nil // a non-zero exit is a status, not an error of waiting
+	}
+	if st != nil {
+		if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			p.status = ExitStatus{Code: -1, Signal: ws.Signal()}
+		} else {
+			p.status = ExitStatus{Code: st.ExitCode()}
+		}
+	}
+	p.waitErr = err
+	close(p.done)
+}
+
+// Signal sends sig to the child process alone.
+func (p *Process) Signal(sig syscall.Signal) error {
+	select {
+	case <-p.done:
+		return os.ErrProcessDone
+	default:
+	}
+	return p.cmd.Process.Signal(sig)
+}
+
+// SignalGroup sends sig to the child's whole process group, its descendants included
+// unless they left the group. It is safe after the child was reaped: the group ID cannot
+// be reused while any member lives.
+func (p *Process) SignalGroup(sig syscall.Signal) error {
+	err := syscall.Kill(-p.Pid(), sig)
+	if errors.Is(err, syscall.ESRCH) {
+		return os.ErrProcessDone
+	}
+	return err
+}
+
+// Kill sends SIGKILL to the child's whole process group.
+func (p *Process) Kill() error { return p.SignalGroup(syscall.SIGKILL) }
+
+// Close closes the parent's ends of the sockets. The child sees end of stream and, if it
+// uses [Serve], exits. Close does not wait for the exit.
+func (p *Process) Close() error {
+	return errors.Join(p.control.Close(), p.logs.Close())
+}

@@ -1,0 +1,436 @@
+package childproc_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/procsup/procsup/actors/actortest"
+	"github.com/procsup/procsup/childproc"
+	"github.com/procsup/procsup/messages"
+)
+
+type conn struct {
+	p *childproc.Process
+	r *messages.Reader
+	w *messages.Writer
+}
+
+// start launches the test binary as the named child and makes sure it is gone when the
+// test ends.
+func start(t testing.TB, entry string, env ...string) *conn {
+	t.Helper()
+	cmd, err := childproc.SelfCommand(entry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Env = append(cmd.Env, env...)
+	cmd.Stderr = os.Stderr
+	p, err := childproc.Start(context.Background(), cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.Kill()
+		p.Wait(context.Background())
+		p.Close()
+	})
+	return &conn{p: p, r: messages.NewReader(p.Control(), 0), w: messages.NewWriter(p.Control(), 0)}
+}
+
+func (c *conn) send(t testing.TB, m messages.Wire) {
+	t.Helper()
+	if err := c.w.Write(m); err != nil {
+		t.Fatalf("send %T: %v", m, err)
+	}
+}
+
+func (c *conn) recv(t testing.TB) messages.Wire {
+	t.Helper()
+	c.p.Control().SetReadDeadline(time.Now().Add(10 * time.Second))
+	m, err := c.r.Read()
+	if err != nil {
+		t.Fatalf("recv: %v", err)
+	}
+	return m
+}
+
+func (c *conn) initialize(t testing.TB, req *messages.InitializeRequest) *messages.InitializeResponse {
+	t.Helper()
+	c.send(t, req)
+	m := c.recv(t)
+	resp, ok := m.(*messages.InitializeResponse)
+	if !ok {
+		t.Fatalf("first message is %T, want InitializeResponse", m)
+	}
+	return resp
+}
+
+func (c *conn) wait(t testing.TB) childproc.ExitStatus {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := c.p.Wait(ctx)
+	if err != nil {
+		t.Fatalf("wait: %v", err)
+	}
+	return st
+}
+
+func TestLifecycle(t *testing.T) {
+	actortest.CheckLeaks(t)
+	c := start(t, "echo")
+	if resp := c.initialize(t, &messages.InitializeRequest{PingInterval: time.Second, PingTimeout: 5 * time.Second}); resp.Error != "" {
+		t.Fatalf("init error %q", resp.Error)
+	}
+	for i := range 3 {
+		c.send(t, &messages.PingRequest{SentAt: int64(100 + i)})
+		pong, ok := c.recv(t).(*messages.PongResponse)
+		if !ok || pong.SentAt != int64(100+i) || pong.ChildTime == 0 {
+			t.Fatalf("pong %d: %#v", i, pong)
+		}
+	}
+	c.send(t, &messages.Request{ID: 1, Kind: "echo", Body: []byte("hello")})
+	if r, ok := c.recv(t).(*messages.Reply); !ok || r.ID != 1 || string(r.Body) != "hello" || r.Error != "" {
+		t.Fatalf("reply: %#v", r)
+	}
+	c.send(t, &messages.Request{ID: 2, Kind: "fail"})
+	if r, ok := c.recv(t).(*messages.Reply); !ok || r.ID != 2 || r.Error != "request refused" {
+		t.Fatalf("error reply: %#v", r)
+	}
+	// The child asks the parent something and reports the answer.
+	c.send(t, &messages.Message{Kind: "ask", Body: []byte("2+2")})
+	req, ok := c.recv(t).(*messages.Request)
+	if !ok || req.Kind != "question" || string(req.Body) != "2+2" {
+		t.Fatalf("child request: %#v", req)
+	}
+	c.send(t, &messages.Reply{ID: req.ID, Body: []byte("4")})
+	if m, ok := c.recv(t).(*messages.Message); !ok || m.Kind != "answer" || string(m.Body) != "4" {
+		t.Fatalf("answer: %#v", m)
+	}
+	c.send(t, &messages.ShutdownRequest{Reason: "test over"})
+	ex, ok := c.recv(t).(*messages.Exiting)
+	if !ok || !strings.Contains(ex.Reason, "test over") {
+		t.Fatalf("exiting: %#v", ex)
+	}
+	if _, err := c.r.Read(); !errors.Is(err, messages.ErrClosed) {
+		t.Fatalf("after Exiting: %v, want ErrClosed", err)
+	}
+	if st := c.wait(t); !st.Success() {
+		t.Fatalf("exit: %v", st)
+	}
+}
+
+func TestInitErrorReachesParent(t *testing.T) {
+	actortest.CheckLeaks(t)
+	c := start(t, "echo")
+	resp := c.initialize(t, &messages.InitializeRequest{Payload: []byte("fail")})
+	if resp.Error != "model file missing" {
+		t.Fatalf("init error %q", resp.Error)
+	}
+	if st := c.wait(t); st.Code != 1 {
+		t.Fatalf("exit: %v, want exit code 1", st)
+	}
+}
+
+func TestChildExitsWhenParentCloses(t *testing.T) {
+	actortest.CheckLeaks(t)
+	c := start(t, "echo")
+	c.initialize(t, &messages.InitializeRequest{})
+	c.p.Close()
+	if st := c.wait(t); st.Code != 1 {
+		t.Fatalf("exit: %v, want exit code 1 (parent gone)", st)
+	}
+}
+
+func TestChildExitsWhenParentFallsSilent(t *testing.T) {
+	actortest.CheckLeaks(t)
+	c := start(t, "echo", childproc.EnvSilenceGrace+"=100ms")
+	c.initialize(t, &messages.InitializeRequest{PingInterval: 50 * time.Millisecond, PingTimeout: 200 * time.Millisecond})
+	began := time.Now()
+	if st := c.wait(t); st.Code != 1 {
+		t.Fatalf("exit: %v, want exit code 1", st)
+	}
+	if d := time.Since(began); d < 300*time.Millisecond {
+		t.Fatalf("exited after %v, before ping timeout + grace (300ms)", d)
+	}
+}
+
+func TestChildExitsOnGarbageFromParent(t *testing.T) {
+	actortest.CheckLeaks(t)
+	c := start(t, "echo")
+	c.initialize(t, &messages.InitializeRequest{})
+	c.p.Control().Write([]byte{0, 0, 0, 3, 0xc1, 0xc1, 0xc1})
+	if st := c.wait(t); st.Code != 1 {
+		t.Fatalf("exit: %v, want exit code 1 (protocol error)", st)
+	}
+}
+
+func TestWrongFirstMessage(t *testing.T) {
+	actortest.CheckLeaks(t)
+	c := start(t, "echo")
+	c.send(t, &messages.PingRequest{SentAt: 1})
+	if st := c.wait(t); st.Code != 1 {
+		t.Fatalf("exit: %v, want exit code 1", st)
+	}
+}
+
+func TestLogRecordsKeepLevelsAttrsAndGroups(t *testing.T) {
+	actortest.CheckLeaks(t)
+	c := start(t, "echo")
+	c.initialize(t, &messages.InitializeRequest{})
+	c.send(t, &messages.Message{Kind: "log"})
+	lr := messages.NewReader(c.p.Logs(), 0)
+	c.p.Logs().SetReadDeadline(time.Now().Add(10 * time.Second))
+	m, err := lr.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := m.(*messages.LogRecord)
+	if rec.Message != "disk slow" || rec.Level != 4 || rec.Source == nil || !strings.HasSuffix(rec.Source.File, "main_test.go") {
+		t.Fatalf("record: %#v", rec)
+	}
+	var got []string
+	for _, a := range rec.Attrs {
+		got = append(got, a.Slog().String())
+	}
+	if want := "worker=7 job=[ms=250 dev=[name=sda]]"; strings.Join(got, " ") != want {
+		t.Fatalf("attrs %q, want %q", strings.Join(got, " "), want)
+	}
+}
+
+// A child that logs faster than the parent reads never blocks: what does not fit is
+// dropped and counted, and every record is either received or counted as dropped.
+func TestLogFloodIsBoundedAndCounted(t *testing.T) {
+	actortest.CheckLeaks(t)
+	const n = 50000
+	c := start(t, "flood", "FLOOD_N="+strconv.Itoa(n))
+	c.initialize(t, &messages.InitializeRequest{})
+	if m, ok := c.recv(t).(*messages.Message); !ok || m.Kind != "done" {
+		t.Fatalf("got %#v, want the done message", m)
+	}
+	// Only now does the parent read the logs.
+	c.send(t, &messages.ShutdownRequest{})
+	lr := messages.NewReader(c.p.Logs(), 0)
+	var received, dropped uint64
+	for {
+		m, err := lr.Read()
+		if errors.Is(err, messages.ErrClosed) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		received++
+		dropped += m.(*messages.LogRecord).Dropped
+	}
+	if dropped == 0 || received+dropped != n {
+		t.Fatalf("received %d + dropped %d, want some dropped and %d in all", received, dropped, n)
+	}
+	c.wait(t)
+}
+
+func TestCustomLauncher(t *testing.T) {
+	actortest.CheckLeaks(t)
+	exe, _ := os.Executable()
+	launched := false
+	l := childproc.LauncherFunc(func(ctx context.Context, files childproc.Files) (*exec.Cmd, error) {
+		launched = true
+		cmd := exec.Command(exe)
+		cmd.Env = append(os.Environ(), childproc.EnvEntry+"=echo")
+		if err := files.Apply(cmd); err != nil {
+			return nil, err
+		}
+		return cmd, cmd.Start()
+	})
+	p, err := childproc.Start(context.Background(), l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &conn{p: p, r: messages.NewReader(p.Control(), 0), w: messages.NewWriter(p.Control(), 0)}
+	defer p.Close()
+	c.initialize(t, &messages.InitializeRequest{})
+	c.send(t, &messages.ShutdownRequest{})
+	if st := c.wait(t); !launched || !st.Success() {
+		t.Fatalf("launched %v, exit %v", launched, st)
+	}
+}
+
+func TestStartErrors(t *testing.T) {
+	actortest.CheckLeaks(t)
+	dir := t.TempDir()
+	notExec := filepath.Join(dir, "script")
+	os.WriteFile(notExec, []byte("#!/bin/sh\n"), 0o644)
+	cases := []struct {
+		name string
+		cmd  *childproc.Command
+		want error
+	}{
+		{"missing binary", &childproc.Command{Path: filepath.Join(dir, "nope")}, fs.ErrNotExist},
+		{"not in PATH", &childproc.Command{Path: "procsup-no-such-program"}, exec.ErrNotFound},
+		{"not executable", &childproc.Command{Path: notExec}, fs.ErrPermission},
+		{"no path", &childproc.Command{}, childproc.ErrBadCommand},
+		{"nil command", nil, childproc.ErrBadCommand},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p, err := childproc.Start(context.Background(), c.cmd)
+			if !errors.Is(err, c.want) || p != nil {
+				t.Fatalf("got %v, want %v", err, c.want)
+			}
+			var se *childproc.StartError
+			if c.want != childproc.ErrBadCommand && !errors.As(err, &se) {
+				t.Fatalf("%T is not a *StartError", err)
+			}
+		})
+	}
+	if _, err := childproc.Start(context.Background(), nil); !errors.Is(err, childproc.ErrBadCommand) {
+		t.Fatalf("nil launcher: %v", err)
+	}
+	if _, err := childproc.SelfCommand("unregistered"); !errors.Is(err, childproc.ErrBadCommand) {
+		t.Fatalf("unregistered entry: %v", err)
+	}
+}
+
+func TestServeOutsideProcsup(t *testing.T) {
+	t.Setenv(childproc.EnvFDs, "")
+	os.Unsetenv(childproc.EnvFDs)
+	err := childproc.Serve(context.Background(), childproc.HandlerFuncs{})
+	if !errors.Is(err, childproc.ErrNotChild) {
+		t.Fatalf("got %v, want ErrNotChild", err)
+	}
+	t.Setenv(childproc.EnvFDs, "banana")
+	if err := childproc.Serve(context.Background(), childproc.HandlerFuncs{}); !errors.Is(err, childproc.ErrNotChild) {
+		t.Fatalf("got %v, want ErrNotChild", err)
+	}
+}
+
+// The child inherits descriptors 3 and 4 and nothing else the parent holds: no
+// descriptor of the child's names a file or socket open in the parent.
+func TestChildInheritsOnlyItsSockets(t *testing.T) {
+	actortest.CheckLeaks(t)
+	secret, err := os.Create(filepath.Join(t.TempDir(), "parent-only"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer secret.Close()
+	c := start(t, "echo")
+	c.initialize(t, &messages.InitializeRequest{})
+	parent := fdTargets(t, "self")
+	child := fdTargets(t, strconv.Itoa(c.p.Pid()))
+	for fd, target := range child {
+		if fd == 3 || fd == 4 {
+			if !strings.HasPrefix(target, "socket:") {
+				t.Errorf("child fd %d is %s, want a socket", fd, target)
+			}
+			continue
+		}
+		if strings.HasPrefix(target, "socket:") || target == secret.Name() {
+			for pfd, ptarget := range parent {
+				if ptarget == target {
+					t.Errorf("child fd %d -> %s is the parent's fd %d", fd, target, pfd)
+				}
+			}
+		}
+	}
+	c.send(t, &messages.ShutdownRequest{})
+	c.wait(t)
+}
+
+func fdTargets(t *testing.T, pid string) map[int]string {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/" + pid + "/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int]string{}
+	for _, e := range ents {
+		fd, _ := strconv.Atoi(e.Name())
+		out[fd], _ = os.Readlink("/proc/" + pid + "/fd/" + e.Name())
+	}
+	return out
+}
+
+// Children run in their own process group and a group signal reaches them.
+func TestProcessGroup(t *testing.T) {
+	actortest.CheckLeaks(t)
+	c := start(t, "echo")
+	c.initialize(t, &messages.InitializeRequest{})
+	pgid, err := syscall.Getpgid(c.p.Pid())
+	if err != nil || pgid != c.p.Pid() {
+		t.Fatalf("pgid %d (%v), want %d", pgid, err, c.p.Pid())
+	}
+	c.p.SignalGroup(syscall.SIGTERM)
+	if st := c.wait(t); st.Signal != syscall.SIGTERM || st.Code != -1 {
+		t.Fatalf("exit: %v, want signal terminated", st)
+	}
+	if err := c.p.Signal(syscall.SIGTERM); !errors.Is(err, os.ErrProcessDone) {
+		t.Fatalf("signal after exit: %v", err)
+	}
+}
+
+// When a parent is SIGKILLed its child dies too (parent-death signal).
+func TestParentDeathKillsChild(t *testing.T) {
+	actortest.CheckLeaks(t)
+	cmd, _ := childproc.SelfCommand("grandparent")
+	pr, pw := io.Pipe()
+	cmd.Stdout = pw
+	p, err := childproc.Start(context.Background(), cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c := &conn{p: p, r: messages.NewReader(p.Control(), 0), w: messages.NewWriter(p.Control(), 0)}
+	c.initialize(t, &messages.InitializeRequest{})
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	grandchild, _ := strconv.Atoi(strings.TrimSpace(line))
+	if !actortest.Alive(grandchild) {
+		t.Fatalf("grandchild %d not running", grandchild)
+	}
+	p.Signal(syscall.SIGKILL) // the middle process alone, not its group
+	go io.Copy(io.Discard, pr)
+	c.wait(t)
+	pw.Close()
+	within(t, time.Second, "grandchild gone after its parent was killed", func() bool { return !actortest.Alive(grandchild) })
+}
+
+// Many children come and go; the parent's descriptors return to where they were and its
+// threads do not grow with the number of children.
+func TestNoThreadPerChild(t *testing.T) {
+	actortest.CheckLeaks(t)
+	warm := start(t, "echo") // the starter thread and runtime threads exist from here
+	warm.initialize(t, &messages.InitializeRequest{})
+	threads := actortest.CountThreads()
+	const n = 40
+	var cs []*conn
+	for range n {
+		c := start(t, "echo")
+		c.initialize(t, &messages.InitializeRequest{})
+		cs = append(cs, c)
+	}
+	if got := actortest.CountThreads(); got > threads+4 {
+		t.Errorf("%d children waited on with %d threads, started with %d", n, got, threads)
+	}
+	for _, c := range cs {
+		c.send(t, &messages.ShutdownRequest{})
+	}
+	for _, c := range cs {
+		if st := c.wait(t); !st.Success() {
+			t.Fatalf("exit %v", st)
+		}
+		c.p.Close()
+	}
+}

@@ -1,0 +1,167 @@
+package messages
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"sync"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// DefaultMaxFrame is the default cap on a frame's body: 16 MiB.
+const DefaultMaxFrame = 16 << 20
+
+// envelope is the msgpack body of every frame: the type and the message's own fields.
+type envelope struct {
+	Type Type               `msgpack:"type"`
+	Data msgpack.RawMessage `msgpack:"data"`
+}
+
+// Encode returns the frame for m: the 4-byte big-endian length and the msgpack body.
+func Encode(m Wire) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.Write([]byte{0, 0, 0, 0})
+	if err := encodeBody(&buf, m); err != nil {
+		return nil, err
+	}
+	b := buf.Bytes()
+	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
+	return b, nil
+}
+
+func encodeBody(buf *bytes.Buffer, m Wire) error {
+	data, err := msgpack.Marshal(m)
+	if err != nil {
+		return err
+	}
+	enc := msgpack.NewEncoder(buf)
+	return enc.Encode(envelope{Type: m.WireType(), Data: data})
+}
+
+// Decode decodes one frame body (without its length prefix). It checks the body's shape
+// before decoding, so that no input makes it allocate more than a small multiple of
+// len(body). Errors match [ErrUnknownType] or [ErrMalformed].
+func Decode(body []byte) (Wire, error) {
+	if len(body) == 0 {
+		return nil, &DecodeError{Err: errors.New("empty frame")}
+	}
+	if err := checkShape(body); err != nil {
+		return nil, &DecodeError{Err: err}
+	}
+	var env envelope
+	if err := msgpack.Unmarshal(body, &env); err != nil {
+		return nil, &DecodeError{Err: err}
+	}
+	if env.Type == "" {
+		return nil, &DecodeError{Err: errors.New("no message type")}
+	}
+	m := newWire(env.Type)
+	if m == nil {
+		return nil, &UnknownTypeError{Type: string(env.Type)}
+	}
+	if len(env.Data) > 0 {
+		if err := msgpack.Unmarshal(env.Data, m); err != nil {
+			return nil, &DecodeError{Type: string(env.Type), Err: err}
+		}
+	}
+	return m, nil
+}
+
+// Reader reads frames from a stream. It is not safe for concurrent use: one goroutine
+// reads, as the parent's reader actor and the child runtime's read loop do.
+type Reader struct {
+	r   *bufio.Reader
+	max int
+}
+
+// NewReader returns a Reader over r that rejects bodies larger than maxFrame bytes
+// (DefaultMaxFrame when maxFrame <= 0).
+func NewReader(r io.Reader, maxFrame int) *Reader {
+	if maxFrame <= 0 {
+		maxFrame = DefaultMaxFrame
+	}
+	return &Reader{r: bufio.NewReaderSize(r, 32<<10), max: maxFrame}
+}
+
+// Read reads and decodes the next frame. At a clean end of stream it returns an error
+// matching [ErrClosed]; a frame cut short is a [DecodeError] wrapping
+// [io.ErrUnexpectedEOF]; a length over the cap is a [FrameTooLargeError], checked before
+// anything is allocated. Errors of the underlying stream (a deadline, say) are returned
+// as they are. After ErrFrameTooLarge or a truncated frame the stream is out of step and
+// must be closed; after ErrUnknownType or another ErrMalformed the next frame can be read.
+func (r *Reader) Read() (Wire, error) {
+	body, err := r.ReadFrame()
+	if err != nil {
+		return nil, err
+	}
+	return Decode(body)
+}
+
+// ReadFrame reads the next frame's body without decoding it.
+func (r *Reader) ReadFrame() ([]byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r.r, hdr[:]); err != nil {
+		switch err {
+		case io.EOF:
+			return nil, ErrClosed
+		case io.ErrUnexpectedEOF:
+			return nil, &DecodeError{Err: err}
+		}
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if uint64(n) > uint64(r.max) {
+		return nil, &FrameTooLargeError{Size: uint64(n), Max: r.max}
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r.r, body); err != nil {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return nil, &DecodeError{Err: io.ErrUnexpectedEOF}
+		}
+		return nil, err
+	}
+	return body, nil
+}
+
+// Writer writes frames to a stream. It is safe for concurrent use: each frame goes out in
+// one Write call under a lock, so frames from several goroutines never interleave.
+type Writer struct {
+	mu  sync.Mutex
+	w   io.Writer
+	max int
+	buf bytes.Buffer
+}
+
+// NewWriter returns a Writer over w that refuses to send bodies larger than maxFrame
+// bytes (DefaultMaxFrame when maxFrame <= 0).
+func NewWriter(w io.Writer, maxFrame int) *Writer {
+	if maxFrame <= 0 {
+		maxFrame = DefaultMaxFrame
+	}
+	return &Writer{w: w, max: maxFrame}
+}
+
+// Write encodes m and writes it as one frame. A body over the cap is refused with a
+// [FrameTooLargeError] and nothing is written.
+func (w *Writer) Write(m Wire) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Reset()
+	w.buf.Write([]byte{0, 0, 0, 0})
+	if err := encodeBody(&w.buf, m); err != nil {
+		return err
+	}
+	b := w.buf.Bytes()
+	if len(b)-4 > w.max {
+		return &FrameTooLargeError{Size: uint64(len(b) - 4), Max: w.max}
+	}
+	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
+	_, err := w.w.Write(b)
+	if w.buf.Cap() > 1<<20 {
+		w.buf = bytes.Buffer{} // do not keep a huge buffer after one large message
+	}
+	return err
+}

@@ -1,0 +1,311 @@
+package messages
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"io"
+	"maps"
+	"net"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/vectors.txt")
+
+// samples holds one message of every type, with every field set.
+func samples() map[string]Wire {
+	return map[string]Wire{
+		"initialize_request": &InitializeRequest{PingInterval: 2500 * time.Millisecond, PingTimeout: time.Minute,
+			HighPingThreshold: 500 * time.Millisecond, Debug: true, Payload: []byte("cfg")},
+		"initialize_response":     &InitializeResponse{},
+		"initialize_response_err": &InitializeResponse{Error: "no model"},
+		"ping_request":            &PingRequest{SentAt: 1234567890},
+		"pong_response":           &PongResponse{SentAt: 1234567890, ChildTime: 1700000000000000000},
+		"shutdown_request":        &ShutdownRequest{Reason: "closed on request"},
+		"exiting":                 &Exiting{Reason: "shutdown"},
+		"log_record": &LogRecord{Time: 1700000000000000000, Level: 4, Message: "hot", Logger: "worker",
+			Attrs:  []Attr{{Key: "n", Kind: "int", Value: int64(3)}, {Key: "g", Kind: "group", Group: []Attr{{Key: "ok", Kind: "bool", Value: true}}}},
+			Source: &Source{Function: "main.run", File: "main.go", Line: 42}, Dropped: 7},
+		"message":     &Message{Kind: "progress", Body: []byte{0x01, 0x02}},
+		"request":     &Request{ID: 9, Kind: "echo", Body: []byte("hi")},
+		"reply":       &Reply{ID: 9, Body: []byte("hi")},
+		"reply_error": &Reply{ID: 10, Error: "boom"},
+	}
+}
+
+func socketPair(t testing.TB) (net.Conn, net.Conn) {
+	t.Helper()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := func(fd int) net.Conn {
+		f := os.NewFile(uintptr(fd), "sock")
+		c, err := net.FileConn(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	a, b := conn(fds[0]), conn(fds[1])
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
+}
+
+// normalize makes decoded values comparable with the samples: msgpack decodes small
+// integers in `any` to their smallest type.
+func normalize(m Wire) Wire {
+	if r, ok := m.(*LogRecord); ok {
+		var fix func([]Attr)
+		fix = func(as []Attr) {
+			for i := range as {
+				switch v := as[i].Value.(type) {
+				case int8:
+					as[i].Value = int64(v)
+				case int16:
+					as[i].Value = int64(v)
+				case int32:
+					as[i].Value = int64(v)
+				}
+				fix(as[i].Group)
+			}
+		}
+		fix(r.Attrs)
+	}
+	return m
+}
+
+func TestRoundTripOverSocket(t *testing.T) {
+	a, b := socketPair(t)
+	w := NewWriter(a, 0)
+	r := NewReader(b, 0)
+	for name, m := range samples() {
+		go func() {
+			if err := w.Write(m); err != nil {
+				t.Errorf("%s: write: %v", name, err)
+			}
+		}()
+		got, err := r.Read()
+		if err != nil {
+			t.Fatalf("%s: read: %v", name, err)
+		}
+		if !reflect.DeepEqual(normalize(got), m) {
+			t.Errorf("%s: got %#v, want %#v", name, got, m)
+		}
+	}
+	a.Close()
+	if _, err := r.Read(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("read after close: %v, want ErrClosed", err)
+	}
+}
+
+func TestConcurrentWritesDoNotInterleave(t *testing.T) {
+	a, b := socketPair(t)
+	w := NewWriter(a, 0)
+	const writers, each = 8, 200
+	big := bytes.Repeat([]byte{'x'}, 10<<10)
+	for i := range writers {
+		go func() {
+			for j := range each {
+				if err := w.Write(&Request{ID: uint64(i*each + j), Body: big}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	r := NewReader(b, 0)
+	seen := map[uint64]bool{}
+	for range writers * each {
+		m, err := r.Read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := m.(*Request)
+		if seen[req.ID] || !bytes.Equal(req.Body, big) {
+			t.Fatalf("frame %d duplicated or corrupted", req.ID)
+		}
+		seen[req.ID] = true
+	}
+}
+
+func frame(body []byte) []byte {
+	out := binary.BigEndian.AppendUint32(nil, uint32(len(body)))
+	return append(out, body...)
+}
+
+func body(t testing.TB, v any) []byte {
+	b, err := msgpack.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestBadFrames(t *testing.T) {
+	deep := bytes.Repeat([]byte{0x91}, 1000)
+	deep = append(deep, 0xc0)
+	cases := []struct {
+		name  string
+		input []byte
+		want  error
+	}{
+		{"oversized", binary.BigEndian.AppendUint32(nil, 1<<20+1), ErrFrameTooLarge},
+		{"huge length prefix", []byte{0xff, 0xff, 0xff, 0xff, 1, 2}, ErrFrameTooLarge},
+		{"truncated header", []byte{0, 0}, ErrMalformed},
+		{"truncated body", []byte{0, 0, 0, 10, 0x82}, ErrMalformed},
+		{"empty body", frame(nil), ErrMalformed},
+		{"not msgpack", frame([]byte{0xc1, 0xc1}), ErrMalformed},
+		{"not a map", frame(body(t, []int{1, 2})), ErrMalformed},
+		{"no type", frame(body(t, map[string]any{"data": map[string]any{}})), ErrMalformed},
+		{"unknown type", frame(body(t, map[string]any{"type": "teleport", "data": map[string]any{}})), ErrUnknownType},
+		{"wrong field type", frame(body(t, map[string]any{"type": "ping_request", "data": map[string]any{"sent_at_ns": "soon"}})), ErrMalformed},
+		{"array claims 4G elements", frame([]byte{0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0}), ErrMalformed},
+		{"string claims 4 GB", frame([]byte{0xdb, 0xff, 0xff, 0xff, 0xff, 'a'}), ErrMalformed},
+		{"nesting too deep", frame(deep), ErrMalformed},
+		{"trailing bytes", frame(append(body(t, envelope{Type: TypeExiting}), 0xc0)), ErrMalformed},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := NewReader(bytes.NewReader(c.input), 1<<20).Read()
+			if !errors.Is(err, c.want) {
+				t.Fatalf("got %v, want %v", err, c.want)
+			}
+			var tooLarge *FrameTooLargeError
+			var unknown *UnknownTypeError
+			var decode *DecodeError
+			switch c.want {
+			case ErrFrameTooLarge:
+				if !errors.As(err, &tooLarge) || tooLarge.Max != 1<<20 {
+					t.Fatalf("not a FrameTooLargeError with Max: %#v", err)
+				}
+			case ErrUnknownType:
+				if !errors.As(err, &unknown) || unknown.Type != "teleport" {
+					t.Fatalf("not an UnknownTypeError naming the type: %#v", err)
+				}
+			case ErrMalformed:
+				if !errors.As(err, &decode) || decode.Err == nil {
+					t.Fatalf("not a DecodeError with a cause: %#v", err)
+				}
+			}
+		})
+	}
+}
+
+func TestTruncatedBodyWrapsUnexpectedEOF(t *testing.T) {
+	_, err := NewReader(bytes.NewReader([]byte{0, 0, 0, 10, 0x82}), 0).Read()
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("got %v, want io.ErrUnexpectedEOF inside", err)
+	}
+}
+
+func TestUnknownTypeLeavesStreamUsable(t *testing.T) {
+	var in bytes.Buffer
+	in.Write(frame(body(t, map[string]any{"type": "future_thing", "data": map[string]any{"x": 1}})))
+	good, _ := Encode(&PingRequest{SentAt: 5})
+	in.Write(good)
+	r := NewReader(&in, 0)
+	if _, err := r.Read(); !errors.Is(err, ErrUnknownType) {
+		t.Fatalf("first: %v", err)
+	}
+	m, err := r.Read()
+	if err != nil || m.(*PingRequest).SentAt != 5 {
+		t.Fatalf("second: %v %v", m, err)
+	}
+}
+
+func TestUnknownFieldsAreIgnored(t *testing.T) {
+	data := body(t, map[string]any{"sent_at_ns": 7, "added_later": []int{1}})
+	m, err := Decode(body(t, map[string]any{"type": "ping_request", "data": msgpack.RawMessage(data)}))
+	if err != nil || m.(*PingRequest).SentAt != 7 {
+		t.Fatalf("%v %v", m, err)
+	}
+}
+
+func TestWriterRefusesOversized(t *testing.T) {
+	var out bytes.Buffer
+	w := NewWriter(&out, 1024)
+	err := w.Write(&Message{Body: make([]byte, 2048)})
+	if !errors.Is(err, ErrFrameTooLarge) || out.Len() != 0 {
+		t.Fatalf("got %v with %d bytes written", err, out.Len())
+	}
+}
+
+// TestVectors checks testdata/vectors.txt: each line is `name hex meaning`, where hex is a
+// whole frame and meaning is the body as JSON (bytes in base64). Other implementations of
+// the protocol can test against the same file. Run with -update to rewrite it.
+func TestVectors(t *testing.T) {
+	path := "testdata/vectors.txt"
+	if *update {
+		var out strings.Builder
+		out.WriteString("# procsup wire protocol test vectors: name<TAB>frame in hex<TAB>body as JSON ([]byte fields in base64)\n")
+		for _, name := range slices.Sorted(maps.Keys(samples())) {
+			b, err := Encode(samples()[name])
+			if err != nil {
+				t.Fatal(err)
+			}
+			var meaning any
+			if err := msgpack.Unmarshal(b[4:], &meaning); err != nil {
+				t.Fatal(err)
+			}
+			js, _ := json.Marshal(meaning)
+			out.WriteString(name + "\t" + hex.EncodeToString(b) + "\t" + string(js) + "\n")
+		}
+		if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	n := 0
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") || line == "" {
+			continue
+		}
+		parts := strings.Split(line, "\t")
+		if len(parts) != 3 {
+			t.Fatalf("bad line %q", line)
+		}
+		want, ok := samples()[parts[0]]
+		if !ok {
+			t.Fatalf("vector %q has no sample", parts[0])
+		}
+		raw, err := hex.DecodeString(parts[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := NewReader(bytes.NewReader(raw), 0).Read()
+		if err != nil {
+			t.Fatalf("%s: %v", parts[0], err)
+		}
+		if !reflect.DeepEqual(normalize(got), want) {
+			t.Errorf("%s: decoded %#v, want %#v", parts[0], got, want)
+		}
+		enc, _ := Encode(want)
+		if !bytes.Equal(enc, raw) {
+			t.Errorf("%s: encodes to %x, vector says %x", parts[0], enc, raw)
+		}
+		n++
+	}
+	if n != len(samples()) {
+		t.Fatalf("%d vectors for %d samples: run go test -run TestVectors -update", n, len(samples()))
+	}
+}

@@ -1,0 +1,110 @@
+package messages
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// AttrFromSlog converts a slog attribute to its wire form, resolving LogValuers and
+// keeping groups nested.
+func AttrFromSlog(a slog.Attr) Attr {
+	v := a.Value.Resolve()
+	out := Attr{Key: a.Key}
+	switch v.Kind() {
+	case slog.KindString:
+		out.Kind, out.Value = "string", v.String()
+	case slog.KindInt64:
+		out.Kind, out.Value = "int", v.Int64()
+	case slog.KindUint64:
+		out.Kind, out.Value = "uint", v.Uint64()
+	case slog.KindFloat64:
+		out.Kind, out.Value = "float", v.Float64()
+	case slog.KindBool:
+		out.Kind, out.Value = "bool", v.Bool()
+	case slog.KindTime:
+		out.Kind, out.Value = "time", v.Time().UnixNano()
+	case slog.KindDuration:
+		out.Kind, out.Value = "duration", int64(v.Duration())
+	case slog.KindGroup:
+		out.Kind = "group"
+		for _, m := range v.Group() {
+			out.Group = append(out.Group, AttrFromSlog(m))
+		}
+	default:
+		out.Kind, out.Value = "any", fmt.Sprint(v.Any())
+	}
+	return out
+}
+
+// Slog converts a wire attribute back to a slog attribute. A value that does not match its
+// kind (a child may send anything) is kept as it came, never dropped.
+func (a Attr) Slog() slog.Attr {
+	switch a.Kind {
+	case "group":
+		members := make([]any, 0, len(a.Group))
+		for _, m := range a.Group {
+			members = append(members, m.Slog())
+		}
+		return slog.Group(a.Key, members...)
+	case "int":
+		if n, ok := asInt64(a.Value); ok {
+			return slog.Int64(a.Key, n)
+		}
+	case "uint":
+		if n, ok := asInt64(a.Value); ok && n >= 0 {
+			return slog.Uint64(a.Key, uint64(n))
+		}
+		if n, ok := a.Value.(uint64); ok {
+			return slog.Uint64(a.Key, n)
+		}
+	case "float":
+		switch f := a.Value.(type) {
+		case float64:
+			return slog.Float64(a.Key, f)
+		case float32:
+			return slog.Float64(a.Key, float64(f))
+		}
+	case "bool":
+		if b, ok := a.Value.(bool); ok {
+			return slog.Bool(a.Key, b)
+		}
+	case "time":
+		if n, ok := asInt64(a.Value); ok {
+			return slog.Time(a.Key, time.Unix(0, n))
+		}
+	case "duration":
+		if n, ok := asInt64(a.Value); ok {
+			return slog.Duration(a.Key, time.Duration(n))
+		}
+	case "string", "any":
+		if s, ok := a.Value.(string); ok {
+			return slog.String(a.Key, s)
+		}
+	}
+	return slog.Any(a.Key, a.Value)
+}
+
+func asInt64(v any) (int64, bool) {
+	switch n := v.(type) {
+	case int8:
+		return int64(n), true
+	case int16:
+		return int64(n), true
+	case int32:
+		return int64(n), true
+	case int64:
+		return n, true
+	case uint8:
+		return int64(n), true
+	case uint16:
+		return int64(n), true
+	case uint32:
+		return int64(n), true
+	case uint64:
+		if n <= 1<<63-1 {
+			return int64(n), true
+		}
+	}
+	return 0, false
+}

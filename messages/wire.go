@@ -1,0 +1,175 @@
+package messages
+
+import "time"
+
+// Type names a wire message. Type names are part of the protocol and never change.
+type Type string
+
+// The wire message types. See PROTOCOL.md for their fields.
+const (
+	TypeInitializeRequest  Type = "initialize_request"
+	TypeInitializeResponse Type = "initialize_response"
+	TypePingRequest        Type = "ping_request"
+	TypePongResponse       Type = "pong_response"
+	TypeShutdownRequest    Type = "shutdown_request"
+	TypeExiting            Type = "exiting"
+	TypeLogRecord          Type = "log_record"
+	TypeMessage            Type = "message"
+	TypeRequest            Type = "request"
+	TypeReply              Type = "reply"
+)
+
+// Wire is a message that crosses the socket between parent and child.
+type Wire interface {
+	WireType() Type
+}
+
+// InitializeRequest is the parent's first message: the ping settings the child should
+// expect, and an opaque payload for the child's own configuration.
+type InitializeRequest struct {
+	PingInterval      time.Duration `msgpack:"ping_interval_ns"`
+	PingTimeout       time.Duration `msgpack:"ping_timeout_ns"`
+	HighPingThreshold time.Duration `msgpack:"high_ping_threshold_ns"`
+	Debug             bool          `msgpack:"debug"`
+	Payload           []byte        `msgpack:"payload"`
+}
+
+// InitializeResponse is the child's first message. Error is empty when initialization
+// succeeded.
+type InitializeResponse struct {
+	Error string `msgpack:"error"`
+}
+
+// PingRequest carries the parent's send time, in the parent's monotonic nanoseconds; the
+// child echoes it so that the parent measures a round trip on its own clock.
+type PingRequest struct {
+	SentAt int64 `msgpack:"sent_at_ns"`
+}
+
+// PongResponse echoes a PingRequest's SentAt and adds the child's wall clock (Unix
+// nanoseconds) when it answered.
+type PongResponse struct {
+	SentAt    int64 `msgpack:"sent_at_ns"`
+	ChildTime int64 `msgpack:"child_time_ns"`
+}
+
+// ShutdownRequest asks the child to end its work and exit.
+type ShutdownRequest struct {
+	Reason string `msgpack:"reason"`
+}
+
+// Exiting is the child's last control message before it exits.
+type Exiting struct {
+	Reason string `msgpack:"reason"`
+}
+
+// Attr is one attribute of a LogRecord. Kind says how to read Value: "string", "int"
+// (int64), "uint" (uint64), "float" (float64), "bool", "time" (Unix nanoseconds),
+// "duration" (nanoseconds), "any" (a string rendering) or "group" (Value is empty and
+// Group holds the members).
+type Attr struct {
+	Key   string `msgpack:"key"`
+	Kind  string `msgpack:"kind"`
+	Value any    `msgpack:"value,omitempty"`
+	Group []Attr `msgpack:"group,omitempty"`
+}
+
+// Source is the source location of a log call.
+type Source struct {
+	Function string `msgpack:"function"`
+	File     string `msgpack:"file"`
+	Line     int    `msgpack:"line"`
+}
+
+// LogRecord is one child log record, sent on the log socket. Level uses slog's numbering
+// (DEBUG -4, INFO 0, WARN 4, ERROR 8). Dropped counts the records the child dropped
+// since the previous record it sent, because the parent was not reading.
+type LogRecord struct {
+	Time    int64   `msgpack:"time_ns"`
+	Level   int     `msgpack:"level"`
+	Message string  `msgpack:"message"`
+	Logger  string  `msgpack:"logger"`
+	Attrs   []Attr  `msgpack:"attrs"`
+	Source  *Source `msgpack:"source,omitempty"`
+	Dropped uint64  `msgpack:"dropped,omitempty"`
+}
+
+// Message is a one-way application message, in either direction. Body is the
+// application's own msgpack (or any bytes).
+type Message struct {
+	Kind string `msgpack:"kind"`
+	Body []byte `msgpack:"body"`
+}
+
+// Request is an application request, in either direction; the receiver answers with a
+// Reply carrying the same ID. IDs are chosen by the sender and unique among its
+// outstanding requests.
+type Request struct {
+	ID   uint64 `msgpack:"id"`
+	Kind string `msgpack:"kind"`
+	Body []byte `msgpack:"body"`
+}
+
+// Reply answers a Request. Error is non-empty when the request failed; Body is then empty.
+type Reply struct {
+	ID    uint64 `msgpack:"id"`
+	Body  []byte `msgpack:"body"`
+	Error string `msgpack:"error"`
+}
+
+// WireType implements Wire.
+func (*InitializeRequest) WireType() Type { return TypeInitializeRequest }
+
+// WireType implements Wire.
+func (*InitializeResponse) WireType() Type { return TypeInitializeResponse }
+
+// WireType implements Wire.
+func (*PingRequest) WireType() Type { return TypePingRequest }
+
+// WireType implements Wire.
+func (*PongResponse) WireType() Type { return TypePongResponse }
+
+// WireType implements Wire.
+func (*ShutdownRequest) WireType() Type { return TypeShutdownRequest }
+
+// WireType implements Wire.
+func (*Exiting) WireType() Type { return TypeExiting }
+
+// WireType implements Wire.
+func (*LogRecord) WireType() Type { return TypeLogRecord }
+
+// WireType implements Wire.
+func (*Message) WireType() Type { return TypeMessage }
+
+// WireType implements Wire.
+func (*Request) WireType() Type { return TypeRequest }
+
+// WireType implements Wire.
+func (*Reply) WireType() Type { return TypeReply }
+
+// newWire returns a zero message of type t, or nil when t is unknown.
+func newWire(t Type) Wire {
+	switch t {
+	case TypeInitializeRequest:
+		return new(InitializeRequest)
+	case TypeInitializeResponse:
+		return new(InitializeResponse)
+	case TypePingRequest:
+		return new(PingRequest)
+	case TypePongResponse:
+		return new(PongResponse)
+	case TypeShutdownRequest:
+		return new(ShutdownRequest)
+	case TypeExiting:
+		return new(Exiting)
+	case TypeLogRecord:
+		return new(LogRecord)
+	case TypeMessage:
+		return new(Message)
+	case TypeRequest:
+		return new(Request)
+	case TypeReply:
+		return new(Reply)
+	}
+	return nil
+}
