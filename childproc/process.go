@@ -118,6 +118,28 @@ func (p *Process) SignalGroup(sig syscall.Signal) error {
 // Kill sends SIGKILL to the child's whole process group.
 func (p *Process) Kill() error { return p.SignalGroup(syscall.SIGKILL) }
 
+// KillGroupAndWait sends SIGKILL to the child's process group and waits until no live
+// member is left (members that died but are not yet reaped by their parent do not
+// count), or ctx is done. Signals are delivered asynchronously: after Kill returns, a
+// grandchild may still be running for a moment; after KillGroupAndWait it is not.
+func (p *Process) KillGroupAndWait(ctx context.Context) error {
+	pgid := p.Pid()
+	if err := syscall.Kill(-pgid, syscall.SIGKILL); errors.Is(err, syscall.ESRCH) {
+		return nil
+	}
+	for delay := 100 * time.Microsecond; ; delay = min(2*delay, 10*time.Millisecond) {
+		if !groupHasLiveMember(pgid) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("procsup/childproc: process group %d still has live members: %w", pgid, ctx.Err())
+		case <-time.After(delay):
+		}
+		syscall.Kill(-pgid, syscall.SIGKILL) // a member forked after the first signal
+	}
+}
+
 // Close closes the parent's ends of the sockets. The child sees end of stream and, if it
 // uses [Serve], exits. Close does not wait for the exit.
 func (p *Process) Close() error {

@@ -1,0 +1,228 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/procsup/procsup/childproc"
+	"github.com/procsup/procsup/messages"
+	"github.com/procsup/procsup/monitor"
+)
+
+// The process actor's children, one job each. Goroutines that block (reads, the wait
+// for the exit) only Send to the process actor through the system's root context; they
+// never touch an actor's Context, and they end when their file is closed.
+
+// reader reads control frames and hands them to the process actor.
+type reader struct {
+	system *actor.ActorSystem
+	owner  *actor.PID
+	ospid  int
+	conn   net.Conn
+	r      *messages.Reader
+	log    *slog.Logger
+	done   chan struct{}
+}
+
+func (a *reader) Receive(ctx actor.Context) {
+	switch ctx.Message().(type) {
+	case *actor.Started:
+		a.done = make(chan struct{})
+		go a.loop()
+	case *actor.Stopping, *actor.Restarting:
+		a.conn.Close()
+		<-a.done
+	}
+}
+
+func (a *reader) loop() {
+	defer close(a.done)
+	for {
+		m, err := a.r.Read()
+		if errors.Is(err, messages.ErrUnknownType) {
+			a.log.Warn("ignoring a message of unknown type from the child", "error", err)
+			continue
+		}
+		if err != nil {
+			a.system.Root.Send(a.owner, &readFailed{ospid: a.ospid, err: err})
+			return
+		}
+		a.system.Root.Send(a.owner, &frameIn{ospid: a.ospid, m: m})
+	}
+}
+
+// logReader reads the child's log records to the end and re-emits each into the
+// parent's slog logger, with the child's pid and the actor's id.
+type logReader struct {
+	system *actor.ActorSystem
+	owner  *actor.PID
+	ospid  int
+	conn   net.Conn
+	r      *messages.Reader
+	log    *slog.Logger
+	done   chan struct{} // closed at end of stream, shared with the process actor
+	ended  chan struct{}
+}
+
+func (a *logReader) Receive(ctx actor.Context) {
+	switch ctx.Message().(type) {
+	case *actor.Started:
+		a.ended = make(chan struct{})
+		go a.loop()
+	case *actor.Stopping, *actor.Restarting:
+		a.conn.Close()
+		<-a.ended
+	}
+}
+
+func (a *logReader) loop() {
+	defer close(a.ended)
+	defer close(a.done)
+	h := a.log.Handler()
+	for {
+		m, err := a.r.Read()
+		if err != nil {
+			if !errors.Is(err, messages.ErrClosed) && !errors.Is(err, net.ErrClosed) {
+				a.system.Root.Send(a.owner, &readFailed{ospid: a.ospid, logs: true, err: err})
+			}
+			a.system.Root.Send(a.owner, &logsDrained{ospid: a.ospid})
+			return
+		}
+		rec, ok := m.(*messages.LogRecord)
+		if !ok {
+			a.system.Root.Send(a.owner, &readFailed{ospid: a.ospid, logs: true, err: errors.New("a " + string(m.WireType()) + " message on the log socket")})
+			continue
+		}
+		level := slog.Level(rec.Level)
+		if !h.Enabled(context.Background(), level) {
+			continue
+		}
+		r := slog.NewRecord(time.Unix(0, rec.Time), level, rec.Message, 0)
+		r.AddAttrs(slog.String("source", "child"))
+		if rec.Logger != "" {
+			r.AddAttrs(slog.String("logger", rec.Logger))
+		}
+		if rec.Source != nil {
+			r.AddAttrs(slog.String("child_source", rec.Source.File+":"+strconv.Itoa(rec.Source.Line)))
+		}
+		if rec.Dropped > 0 {
+			r.AddAttrs(slog.Uint64("dropped_before", rec.Dropped))
+		}
+		for _, at := range rec.Attrs {
+			r.AddAttrs(at.Slog())
+		}
+		h.Handle(context.Background(), r)
+	}
+}
+
+// joiner waits for the process to exit (a pidfd in the netpoller: no thread held) and
+// reports the exit code and signal.
+type joiner struct {
+	system *actor.ActorSystem
+	owner  *actor.PID
+	proc   *childproc.Process
+}
+
+func (a *joiner) Receive(ctx actor.Context) {
+	if _, ok := ctx.Message().(*actor.Started); ok {
+		go func() {
+			st, _ := a.proc.Wait(context.Background())
+			a.system.Root.Send(a.owner, &processExited{ospid: a.proc.Pid(), status: st})
+		}()
+	}
+}
+
+// pinger sends a ping every interval, measures each round trip on the parent's clock and
+// reports high pings and a silence longer than the timeout.
+type pinger struct {
+	system    *actor.ActorSystem
+	owner     *actor.PID
+	w         *messages.Writer
+	interval  time.Duration
+	timeout   time.Duration
+	threshold time.Duration
+	lastPong  time.Time
+	reported  bool
+	cancel    func()
+}
+
+func (a *pinger) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		a.lastPong = time.Now()
+		// The first ping at a random point of the interval spreads many children's pings.
+		a.cancel = sendAfter(a.system, rand.N(a.interval)+time.Millisecond, ctx.Self(), &pingTick{})
+	case *pingTick:
+		if a.timeout > 0 && !a.reported {
+			if silence := time.Since(a.lastPong); silence > a.timeout {
+				a.reported = true
+				ctx.Send(a.owner, &unresponsive{silence: silence})
+				return
+			}
+		}
+		a.w.Write(&messages.PingRequest{SentAt: monoNow()})
+		a.cancel = sendAfter(a.system, a.interval, ctx.Self(), &pingTick{})
+	case *pongIn:
+		a.lastPong = time.Now()
+		rtt := time.Duration(monoNow() - m.pong.SentAt)
+		if a.threshold > 0 && rtt > a.threshold {
+			ctx.Send(a.owner, &highPing{rtt: rtt})
+		}
+	case *actor.Stopping, *actor.Restarting:
+		if a.cancel != nil {
+			a.cancel()
+		}
+	}
+}
+
+// memoryMonitor samples the process's memory and applies the warn/limit policy.
+type memoryMonitor struct {
+	system   *actor.ActorSystem
+	owner    *actor.PID
+	ospid    int
+	tree     bool
+	interval time.Duration
+	policy   monitor.Policy
+	log      *slog.Logger
+	sampler  *monitor.Sampler
+	state    monitor.State
+	cancel   func()
+}
+
+func (a *memoryMonitor) Receive(ctx actor.Context) {
+	switch ctx.Message().(type) {
+	case *actor.Started:
+		s, err := monitor.NewSampler(a.ospid, a.tree)
+		if err != nil {
+			return // gone already: the joiner will say so
+		}
+		a.sampler = s
+		a.cancel = sendAfter(a.system, a.interval, ctx.Self(), &memoryTick{})
+	case *memoryTick:
+		s, err := a.sampler.Sample()
+		if err != nil {
+			if !errors.Is(err, monitor.ErrGone) {
+				a.log.Warn("failed to get memory info for process", "error", err)
+			}
+			return // stop sampling; the joiner reports the end
+		}
+		switch a.policy.Decide(&a.state, s, s.At) {
+		case monitor.Warn:
+			ctx.Send(a.owner, &memoryWarning{s: s, growth: a.state.Growth(s.Bytes)})
+		case monitor.OverLimit:
+			ctx.Send(a.owner, &memoryOverLimit{s: s})
+			return
+		}
+		a.cancel = sendAfter(a.system, a.interval, ctx.Self(), &memoryTick{})
+	case *actor.Stopping, *actor.Restarting:
+		if a.cancel != nil {
+			a.cancel()
+		}
+	}
+}

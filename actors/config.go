@@ -1,0 +1,164 @@
+package actors
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/procsup/procsup/childproc"
+)
+
+// Defaults, as LiveKit's job processes use them (see NewConfig).
+const (
+	DefaultInitializeTimeout    = 10 * time.Second
+	DefaultCloseTimeout         = 10 * time.Second
+	DefaultPingInterval         = 2500 * time.Millisecond
+	DefaultPingTimeout          = 60 * time.Second
+	DefaultHighPingThreshold    = 500 * time.Millisecond
+	DefaultMemoryWarnMB         = 1000
+	DefaultMemorySampleInterval = 5 * time.Second
+	DefaultMemoryWarnCooldown   = 120 * time.Second
+	DefaultMemoryRepeatGrowthMB = 50
+)
+
+// RestartPolicy says which ends of a process count as failures to hand to the parent's
+// supervisor strategy, as in OTP. An end that is not a failure stops the actor.
+type RestartPolicy int
+
+const (
+	// Permanent: every end that was not requested is a failure (a clean exit too).
+	Permanent RestartPolicy = iota
+	// Transient: only an abnormal end is a failure; a child that exits 0 by itself
+	// stops the actor.
+	Transient
+	// Temporary: nothing is a failure; the actor stops when its process ends.
+	Temporary
+)
+
+func (p RestartPolicy) String() string {
+	switch p {
+	case Permanent:
+		return "permanent"
+	case Transient:
+		return "transient"
+	case Temporary:
+		return "temporary"
+	}
+	return fmt.Sprintf("RestartPolicy(%d)", int(p))
+}
+
+// Config configures a process actor. Start from [NewConfig], which sets the defaults: in
+// a Config literal every check is off, because 0 turns a check off.
+type Config struct {
+	// Launcher starts the process; usually a *childproc.Command. Required.
+	Launcher childproc.Launcher
+	// Payload is sent to the child in the InitializeRequest, for its own configuration.
+	Payload []byte
+	// Debug is passed to the child in the InitializeRequest.
+	Debug bool
+
+	// InitializeTimeout bounds the wait for the child's InitializeResponse; 0 waits
+	// forever.
+	InitializeTimeout time.Duration
+	// CloseTimeout is how long a Close waits for the exit before killing; 0 kills at once.
+	CloseTimeout time.Duration
+	// PingInterval is the time between pings; 0 sends none (and so detects no hang).
+	PingInterval time.Duration
+	// PingTimeout: no pong for this long and the process is killed as unresponsive; 0
+	// turns the check off.
+	PingTimeout time.Duration
+	// HighPingThreshold: a round trip longer than this raises a HighPing event; 0 off.
+	HighPingThreshold time.Duration
+
+	// MemoryWarnMB raises MemoryWarning events above it; 0 off.
+	MemoryWarnMB float64
+	// MemoryLimitMB kills the process above it; 0 off.
+	MemoryLimitMB float64
+	// MemorySampleInterval is the time between memory samples.
+	MemorySampleInterval time.Duration
+	// MemoryWarnCooldown is the least time between two warnings, unless memory grew by
+	// MemoryRepeatGrowthMB since the last one.
+	MemoryWarnCooldown   time.Duration
+	MemoryRepeatGrowthMB float64
+	// MemoryTree sums memory over the process and all its descendants.
+	MemoryTree bool
+
+	// StackDumpGrace, when positive, makes every kill send SIGQUIT first (a Go child
+	// prints its goroutines to stderr) and SIGKILL this long after.
+	StackDumpGrace time.Duration
+
+	// Restart is the restart policy.
+	Restart RestartPolicy
+	// Logger receives the actor's records and the child's own, with the child's pid and
+	// the actor's id; nil means slog.Default().
+	Logger *slog.Logger
+	// MaxFrame caps a frame from the child; 0 means messages.DefaultMaxFrame.
+	MaxFrame int
+	// OnRequest answers requests the child sends to the parent. It runs on the actor's
+	// goroutine, so it must be quick. Nil answers every request with an error.
+	OnRequest func(kind string, body []byte) ([]byte, error)
+}
+
+// NewConfig returns a Config for launcher with every default set.
+func NewConfig(launcher childproc.Launcher) Config {
+	return Config{
+		Launcher:             launcher,
+		InitializeTimeout:    DefaultInitializeTimeout,
+		CloseTimeout:         DefaultCloseTimeout,
+		PingInterval:         DefaultPingInterval,
+		PingTimeout:          DefaultPingTimeout,
+		HighPingThreshold:    DefaultHighPingThreshold,
+		MemoryWarnMB:         DefaultMemoryWarnMB,
+		MemorySampleInterval: DefaultMemorySampleInterval,
+		MemoryWarnCooldown:   DefaultMemoryWarnCooldown,
+		MemoryRepeatGrowthMB: DefaultMemoryRepeatGrowthMB,
+	}
+}
+
+// ErrBadConfig is matched by every error of [Config.Validate].
+var ErrBadConfig = errors.New("procsup/actors: bad config")
+
+// Validate reports what is wrong with c, if anything.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrBadConfig}, args...)...))
+	}
+	if c.Launcher == nil {
+		bad("no Launcher (a *childproc.Command, say)")
+	} else if cmd, ok := c.Launcher.(*childproc.Command); ok && (cmd == nil || cmd.Path == "") {
+		bad("the command has no Path")
+	}
+	for name, d := range map[string]time.Duration{
+		"InitializeTimeout": c.InitializeTimeout, "CloseTimeout": c.CloseTimeout,
+		"PingInterval": c.PingInterval, "PingTimeout": c.PingTimeout,
+		"HighPingThreshold": c.HighPingThreshold, "MemorySampleInterval": c.MemorySampleInterval,
+		"MemoryWarnCooldown": c.MemoryWarnCooldown, "StackDumpGrace": c.StackDumpGrace,
+	} {
+		if d < 0 {
+			bad("%s is negative (%v)", name, d)
+		}
+	}
+	for name, v := range map[string]float64{"MemoryWarnMB": c.MemoryWarnMB, "MemoryLimitMB": c.MemoryLimitMB, "MemoryRepeatGrowthMB": c.MemoryRepeatGrowthMB} {
+		if v < 0 {
+			bad("%s is negative (%v)", name, v)
+		}
+	}
+	if (c.MemoryWarnMB > 0 || c.MemoryLimitMB > 0) && c.MemorySampleInterval == 0 {
+		bad("a memory check is on but MemorySampleInterval is 0")
+	}
+	if c.PingTimeout > 0 && c.PingInterval == 0 {
+		bad("PingTimeout is set but PingInterval is 0: no ping would ever be answered")
+	}
+	if c.PingTimeout > 0 && c.PingTimeout < c.PingInterval {
+		bad("PingTimeout (%v) is shorter than PingInterval (%v)", c.PingTimeout, c.PingInterval)
+	}
+	if c.Restart < Permanent || c.Restart > Temporary {
+		bad("unknown restart policy %d", int(c.Restart))
+	}
+	if c.MaxFrame < 0 {
+		bad("MaxFrame is negative")
+	}
+	return errors.Join(errs...)
+}

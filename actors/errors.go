@@ -1,0 +1,49 @@
+package actors
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/procsup/procsup/messages"
+)
+
+var (
+	// ErrNotRunning answers an Ask to a process actor that is not running.
+	ErrNotRunning = errors.New("procsup/actors: process is not running")
+	// ErrProcessEnded answers an Ask whose process ended before it replied.
+	ErrProcessEnded = errors.New("procsup/actors: process ended before replying")
+)
+
+// FailureError is the reason a process actor hands to its parent's supervisor strategy
+// when its process ended without being asked to. errors.Is(err, messages.ReasonCrashed)
+// and the like match its Reason.
+type FailureError struct {
+	Actor    string // the actor's id
+	OSPid    int
+	Reason   messages.Reason
+	ExitCode int
+	Signal   string
+	Err      error // detail, where there is one
+}
+
+func (e *FailureError) Error() string {
+	s := fmt.Sprintf("procsup: process %s (pid %d) failed: %s", e.Actor, e.OSPid, e.Reason)
+	if e.Signal != "" {
+		s += ", signal " + e.Signal
+	} else if e.OSPid != 0 {
+		s += fmt.Sprintf(", exit code %d", e.ExitCode)
+	}
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+// Is reports whether target is e's Reason.
+func (e *FailureError) Is(target error) bool {
+	r, ok := target.(messages.Reason)
+	return ok && r == e.Reason
+}
+
+// Unwrap returns the detail.
+func (e *FailureError) Unwrap() error { return e.Err }

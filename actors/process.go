@@ -1,0 +1,633 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/procsup/procsup/childproc"
+	"github.com/procsup/procsup/messages"
+	"github.com/procsup/procsup/monitor"
+)
+
+// logsWait bounds how long the end of a process waits for its log socket to drain, and
+// eofGrace how long a child that closed its control socket may take to exit by itself.
+const (
+	logsWait = 2 * time.Second
+	eofGrace = 200 * time.Millisecond
+	// groupWait bounds the wait for a killed process group to be gone.
+	groupWait = 5 * time.Second
+)
+
+// NewProcess returns the Props of a process actor for cfg, or an error matching
+// [ErrBadConfig]. Spawn it under a parent actor (a [Tree], say) so that its failures
+// reach a supervisor strategy: protoactor ignores WithSupervisor on actors spawned from
+// system.Root.
+func NewProcess(cfg Config) (*actor.Props, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	reg := &incarnations{restarts: map[string]int{}}
+	return actor.PropsFromProducer(func() actor.Actor {
+		return &process{cfg: cfg, reg: reg}
+	}), nil
+}
+
+// incarnations counts restarts per actor across instances: a restart makes a new
+// instance under the same PID.
+type incarnations struct {
+	mu       sync.Mutex
+	restarts map[string]int
+}
+
+func (r *incarnations) started(id string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n, seen := r.restarts[id]
+	if seen {
+		n++
+	}
+	r.restarts[id] = n
+	return n
+}
+
+func (r *incarnations) stopped(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.restarts, id)
+}
+
+// process is the actor that supervises one OS process. Its states are behaviors, one
+// method each: starting (in Started), initializing, running, closing and dead.
+type process struct {
+	cfg      Config
+	reg      *incarnations
+	behavior actor.Behavior
+	system   *actor.ActorSystem
+	self     *actor.PID
+	parent   *actor.PID
+	log      *slog.Logger
+	state    messages.State
+	restarts int
+
+	proc      *childproc.Process
+	w         *messages.Writer
+	startedAt time.Time
+	pinger    *actor.PID
+	logsDone  chan struct{}
+	cancels   []func()
+
+	// How it ends: decided when procsup intervenes, completed when the exit is known.
+	reason    messages.Reason
+	err       error
+	killSent  bool
+	exited    bool
+	status    childproc.ExitStatus
+	eof       bool // the control socket reached end of stream
+	finished  bool // Exited was reported
+	lastError error
+
+	nextID  uint64
+	pending map[uint64]*actor.PID
+}
+
+// Receive handles the lifecycle and status in every state, and hands the rest to the
+// current state's behavior.
+func (p *process) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		p.starting(ctx)
+	case *actor.Stopping:
+		p.endNow(messages.ReasonClosed)
+	case *actor.Restarting:
+		p.endNow(messages.ReasonClosed)
+	case *actor.Stopped:
+		p.reg.stopped(p.self.Id)
+	case *messages.GetStatus:
+		ctx.Respond(p.statusNow())
+	case *actor.Terminated:
+	default:
+		if p.staleOrNot(m) {
+			return
+		}
+		p.behavior.Receive(ctx)
+	}
+}
+
+// staleOrNot reports whether m is about an earlier process of this actor.
+func (p *process) staleOrNot(m any) bool {
+	ospid := -1
+	switch m := m.(type) {
+	case *frameIn:
+		ospid = m.ospid
+	case *readFailed:
+		ospid = m.ospid
+	case *processExited:
+		ospid = m.ospid
+	case *logsDrained:
+		ospid = m.ospid
+	case *initTimedOut:
+		ospid = m.ospid
+	case *closeTimedOut:
+		ospid = m.ospid
+	case *logsWaitOver:
+		ospid = m.ospid
+	case *eofGraceOver:
+		ospid = m.ospid
+	case *stackDumpOver:
+		ospid = m.ospid
+	}
+	return ospid != -1 && (p.proc == nil || ospid != p.proc.Pid())
+}
+
+// starting launches the process, spawns the child actors and sends InitializeRequest.
+func (p *process) starting(ctx actor.Context) {
+	p.system, p.self, p.parent = ctx.ActorSystem(), ctx.Self(), ctx.Parent()
+	p.restarts = p.reg.started(p.self.Id)
+	p.log = p.cfg.Logger.With("actor", p.self.Id)
+	p.pending = map[uint64]*actor.PID{}
+	from := messages.Starting
+	if p.restarts > 0 {
+		from = messages.Dead
+	}
+	p.become(ctx, from, messages.Starting, p.initializing)
+
+	proc, err := childproc.Start(context.Background(), p.cfg.Launcher)
+	if err != nil {
+		p.log.Error("failed to start process", "error", err)
+		p.reason, p.err = messages.ReasonStartFailed, err
+		p.finish(ctx)
+		return
+	}
+	p.proc, p.startedAt = proc, proc.StartTime()
+	p.log = p.log.With("pid", proc.Pid())
+	p.w = messages.NewWriter(proc.Control(), p.cfg.MaxFrame)
+	p.logsDone = make(chan struct{})
+	p.spawnChild(ctx, "reader", &reader{system: p.system, owner: p.self, ospid: proc.Pid(), conn: proc.Control(),
+		r: messages.NewReader(proc.Control(), p.cfg.MaxFrame), log: p.log})
+	p.spawnChild(ctx, "logs", &logReader{system: p.system, owner: p.self, ospid: proc.Pid(), conn: proc.Logs(),
+		r: messages.NewReader(proc.Logs(), p.cfg.MaxFrame), log: p.log, done: p.logsDone})
+	p.spawnChild(ctx, "joiner", &joiner{system: p.system, owner: p.self, proc: proc})
+
+	p.log.Info("initializing process")
+	err = p.w.Write(&messages.InitializeRequest{
+		PingInterval: p.cfg.PingInterval, PingTimeout: p.cfg.PingTimeout,
+		HighPingThreshold: p.cfg.HighPingThreshold, Debug: p.cfg.Debug, Payload: p.cfg.Payload,
+	})
+	if err != nil {
+		p.killFor(messages.ReasonProtocolError, fmt.Errorf("sending InitializeRequest: %w", err))
+	}
+	if p.cfg.InitializeTimeout > 0 {
+		p.cancels = append(p.cancels, sendAfter(p.system, p.cfg.InitializeTimeout, p.self, &initTimedOut{ospid: proc.Pid()}))
+	}
+	p.become(ctx, messages.Starting, messages.Initializing, p.initializing)
+}
+
+func (p *process) spawnChild(ctx actor.Context, name string, a actor.Actor) *actor.PID {
+	pid, err := ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return a }), name)
+	if err != nil { // only a name clash, which cannot happen: children are gone before a restart
+		p.log.Error("failed to spawn child actor", "name", name, "error", err)
+	}
+	return pid
+}
+
+// initializing waits for the InitializeResponse.
+func (p *process) initializing(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *frameIn:
+		resp, ok := m.m.(*messages.InitializeResponse)
+		switch {
+		case !ok:
+			p.killFor(messages.ReasonProtocolError, fmt.Errorf("first message was %s, want %s", m.m.WireType(), messages.TypeInitializeResponse))
+		case resp.Error != "":
+			p.log.Error("process initialization failed: " + resp.Error)
+			p.killFor(messages.ReasonInitFailed, errors.New(resp.Error))
+		default:
+			p.runCancels()
+			p.log.Info("process initialized", "elapsed", time.Since(p.startedAt))
+			p.startChecks(ctx)
+			p.become(ctx, messages.Initializing, messages.Running, p.running)
+		}
+	case *initTimedOut:
+		p.log.Error("initialization timed out, killing process")
+		p.killFor(messages.ReasonInitTimeout, fmt.Errorf("no InitializeResponse within %v", p.cfg.InitializeTimeout))
+	case *messages.Close:
+		p.close(ctx, m.Reason)
+	default:
+		p.common(ctx)
+	}
+}
+
+// startChecks spawns the pinger and the memory monitor.
+func (p *process) startChecks(ctx actor.Context) {
+	if p.cfg.PingInterval > 0 {
+		p.pinger = p.spawnChild(ctx, "pinger", &pinger{system: p.system, owner: p.self, w: p.w,
+			interval: p.cfg.PingInterval, timeout: p.cfg.PingTimeout, threshold: p.cfg.HighPingThreshold})
+	}
+	if p.cfg.MemoryWarnMB > 0 || p.cfg.MemoryLimitMB > 0 {
+		p.spawnChild(ctx, "memory", &memoryMonitor{system: p.system, owner: p.self, ospid: p.proc.Pid(),
+			tree: p.cfg.MemoryTree, interval: p.cfg.MemorySampleInterval, log: p.log,
+			policy: monitor.Policy{
+				WarnBytes: mb(p.cfg.MemoryWarnMB), LimitBytes: mb(p.cfg.MemoryLimitMB),
+				Cooldown: p.cfg.MemoryWarnCooldown, RepeatGrowth: mb(p.cfg.MemoryRepeatGrowthMB),
+			}})
+	}
+}
+
+func mb(v float64) uint64 { return uint64(v * (1 << 20)) }
+
+// running: pings, pongs, memory, application messages both ways.
+func (p *process) running(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *frameIn:
+		p.frame(ctx, m.m)
+	case *messages.Send:
+		if err := p.w.Write(&messages.Message{Kind: m.Kind, Body: m.Body}); err != nil {
+			p.log.Warn("failed to send a message to the child", "kind", m.Kind, "error", err)
+		}
+	case *messages.Ask:
+		p.ask(ctx, m)
+	case *messages.Close:
+		p.close(ctx, m.Reason)
+	case *highPing:
+		p.log.Warn("process is unresponsive", "delay", m.rtt, "threshold", p.cfg.HighPingThreshold)
+		p.publish(ctx, &messages.HighPing{PID: p.self, OSPid: p.proc.Pid(), RTT: m.rtt, Threshold: p.cfg.HighPingThreshold})
+	case *unresponsive:
+		p.log.Error("process is unresponsive, killing process", "silence", m.silence)
+		p.killFor(messages.ReasonUnresponsive, fmt.Errorf("no pong for %v", m.silence.Round(time.Millisecond)))
+	case *memoryWarning:
+		p.log.Warn("process memory usage is high", "memory_usage_mb", m.s.MB(), "memory_warn_mb", p.cfg.MemoryWarnMB,
+			"memory_limit_mb", p.cfg.MemoryLimitMB, "figure", m.s.Figure)
+		p.publish(ctx, &messages.MemoryWarning{PID: p.self, OSPid: p.proc.Pid(), Bytes: m.s.Bytes, Figure: string(m.s.Figure),
+			Growth: m.growth, Warn: mb(p.cfg.MemoryWarnMB)})
+	case *memoryOverLimit:
+		p.log.Error("process exceeded memory limit, killing process", "memory_usage_mb", m.s.MB(), "memory_limit_mb", p.cfg.MemoryLimitMB, "figure", m.s.Figure)
+		p.publish(ctx, &messages.MemoryLimitExceeded{PID: p.self, OSPid: p.proc.Pid(), Bytes: m.s.Bytes, Figure: string(m.s.Figure), Limit: mb(p.cfg.MemoryLimitMB)})
+		p.killFor(messages.ReasonMemoryLimit, fmt.Errorf("%s above the limit of %v MB", m.s, p.cfg.MemoryLimitMB))
+	default:
+		p.common(ctx)
+	}
+}
+
+// frame handles a control frame from a running child.
+func (p *process) frame(ctx actor.Context, m messages.Wire) {
+	switch m := m.(type) {
+	case *messages.PongResponse:
+		if p.pinger != nil {
+			ctx.Send(p.pinger, &pongIn{pong: m})
+		}
+	case *messages.Message:
+		p.publish(ctx, &messages.ChildMessage{PID: p.self, OSPid: p.proc.Pid(), Kind: m.Kind, Body: m.Body})
+	case *messages.Reply:
+		p.reply(ctx, m)
+	case *messages.Request:
+		reply := &messages.Reply{ID: m.ID}
+		if p.cfg.OnRequest == nil {
+			reply.Error = "the parent does not take requests"
+		} else if body, err := p.cfg.OnRequest(m.Kind, m.Body); err != nil {
+			reply.Error = err.Error()
+		} else {
+			reply.Body = body
+		}
+		p.w.Write(reply)
+	case *messages.Exiting:
+		p.log.Info("process exiting", "reason", m.Reason)
+	default:
+		p.killFor(messages.ReasonProtocolError, fmt.Errorf("unexpected %s from a running child", m.WireType()))
+	}
+}
+
+// closing waits for the exit after a ShutdownRequest, then kills.
+func (p *process) closing(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *frameIn:
+		switch f := m.m.(type) {
+		case *messages.Reply:
+			p.reply(ctx, f)
+		case *messages.Exiting:
+			p.log.Info("process exiting", "reason", f.Reason)
+		}
+	case *closeTimedOut:
+		p.log.Error("process did not exit in time, killing process")
+		p.kill()
+	case *messages.Ask:
+		ctx.Respond(&messages.Response{Err: ErrNotRunning})
+	case *readFailed:
+		if !m.logs && p.reason == messages.ReasonClosed {
+			return // end of stream is what a closing child does
+		}
+		p.common(ctx)
+	default:
+		p.common(ctx)
+	}
+}
+
+// dead: the process is gone (the actor stops or is handed to its supervisor).
+func (p *process) dead(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *messages.Ask:
+		ctx.Respond(&messages.Response{Err: ErrNotRunning})
+	case *messages.Send, *messages.Close, *messages.Kill:
+	case *logsDrained, *logsWaitOver:
+		_ = m
+	}
+}
+
+// common handles what every live state handles alike.
+func (p *process) common(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *messages.Kill:
+		p.log.Info("killing process")
+		p.killFor(messages.ReasonKilled, nil)
+	case *messages.Ask:
+		ctx.Respond(&messages.Response{Err: ErrNotRunning})
+	case *messages.Send:
+	case *readFailed:
+		switch {
+		case m.logs:
+			p.killFor(messages.ReasonProtocolError, fmt.Errorf("log socket: %w", m.err))
+		case errors.Is(m.err, messages.ErrClosed):
+			// Either the child is exiting, or it closed its socket and lives on: give it
+			// a moment to exit before calling it a protocol error.
+			p.eof = true
+			p.cancels = append(p.cancels, sendAfter(p.system, eofGrace, p.self, &eofGraceOver{ospid: p.proc.Pid()}))
+		default:
+			p.killFor(messages.ReasonProtocolError, m.err)
+		}
+	case *eofGraceOver:
+		p.killFor(messages.ReasonProtocolError, errors.New("the child closed its control socket and kept running"))
+	case *stackDumpOver:
+		p.proc.Kill()
+	case *processExited:
+		p.onExit(ctx, m.status)
+	case *logsDrained, *logsWaitOver:
+		if p.exited {
+			p.finish(ctx)
+		}
+	}
+}
+
+// close starts a graceful shutdown: ShutdownRequest, then a kill after CloseTimeout.
+func (p *process) close(ctx actor.Context, why string) {
+	p.setReason(messages.ReasonClosed, nil)
+	if p.cfg.CloseTimeout == 0 {
+		p.kill()
+	} else {
+		p.w.Write(&messages.ShutdownRequest{Reason: why})
+		p.cancels = append(p.cancels, sendAfter(p.system, p.cfg.CloseTimeout, p.self, &closeTimedOut{ospid: p.proc.Pid()}))
+	}
+	p.become(ctx, p.state, messages.Closing, p.closing)
+}
+
+func (p *process) setReason(r messages.Reason, err error) {
+	if p.reason == messages.ReasonNone {
+		p.reason, p.err = r, err
+	}
+}
+
+// killFor records why and kills the process group. The end is reported when the
+// joiner sees the exit.
+func (p *process) killFor(r messages.Reason, err error) {
+	p.setReason(r, err)
+	p.kill()
+}
+
+// kill kills the process group: SIGKILL, or SIGQUIT first when stack dumps are on.
+func (p *process) kill() {
+	if p.proc == nil || p.exited || p.killSent {
+		return
+	}
+	p.killSent = true
+	if p.cfg.StackDumpGrace > 0 {
+		p.proc.Signal(syscall.SIGQUIT)
+		p.cancels = append(p.cancels, sendAfter(p.system, p.cfg.StackDumpGrace, p.self, &stackDumpOver{ospid: p.proc.Pid()}))
+		return
+	}
+	p.proc.Kill()
+}
+
+// onExit records the exit and finishes once the logs are drained.
+func (p *process) onExit(ctx actor.Context, st childproc.ExitStatus) {
+	p.exited, p.status = true, st
+	p.runCancels()
+	p.clearGroup()
+	if p.pinger != nil {
+		ctx.Stop(p.pinger)
+		p.pinger = nil
+	}
+	select {
+	case <-p.logsDone:
+		p.finish(ctx)
+	default:
+		p.cancels = append(p.cancels, sendAfter(p.system, logsWait, p.self, &logsWaitOver{ospid: p.proc.Pid()}))
+	}
+}
+
+// finish reports Exited, releases the process and decides what becomes of the actor:
+// a requested end or a non-failure under the restart policy stops it; a failure goes
+// to the parent's supervisor strategy.
+func (p *process) finish(ctx actor.Context) {
+	if p.finished {
+		return
+	}
+	ev := p.report()
+	p.become(ctx, p.state, messages.Dead, p.dead)
+	p.publish(ctx, ev)
+	switch {
+	case ev.Reason.Requested(),
+		p.cfg.Restart == Temporary,
+		p.cfg.Restart == Transient && ev.Reason == messages.ReasonExited:
+		ctx.Stop(p.self)
+	default:
+		fe := &FailureError{Actor: p.self.Id, OSPid: ev.OSPid, Reason: ev.Reason, ExitCode: ev.ExitCode, Err: ev.Err}
+		if ev.Signal != 0 {
+			fe.Signal = ev.Signal.String()
+		}
+		p.lastError = fe
+		escalate(ctx, fe)
+	}
+}
+
+// report completes the end's record, logs it, fails pending asks and closes the sockets.
+func (p *process) report() *messages.Exited {
+	p.finished = true
+	p.runCancels()
+	ev := &messages.Exited{PID: p.self, Reason: p.reason, Err: p.err}
+	if p.proc != nil {
+		ev.OSPid = p.proc.Pid()
+		ev.ExitCode, ev.Signal = p.status.Code, p.status.Signal
+		ev.Killed = p.killSent && (p.status.Signal == syscall.SIGKILL || p.status.Signal == syscall.SIGQUIT)
+		ev.Uptime = time.Since(p.startedAt)
+		p.proc.Close()
+		switch {
+		case ev.Reason == messages.ReasonNone || (ev.Reason == messages.ReasonProtocolError && p.eof && !ev.Killed):
+			// It ended by itself (closing its socket on the way out is no protocol error).
+			ev.Reason, ev.Err = messages.ReasonExited, nil
+			if !p.status.Success() {
+				ev.Reason = messages.ReasonCrashed
+			}
+		}
+		if !p.status.Success() && !ev.Killed {
+			p.log.Error(fmt.Sprintf("process exited with non-zero exit code %d", p.status.Code), "status", p.status.String())
+		}
+	}
+	if ev.Err != nil {
+		p.lastError = ev.Err
+	}
+	for id, to := range p.pending {
+		p.system.Root.Send(to, &messages.Response{Err: ErrProcessEnded})
+		delete(p.pending, id)
+	}
+	return ev
+}
+
+// endNow ends the process synchronously: the actor is stopping or restarting, and it
+// is stopped only after its process is reaped. Graceful first (within CloseTimeout),
+// then a kill of the whole group. It must not panic: a panic here restarts the actor.
+func (p *process) endNow(r messages.Reason) {
+	defer func() {
+		if v := recover(); v != nil {
+			p.log.Error("panic while ending the process", "panic", v)
+		}
+	}()
+	if p.proc == nil || p.finished {
+		p.runCancels()
+		return
+	}
+	p.setReason(r, nil)
+	if !p.exited {
+		if p.state == messages.Running || p.state == messages.Initializing {
+			p.w.Write(&messages.ShutdownRequest{Reason: "actor stopping"})
+		}
+		timer := time.NewTimer(p.cfg.CloseTimeout)
+		select {
+		case <-p.proc.Done():
+		case <-timer.C:
+			p.log.Error("process did not exit in time, killing process")
+			p.killSent = true
+			p.proc.Kill()
+			<-p.proc.Done()
+		}
+		timer.Stop()
+		p.status, _ = p.proc.Wait(context.Background())
+		p.exited = true
+	}
+	p.clearGroup()
+	select {
+	case <-p.logsDone:
+	case <-time.After(logsWait):
+	}
+	ev := p.report()
+	p.setStateQuiet(messages.Dead)
+	p.system.EventStream.Publish(ev)
+	if p.parent != nil {
+		p.system.Root.Send(p.parent, ev)
+	}
+}
+
+// clearGroup kills whatever is left of the process's group (grandchildren) and waits
+// until none of it runs.
+func (p *process) clearGroup() {
+	ctx, cancel := context.WithTimeout(context.Background(), groupWait)
+	defer cancel()
+	if err := p.proc.KillGroupAndWait(ctx); err != nil {
+		p.log.Error("process group survived SIGKILL", "error", err)
+	}
+}
+
+// ask sends a request to the child and remembers whom to answer.
+func (p *process) ask(ctx actor.Context, m *messages.Ask) {
+	if ctx.Sender() == nil {
+		p.log.Warn("an Ask without a sender: use Request or RequestFuture", "kind", m.Kind)
+		return
+	}
+	p.nextID++
+	id := p.nextID
+	if err := p.w.Write(&messages.Request{ID: id, Kind: m.Kind, Body: m.Body}); err != nil {
+		ctx.Respond(&messages.Response{Err: err})
+		return
+	}
+	p.pending[id] = ctx.Sender()
+}
+
+func (p *process) reply(ctx actor.Context, r *messages.Reply) {
+	to, ok := p.pending[r.ID]
+	if !ok {
+		return
+	}
+	delete(p.pending, r.ID)
+	resp := &messages.Response{Body: r.Body}
+	if r.Error != "" {
+		resp.Body, resp.Err = nil, &messages.RemoteError{Message: r.Error}
+	}
+	ctx.Send(to, resp)
+}
+
+// become switches behavior and reports the transition.
+func (p *process) become(ctx actor.Context, from, to messages.State, b actor.ReceiveFunc) {
+	p.behavior.Become(b)
+	p.state = to
+	ospid := 0
+	if p.proc != nil {
+		ospid = p.proc.Pid()
+	}
+	p.publish(ctx, &messages.StateChanged{PID: p.self, OSPid: ospid, From: from, To: to})
+}
+
+func (p *process) setStateQuiet(s messages.State) {
+	from := p.state
+	p.state = s
+	ev := &messages.StateChanged{PID: p.self, From: from, To: s}
+	if p.proc != nil {
+		ev.OSPid = p.proc.Pid()
+	}
+	p.system.EventStream.Publish(ev)
+	if p.parent != nil {
+		p.system.Root.Send(p.parent, ev)
+	}
+}
+
+// publish sends an event to the parent and to the EventStream.
+func (p *process) publish(ctx actor.Context, ev any) {
+	if p.parent != nil {
+		ctx.Send(p.parent, ev)
+	}
+	p.system.EventStream.Publish(ev)
+}
+
+func (p *process) runCancels() {
+	for _, c := range p.cancels {
+		c()
+	}
+	p.cancels = nil
+}
+
+func (p *process) statusNow() *messages.Status {
+	s := &messages.Status{State: p.state, Restarts: p.restarts, Reason: p.reason, LastError: p.lastError}
+	if p.proc != nil {
+		s.Pid, s.StartedAt = p.proc.Pid(), p.startedAt
+		s.ExitCode, s.Signal = p.status.Code, p.status.Signal
+		s.Killed = p.killSent && p.exited && (p.status.Signal == syscall.SIGKILL || p.status.Signal == syscall.SIGQUIT)
+		if p.state != messages.Dead {
+			s.Uptime = time.Since(p.startedAt)
+		}
+	}
+	return s
+}
+
+// escalate hands a failure to the parent's supervisor strategy.
+func escalate(ctx actor.Context, err error) {
+	if s, ok := ctx.(interface{ EscalateFailure(reason, message any) }); ok {
+		s.EscalateFailure(err, nil)
+		return
+	}
+	panic(err) // the mailbox turns a panic into the same escalation
+}

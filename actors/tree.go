@@ -1,0 +1,87 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// Spec is one child of a [Tree]: a name and the props to spawn it with (a process
+// actor's, from [NewProcess], or any actor's, another Tree's included).
+type Spec struct {
+	Name  string
+	Props *actor.Props
+}
+
+// NewTree returns the props of a supervisor actor that spawns specs as its children,
+// named so (its PID id, "/", the name), under strategy (NewStrategy(DefaultBackoff) when
+// nil). It forwards its children's events to its own parent, so trees nest and a user
+// actor that spawns a tree hears everything below it.
+//
+// protoactor ignores WithSupervisor on an actor spawned from system.Root, but a Tree
+// supervises its own children, so spawning the Tree itself from system.Root is fine:
+//
+//	tree := system.Root.Spawn(actors.NewTree(nil, specs...))
+//	defer actors.StopAndWait(ctx, system, tree)
+func NewTree(strategy actor.SupervisorStrategy, specs ...Spec) *actor.Props {
+	if strategy == nil {
+		strategy = NewStrategy(DefaultBackoff)
+	}
+	return actor.PropsFromProducer(func() actor.Actor { return &tree{specs: specs} }, actor.WithSupervisor(strategy))
+}
+
+type tree struct{ specs []Spec }
+
+func (t *tree) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		for _, s := range t.specs {
+			if _, err := ctx.SpawnNamed(s.Props, s.Name); err != nil {
+				ctx.Logger().Error("procsup: tree could not spawn a child", "name", s.Name, "error", err)
+			}
+		}
+	case *actor.Stopping, *actor.Stopped, *actor.Restarting, *actor.Terminated:
+	default:
+		if ctx.Parent() != nil && ctx.Sender() == nil {
+			ctx.Send(ctx.Parent(), m)
+		}
+	}
+}
+
+// ChildPID returns the PID of the child named name of parent (a Tree's, say).
+func ChildPID(parent *actor.PID, name string) *actor.PID {
+	return actor.NewPID(parent.Address, parent.Id+"/"+name)
+}
+
+// StopAndWait stops the actor pid and waits until it has terminated (for a process
+// actor: until its process is reaped; for a tree: until everything below it is), or
+// until ctx is done. Unlike StopFuture it has no fixed 10 s limit.
+func StopAndWait(ctx context.Context, system *actor.ActorSystem, pid *actor.PID) error {
+	if _, ok := system.ProcessRegistry.Get(pid); !ok {
+		return nil // stopped already
+	}
+	done := make(chan struct{})
+	watcher := system.Root.Spawn(actor.PropsFromFunc(func(c actor.Context) {
+		switch m := c.Message().(type) {
+		case *actor.Started:
+			// Watch before Stop, from one sender, so the watch is in place before the
+			// target starts stopping (a watch that arrives while it stops is answered
+			// at once, before it has finished).
+			c.Watch(pid)
+			c.Stop(pid)
+		case *actor.Terminated:
+			if m.Who.Equal(pid) {
+				close(done)
+				c.Stop(c.Self())
+			}
+		}
+	}))
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		system.Root.Stop(watcher)
+		return fmt.Errorf("procsup: waiting for %s to stop: %w", pid.Id, ctx.Err())
+	}
+}

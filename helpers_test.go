@@ -1,0 +1,304 @@
+package procsup_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/procsup/procsup/actors"
+	"github.com/procsup/procsup/actors/actortest"
+	"github.com/procsup/procsup/childproc"
+	"github.com/procsup/procsup/messages"
+)
+
+// The test binary is also every child program the tests start: TestMain runs the entry
+// the environment names. The worker's behaviour is chosen by WORKER_MODE.
+func TestMain(m *testing.M) {
+	childproc.Register("worker", workerHandler())
+	if os.Getenv(childproc.EnvEntry) == "raw" {
+		rawChild(os.Getenv("WORKER_MODE"))
+	}
+	if os.Getenv(childproc.EnvEntry) == "supervisor" {
+		supervisorProgram()
+	}
+	childproc.RunEntry()
+	if os.Getenv("GORACE") == "" {
+		os.Setenv("GORACE", "atexit_sleep_ms=0") // children built with -race exit at once
+	}
+	os.Exit(m.Run())
+}
+
+func workerHandler() childproc.Handler {
+	mode := os.Getenv("WORKER_MODE")
+	var hog [][]byte
+	return childproc.HandlerFuncs{
+		InitFunc: func(ctx context.Context, req *messages.InitializeRequest) error {
+			switch mode {
+			case "initfail":
+				return errors.New("model file missing")
+			case "initslow":
+				time.Sleep(time.Hour)
+			case "initcrash":
+				os.Exit(4)
+			}
+			return nil
+		},
+		RunFunc: func(ctx context.Context, p *childproc.Peer) error {
+			p.Logger().Info("worker started", "mode", mode)
+			switch mode {
+			case "crash":
+				time.Sleep(50 * time.Millisecond)
+				os.Exit(3)
+			case "exit0":
+				return nil
+			case "ignoreshutdown":
+				select {}
+			case "memhog":
+				for {
+					b := make([]byte, 16<<20)
+					for i := range b {
+						b[i] = 1
+					}
+					hog = append(hog, b)
+					select {
+					case <-time.After(20 * time.Millisecond):
+					case <-ctx.Done():
+						return nil
+					}
+				}
+			case "grandchild":
+				cmd := exec.Command("sleep", "1000")
+				if err := cmd.Start(); err != nil {
+					return err
+				}
+				p.Send("grandchild", []byte(strconv.Itoa(cmd.Process.Pid)))
+			}
+			<-ctx.Done()
+			return nil
+		},
+		RequestFunc: func(ctx context.Context, p *childproc.Peer, r *messages.Request) ([]byte, error) {
+			if r.Kind == "fail" {
+				return nil, errors.New("refused")
+			}
+			return append([]byte("echo:"), r.Body...), nil
+		},
+		MessageFunc: func(ctx context.Context, p *childproc.Peer, m *messages.Message) {
+			if m.Kind == "log" {
+				p.Logger().Warn("child says hello", "n", 42)
+			}
+		},
+	}
+}
+
+// rawChild speaks the protocol by hand, to misbehave in ways the runtime never would.
+func rawChild(mode string) {
+	f := os.NewFile(3, "control")
+	r, w := messages.NewReader(f, 0), messages.NewWriter(f, 0)
+	if _, err := r.Read(); err != nil {
+		os.Exit(1)
+	}
+	switch mode {
+	case "garbage":
+		w.Write(&messages.InitializeResponse{})
+		f.Write([]byte("this is not a frame, it is garbage \x00\xff\xfe"))
+	case "closesocket":
+		w.Write(&messages.InitializeResponse{})
+		f.Close()
+	case "wrongfirst":
+		w.Write(&messages.PongResponse{})
+	}
+	time.Sleep(time.Hour)
+}
+
+// supervisorProgram is a parent in a process of its own: it supervises three workers,
+// prints their pids, and waits to be killed.
+func supervisorProgram() {
+	system := actor.NewActorSystem(actor.WithLoggerFactory(quietLogger))
+	var specs []actors.Spec
+	for i := range 3 {
+		specs = append(specs, actors.Spec{Name: fmt.Sprint("w", i), Props: mustProps(workerConfig("healthy", nil))})
+	}
+	pids := make(chan int, 3)
+	system.EventStream.Subscribe(func(ev any) {
+		if sc, ok := ev.(*messages.StateChanged); ok && sc.To == messages.Running {
+			pids <- sc.OSPid
+		}
+	})
+	system.Root.Spawn(actors.NewTree(nil, specs...))
+	for range 3 {
+		fmt.Println(<-pids)
+	}
+	select {}
+}
+
+func quietLogger(*actor.ActorSystem) *slog.Logger {
+	return slog.New(slog.NewTextHandler(discard{}, nil))
+}
+
+type discard struct{}
+
+func (discard) Write(b []byte) (int, error) { return len(b), nil }
+
+func mustProps(cfg actors.Config) *actor.Props {
+	p, err := actors.NewProcess(cfg)
+	if err != nil {
+		panic(err)
+	}
+	return p
+}
+
+// workerConfig is a config for the test worker in mode, with quick timings for tests.
+func workerConfig(mode string, logger *slog.Logger) actors.Config {
+	cmd, err := childproc.SelfCommand("worker")
+	if err != nil {
+		panic(err)
+	}
+	cmd.Env = append(cmd.Env, "WORKER_MODE="+mode)
+	cmd.Stderr = os.Stderr
+	cfg := actors.NewConfig(cmd)
+	cfg.InitializeTimeout = 5 * time.Second
+	cfg.CloseTimeout = 5 * time.Second
+	cfg.PingInterval = 100 * time.Millisecond
+	cfg.PingTimeout = 5 * time.Second
+	cfg.MemoryWarnMB = 0
+	cfg.Restart = actors.Temporary
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(discard{}, nil))
+	}
+	cfg.Logger = logger
+	return cfg
+}
+
+func rawConfig(mode string) actors.Config {
+	cfg := workerConfig(mode, nil)
+	cmd := cfg.Launcher.(*childproc.Command)
+	cmd.Env = append(cmd.Env, childproc.EnvEntry+"=raw")
+	return cfg
+}
+
+// newSystem returns an actor system with a quiet logger, and checks for leaks when the
+// test ends (the check is registered first, so it runs last).
+func newSystem(t *testing.T) *actor.ActorSystem {
+	t.Helper()
+	actortest.CheckLeaks(t)
+	system := actor.NewActorSystem(actor.WithLoggerFactory(quietLogger), actor.WithDeadLetterThrottleInterval(time.Millisecond))
+	t.Cleanup(system.Shutdown)
+	return system
+}
+
+// spawn spawns a process actor for cfg under a probe whose strategy is strategy.
+func spawn(t *testing.T, system *actor.ActorSystem, cfg actors.Config, strategy actor.SupervisorStrategy) (*actortest.Probe, *actor.PID) {
+	t.Helper()
+	probe := actortest.NewProbe(t, system, strategy)
+	pid := probe.Spawn(mustProps(cfg), "proc")
+	probe.Watch(pid)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := actors.StopAndWait(ctx, system, pid); err != nil {
+			t.Error(err)
+		}
+	})
+	return probe, pid
+}
+
+func running(p *actortest.Probe) *messages.StateChanged {
+	return actortest.ExpectType(p, 10*time.Second, func(e *messages.StateChanged) bool { return e.To == messages.Running })
+}
+
+func exited(p *actortest.Probe) *messages.Exited {
+	return actortest.ExpectType[*messages.Exited](p, 15*time.Second)
+}
+
+func terminated(p *actortest.Probe, pid *actor.PID) {
+	actortest.ExpectType(p, 15*time.Second, func(e *actor.Terminated) bool { return e.Who.Equal(pid) })
+}
+
+func status(t *testing.T, system *actor.ActorSystem, pid *actor.PID) *messages.Status {
+	t.Helper()
+	res, err := system.Root.RequestFuture(pid, &messages.GetStatus{}, 5*time.Second).Result()
+	if err != nil {
+		t.Fatalf("status: %v", err)
+	}
+	return res.(*messages.Status)
+}
+
+func ask(t *testing.T, system *actor.ActorSystem, pid *actor.PID, kind, body string) *messages.Response {
+	t.Helper()
+	res, err := system.Root.RequestFuture(pid, &messages.Ask{Kind: kind, Body: []byte(body)}, 5*time.Second).Result()
+	if err != nil {
+		t.Fatalf("ask: %v", err)
+	}
+	return res.(*messages.Response)
+}
+
+// within waits until cond holds, polling, or fails after d.
+func within(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, d)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func signal(t *testing.T, pid int, sig syscall.Signal) {
+	t.Helper()
+	if err := syscall.Kill(pid, sig); err != nil {
+		t.Fatalf("kill %d %v: %v", pid, sig, err)
+	}
+}
+
+// recordingHandler keeps every slog record, for tests that check the parent's logs.
+type recordingHandler struct {
+	mu      *sync.Mutex
+	records *[]slog.Record
+	attrs   []slog.Attr
+}
+
+func newRecorder() *recordingHandler {
+	return &recordingHandler{mu: &sync.Mutex{}, records: &[]slog.Record{}}
+}
+
+func (h *recordingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *recordingHandler) Handle(_ context.Context, r slog.Record) error {
+	r = r.Clone()
+	r.AddAttrs(h.attrs...)
+	h.mu.Lock()
+	*h.records = append(*h.records, r)
+	h.mu.Unlock()
+	return nil
+}
+func (h *recordingHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	c := *h
+	c.attrs = append(append([]slog.Attr(nil), h.attrs...), as...)
+	return &c
+}
+func (h *recordingHandler) WithGroup(string) slog.Handler { return h }
+
+// find returns the first record with message msg, and its attributes by key.
+func (h *recordingHandler) find(msg string) (map[string]slog.Value, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range *h.records {
+		if r.Message == msg {
+			attrs := map[string]slog.Value{}
+			r.Attrs(func(a slog.Attr) bool { attrs[a.Key] = a.Value; return true })
+			return attrs, true
+		}
+	}
+	return nil, false
+}
+
+func slogWith(h *recordingHandler) *slog.Logger { return slog.New(h) }

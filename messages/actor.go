@@ -1,0 +1,207 @@
+package messages
+
+import (
+	"fmt"
+	"syscall"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// State is a process actor's state.
+type State int
+
+// The states, in the order a process goes through them.
+const (
+	Starting State = iota
+	Initializing
+	Running
+	Closing
+	Dead
+)
+
+func (s State) String() string {
+	switch s {
+	case Starting:
+		return "starting"
+	case Initializing:
+		return "initializing"
+	case Running:
+		return "running"
+	case Closing:
+		return "closing"
+	case Dead:
+		return "dead"
+	}
+	return fmt.Sprintf("State(%d)", int(s))
+}
+
+// Reason says why a process ended. It is an error, so a failure handed to a supervisor
+// can be tested with errors.Is(err, messages.ReasonCrashed).
+type Reason int
+
+// The reasons a process ends.
+const (
+	ReasonNone          Reason = iota
+	ReasonStartFailed          // the process could not be started
+	ReasonInitFailed           // its initialization returned an error
+	ReasonInitTimeout          // it did not answer the InitializeRequest in time: killed
+	ReasonUnresponsive         // no pong within the ping timeout: killed
+	ReasonMemoryLimit          // memory above the limit: killed
+	ReasonProtocolError        // it broke the protocol (garbage, wrong message, closed socket): killed
+	ReasonCrashed              // it exited by itself with a non-zero code or a signal
+	ReasonExited               // it exited by itself with code 0
+	ReasonClosed               // closed on request (Close, or the actor stopped)
+	ReasonKilled               // killed on request (Kill)
+)
+
+var reasonNames = [...]string{
+	"none", "start failed", "initialization failed", "initialization timed out", "unresponsive",
+	"memory limit exceeded", "protocol error", "crashed", "exited by itself", "closed on request",
+	"killed on request",
+}
+
+func (r Reason) String() string {
+	if r >= 0 && int(r) < len(reasonNames) {
+		return reasonNames[r]
+	}
+	return fmt.Sprintf("Reason(%d)", int(r))
+}
+
+// Error implements error.
+func (r Reason) Error() string { return r.String() }
+
+// Requested reports whether the end was asked for (Close, Kill or stopping the actor)
+// rather than a failure.
+func (r Reason) Requested() bool { return r == ReasonClosed || r == ReasonKilled }
+
+// Commands to a process actor.
+type (
+	// Close asks the process to shut down: ShutdownRequest, then a kill of its group
+	// after CloseTimeout. The actor stops once the process is reaped.
+	Close struct{ Reason string }
+	// Kill kills the process's group at once. The actor stops once the process is reaped.
+	Kill struct{}
+	// Send sends a one-way message to the child.
+	Send struct {
+		Kind string
+		Body []byte
+	}
+	// Ask sends a request to the child; the sender gets a *Response. It works with
+	// RequestFuture and ReenterAfter. (The wire's request is [Request].)
+	Ask struct {
+		Kind string
+		Body []byte
+	}
+	// GetStatus asks for a *Status.
+	GetStatus struct{}
+)
+
+// Response answers an Ask: the child's reply body, or Err (a *RemoteError when the
+// child answered with an error, ErrNotRunning or ErrProcessEnded otherwise).
+type Response struct {
+	Body []byte
+	Err  error
+}
+
+// RemoteError is an error the child returned for an Ask.
+type RemoteError struct{ Message string }
+
+func (e *RemoteError) Error() string { return "child: " + e.Message }
+
+// Status is a process actor's answer to GetStatus.
+type Status struct {
+	State     State
+	Pid       int       // the OS pid of the current (or last) process; 0 before the first start
+	StartedAt time.Time // when the current (or last) process started
+	ExitCode  int       // of the last process; -1 when a signal ended it
+	Signal    syscall.Signal
+	Killed    bool   // procsup killed the last process
+	Reason    Reason // why the last process ended
+	Restarts  int    // how many times the actor was restarted
+	Uptime    time.Duration
+	LastError error
+}
+
+// Events a process actor sends to its parent and publishes on the actor system's
+// EventStream. PID is the process actor's; OSPid the process's.
+type (
+	// StateChanged: the actor moved from one state to another.
+	StateChanged struct {
+		PID      *actor.PID
+		OSPid    int
+		From, To State
+	}
+	// HighPing: a ping's round trip, measured on the parent's clock, exceeded the
+	// threshold.
+	HighPing struct {
+		PID       *actor.PID
+		OSPid     int
+		RTT       time.Duration
+		Threshold time.Duration
+	}
+	// MemoryWarning: memory is above the warning level (rate-limited by a cooldown,
+	// repeated early when it grows).
+	MemoryWarning struct {
+		PID    *actor.PID
+		OSPid  int
+		Bytes  uint64 // the figure measured
+		Figure string // "pss" or "rss"
+		Growth uint64 // above the first sample
+		Warn   uint64 // the warning level
+	}
+	// MemoryLimitExceeded: memory is above the limit; the process is being killed.
+	MemoryLimitExceeded struct {
+		PID    *actor.PID
+		OSPid  int
+		Bytes  uint64
+		Figure string
+		Limit  uint64
+	}
+	// ChildMessage: a one-way message from the child.
+	ChildMessage struct {
+		PID   *actor.PID
+		OSPid int
+		Kind  string
+		Body  []byte
+	}
+	// Exited: the process ended and was reaped, and its logs were read to the end.
+	Exited struct {
+		PID      *actor.PID
+		OSPid    int
+		ExitCode int // -1 when a signal ended it
+		Signal   syscall.Signal
+		Killed   bool // procsup killed it
+		Reason   Reason
+		Err      error // detail, where there is one (the init error, the protocol error)
+		Uptime   time.Duration
+	}
+	// Restarting: a supervisor strategy will restart a failed actor after Delay.
+	Restarting struct {
+		PID     *actor.PID
+		Attempt int // consecutive failures, 1 for the first
+		Delay   time.Duration
+		Cause   error
+	}
+	// RestartLimit: a supervisor strategy saw more failures than its intensity limit
+	// allows and stopped (or escalated) instead of restarting.
+	RestartLimit struct {
+		PID       *actor.PID
+		Failures  int
+		Window    time.Duration
+		Escalated bool
+		Cause     error
+	}
+)
+
+func (e *Exited) String() string {
+	how := fmt.Sprintf("exit code %d", e.ExitCode)
+	if e.Signal != 0 {
+		how = "signal " + e.Signal.String()
+	}
+	s := fmt.Sprintf("%s: %s, %s, killed=%v, up %v", e.PID.GetId(), e.Reason, how, e.Killed, e.Uptime.Round(time.Millisecond))
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
