@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -416,4 +417,103 @@ func TestMissingBinaryIsAFailure(t *testing.T) {
 		t.Fatalf("exited: %v", ex)
 	}
 	terminated(probe, pid)
+}
+
+func TestRestartPolicies(t *testing.T) {
+	system := newSystem(t)
+	strategy := actors.NewStrategy(actors.Backoff{MaxRestarts: 100, Window: time.Minute})
+
+	cfg := workerConfig("exit0", nil)
+	cfg.Restart = actors.Transient
+	probe, pid := spawn(t, system, cfg, strategy)
+	if ex := exited(probe); ex.Reason != messages.ReasonExited || ex.ExitCode != 0 {
+		t.Fatalf("transient exited: %v", ex)
+	}
+	terminated(probe, pid) // a clean exit is no failure for a transient process
+
+	cfg.Restart = actors.Permanent
+	probe, _ = spawn(t, system, cfg, strategy)
+	first := running(probe)
+	exited(probe)
+	if again := running(probe); again.OSPid == first.OSPid {
+		t.Fatal("a permanent process was not restarted after a clean exit")
+	}
+}
+
+func TestStackDumpOnKill(t *testing.T) {
+	system := newSystem(t)
+	cfg := workerConfig("healthy", nil)
+	stderr := &lockedWriter{}
+	cfg.Launcher.(*childproc.Command).Stderr = stderr
+	cfg.StackDumpGrace = 2 * time.Second
+	probe, pid := spawn(t, system, cfg, nil)
+	running(probe)
+	system.Root.Send(pid, &messages.Kill{})
+	ex := exited(probe)
+	if ex.Reason != messages.ReasonKilled || !ex.Killed {
+		t.Fatalf("exited: %v", ex)
+	}
+	terminated(probe, pid)
+	within(t, 5*time.Second, "the child's goroutine dump on its stderr", func() bool {
+		return strings.Contains(stderr.String(), "goroutine ")
+	})
+}
+
+func TestAllForOneRestartsSiblings(t *testing.T) {
+	system := newSystem(t)
+	probe := actortest.NewProbe(t, system, nil)
+	crash := workerConfig("crash", nil)
+	crash.Restart = actors.Permanent
+	healthy := workerConfig("healthy", nil)
+	healthy.Restart = actors.Permanent
+	strategy := actors.NewStrategy(actors.Backoff{Initial: 50 * time.Millisecond, MaxRestarts: 1, Window: time.Minute, AllForOne: true})
+	tree := probe.Spawn(actors.NewTree(strategy,
+		actors.Spec{Name: "crash", Props: mustProps(crash)},
+		actors.Spec{Name: "healthy", Props: mustProps(healthy)}), "tree")
+	t.Cleanup(func() { actors.StopAndWait(context.Background(), system, tree) })
+	healthyPID := actors.ChildPID(tree, "healthy")
+	first := actortest.ExpectType(probe, 10*time.Second, func(e *messages.StateChanged) bool {
+		return e.To == messages.Running && e.PID.Equal(healthyPID)
+	})
+	// The crash takes its healthy sibling down with it, gracefully, and both restart.
+	actortest.ExpectType(probe, 10*time.Second, func(e *messages.Exited) bool {
+		return e.PID.Equal(healthyPID) && e.Reason == messages.ReasonClosed && !e.Killed
+	})
+	second := actortest.ExpectType(probe, 10*time.Second, func(e *messages.StateChanged) bool {
+		return e.To == messages.Running && e.PID.Equal(healthyPID)
+	})
+	if second.OSPid == first.OSPid {
+		t.Fatal("the healthy sibling was not restarted")
+	}
+}
+
+func TestNestedTreeForwardsEvents(t *testing.T) {
+	system := newSystem(t)
+	probe := actortest.NewProbe(t, system, nil)
+	inner := actors.NewTree(nil, actors.Spec{Name: "w", Props: mustProps(workerConfig("healthy", nil))})
+	outer := probe.Spawn(actors.NewTree(nil, actors.Spec{Name: "inner", Props: inner}), "outer")
+	t.Cleanup(func() { actors.StopAndWait(context.Background(), system, outer) })
+	ev := running(probe)
+	if want := actors.ChildPID(actors.ChildPID(outer, "inner"), "w"); !ev.PID.Equal(want) {
+		t.Fatalf("running event from %s, want %s", ev.PID.Id, want.Id)
+	}
+}
+
+// lockedWriter is a strings.Builder safe for the goroutine that copies a child's
+// output and the test that reads it.
+type lockedWriter struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

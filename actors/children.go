@@ -27,6 +27,7 @@ type reader struct {
 	conn   net.Conn
 	r      *messages.Reader
 	log    *slog.Logger
+	asks   *asks
 	done   chan struct{}
 }
 
@@ -52,6 +53,10 @@ func (a *reader) loop() {
 		if err != nil {
 			a.system.Root.Send(a.owner, &readFailed{ospid: a.ospid, err: err})
 			return
+		}
+		if r, ok := m.(*messages.Reply); ok {
+			a.asks.answer(r) // straight to the asker: one mailbox hop fewer
+			continue
 		}
 		a.system.Root.Send(a.owner, &frameIn{ospid: a.ospid, m: m})
 	}

@@ -95,8 +95,7 @@ type process struct {
 	finished  bool // Exited was reported
 	lastError error
 
-	nextID  uint64
-	pending map[uint64]*actor.PID
+	asks *asks
 }
 
 // Receive handles the lifecycle and status in every state, and hands the rest to the
@@ -153,7 +152,7 @@ func (p *process) starting(ctx actor.Context) {
 	p.system, p.self, p.parent = ctx.ActorSystem(), ctx.Self(), ctx.Parent()
 	p.restarts = p.reg.started(p.self.Id)
 	p.log = p.cfg.Logger.With("actor", p.self.Id)
-	p.pending = map[uint64]*actor.PID{}
+	p.asks = newAsks(p.system)
 	from := messages.Starting
 	if p.restarts > 0 {
 		from = messages.Dead
@@ -172,7 +171,7 @@ func (p *process) starting(ctx actor.Context) {
 	p.w = messages.NewWriter(proc.Control(), p.cfg.MaxFrame)
 	p.logsDone = make(chan struct{})
 	p.spawnChild(ctx, "reader", &reader{system: p.system, owner: p.self, ospid: proc.Pid(), conn: proc.Control(),
-		r: messages.NewReader(proc.Control(), p.cfg.MaxFrame), log: p.log})
+		r: messages.NewReader(proc.Control(), p.cfg.MaxFrame), log: p.log, asks: p.asks})
 	p.spawnChild(ctx, "logs", &logReader{system: p.system, owner: p.self, ospid: proc.Pid(), conn: proc.Logs(),
 		r: messages.NewReader(proc.Logs(), p.cfg.MaxFrame), log: p.log, done: p.logsDone})
 	p.spawnChild(ctx, "joiner", &joiner{system: p.system, owner: p.self, proc: proc})
@@ -286,8 +285,6 @@ func (p *process) frame(ctx actor.Context, m messages.Wire) {
 		}
 	case *messages.Message:
 		p.publish(ctx, &messages.ChildMessage{PID: p.self, OSPid: p.proc.Pid(), Kind: m.Kind, Body: m.Body})
-	case *messages.Reply:
-		p.reply(ctx, m)
 	case *messages.Request:
 		reply := &messages.Reply{ID: m.ID}
 		if p.cfg.OnRequest == nil {
@@ -310,8 +307,6 @@ func (p *process) closing(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *frameIn:
 		switch f := m.m.(type) {
-		case *messages.Reply:
-			p.reply(ctx, f)
 		case *messages.Exiting:
 			p.log.Info("process exiting", "reason", f.Reason)
 		}
@@ -464,7 +459,7 @@ func (p *process) report() *messages.Exited {
 	if p.proc != nil {
 		ev.OSPid = p.proc.Pid()
 		ev.ExitCode, ev.Signal = p.status.Code, p.status.Signal
-		ev.Killed = p.killSent && (p.status.Signal == syscall.SIGKILL || p.status.Signal == syscall.SIGQUIT)
+		ev.Killed = p.killedIt()
 		ev.Uptime = time.Since(p.startedAt)
 		p.proc.Close()
 		switch {
@@ -482,11 +477,14 @@ func (p *process) report() *messages.Exited {
 	if ev.Err != nil {
 		p.lastError = ev.Err
 	}
-	for id, to := range p.pending {
-		p.system.Root.Send(to, &messages.Response{Err: ErrProcessEnded})
-		delete(p.pending, id)
-	}
+	p.asks.close(ErrProcessEnded)
 	return ev
+}
+
+// killedIt reports whether procsup's kill ended the process (not an exit of its own that
+// came first). A Go child answers the stack dump's SIGQUIT by exiting with code 2.
+func (p *process) killedIt() bool {
+	return p.killSent && (p.status.Signal != 0 || (p.cfg.StackDumpGrace > 0 && p.status.Code == 2))
 }
 
 // endNow ends the process synchronously: the actor is stopping or restarting, and it
@@ -543,32 +541,21 @@ func (p *process) clearGroup() {
 	}
 }
 
-// ask sends a request to the child and remembers whom to answer.
+// ask sends a request to the child; the reader answers the sender when the reply comes.
 func (p *process) ask(ctx actor.Context, m *messages.Ask) {
 	if ctx.Sender() == nil {
 		p.log.Warn("an Ask without a sender: use Request or RequestFuture", "kind", m.Kind)
 		return
 	}
-	p.nextID++
-	id := p.nextID
-	if err := p.w.Write(&messages.Request{ID: id, Kind: m.Kind, Body: m.Body}); err != nil {
-		ctx.Respond(&messages.Response{Err: err})
-		return
-	}
-	p.pending[id] = ctx.Sender()
-}
-
-func (p *process) reply(ctx actor.Context, r *messages.Reply) {
-	to, ok := p.pending[r.ID]
+	id, ok := p.asks.add(ctx.Sender())
 	if !ok {
+		ctx.Respond(&messages.Response{Err: ErrNotRunning})
 		return
 	}
-	delete(p.pending, r.ID)
-	resp := &messages.Response{Body: r.Body}
-	if r.Error != "" {
-		resp.Body, resp.Err = nil, &messages.RemoteError{Message: r.Error}
+	if err := p.w.Write(&messages.Request{ID: id, Kind: m.Kind, Body: m.Body}); err != nil {
+		p.asks.forget(id)
+		ctx.Respond(&messages.Response{Err: err})
 	}
-	ctx.Send(to, resp)
 }
 
 // become switches behavior and reports the transition.
@@ -615,7 +602,7 @@ func (p *process) statusNow() *messages.Status {
 	if p.proc != nil {
 		s.Pid, s.StartedAt = p.proc.Pid(), p.startedAt
 		s.ExitCode, s.Signal = p.status.Code, p.status.Signal
-		s.Killed = p.killSent && p.exited && (p.status.Signal == syscall.SIGKILL || p.status.Signal == syscall.SIGQUIT)
+		s.Killed = p.exited && p.killedIt()
 		if p.state != messages.Dead {
 			s.Uptime = time.Since(p.startedAt)
 		}

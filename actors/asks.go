@@ -1,0 +1,69 @@
+package actors
+
+import (
+	"sync"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/procsup/procsup/messages"
+)
+
+// asks holds the Asks a process has not answered yet. The process actor adds to it; the
+// reader answers from it directly, as replies arrive, without a hop through the process
+// actor's mailbox; whatever is left when the process ends is failed.
+type asks struct {
+	system *actor.ActorSystem
+	mu     sync.Mutex
+	nextID uint64
+	wait   map[uint64]*actor.PID
+	closed bool
+}
+
+func newAsks(system *actor.ActorSystem) *asks {
+	return &asks{system: system, wait: map[uint64]*actor.PID{}}
+}
+
+// add records sender and returns the request ID to send, or false once closed.
+func (a *asks) add(sender *actor.PID) (uint64, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return 0, false
+	}
+	a.nextID++
+	a.wait[a.nextID] = sender
+	return a.nextID, true
+}
+
+// forget drops id (its request could not be sent).
+func (a *asks) forget(id uint64) {
+	a.mu.Lock()
+	delete(a.wait, id)
+	a.mu.Unlock()
+}
+
+// answer sends the Response for r to whoever asked; a reply nobody waits for is dropped.
+func (a *asks) answer(r *messages.Reply) {
+	a.mu.Lock()
+	to, ok := a.wait[r.ID]
+	delete(a.wait, r.ID)
+	a.mu.Unlock()
+	if !ok {
+		return
+	}
+	resp := &messages.Response{Body: r.Body}
+	if r.Error != "" {
+		resp.Body, resp.Err = nil, &messages.RemoteError{Message: r.Error}
+	}
+	a.system.Root.Send(to, resp)
+}
+
+// close fails every waiting Ask with err and refuses new ones.
+func (a *asks) close(err error) {
+	a.mu.Lock()
+	waiting := a.wait
+	a.wait, a.closed = map[uint64]*actor.PID{}, true
+	a.mu.Unlock()
+	for _, to := range waiting {
+		a.system.Root.Send(to, &messages.Response{Err: err})
+	}
+}

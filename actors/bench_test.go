@@ -1,0 +1,178 @@
+package actors_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/procsup/procsup/actors"
+	"github.com/procsup/procsup/childproc"
+	"github.com/procsup/procsup/messages"
+)
+
+func benchSystem(b *testing.B) *actor.ActorSystem {
+	quiet := slog.New(slog.DiscardHandler)
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }))
+	b.Cleanup(system.Shutdown)
+	return system
+}
+
+func echoConfig(b *testing.B) actors.Config {
+	cmd, err := childproc.SelfCommand("echo")
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := actors.NewConfig(cmd)
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	cfg.Restart = actors.Temporary
+	return cfg
+}
+
+// BenchmarkSpawnToReady: a process actor spawned, until it reports running.
+func BenchmarkSpawnToReady(b *testing.B) {
+	floor := floorSpawn()
+	system := benchSystem(b)
+	props, err := actors.NewProcess(echoConfig(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ready := make(chan *actor.PID, 1)
+	sub := system.EventStream.Subscribe(func(ev any) {
+		if sc, ok := ev.(*messages.StateChanged); ok && sc.To == messages.Running {
+			ready <- sc.PID
+		}
+	})
+	defer system.EventStream.Unsubscribe(sub)
+	b.ResetTimer()
+	for range b.N {
+		pid := system.Root.Spawn(props)
+		<-ready
+		b.StopTimer()
+		actors.StopAndWait(context.Background(), system, pid)
+		b.StartTimer()
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/floor, "x-floor")
+}
+
+// BenchmarkFloorSpawnToReady: plain exec of the same binary with a socket pair, until
+// one frame is echoed back. No actors, no codec.
+func BenchmarkFloorSpawnToReady(b *testing.B) {
+	for range b.N {
+		spawnRawOnce(b)
+	}
+}
+
+// spawnRawOnce starts the raw echo child, echoes one frame, and ends it; it returns the
+// time to the echo.
+func spawnRawOnce(tb testing.TB) time.Duration {
+	exe, _ := os.Executable()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	parent, child := os.NewFile(uintptr(fds[0]), "p"), os.NewFile(uintptr(fds[1]), "c")
+	began := time.Now()
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), "PROCSUP_RAW_ECHO=1")
+	cmd.ExtraFiles = []*os.File{child}
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	child.Close()
+	frame, _ := messages.Encode(&messages.InitializeRequest{})
+	parent.Write(frame)
+	io.ReadFull(parent, make([]byte, len(frame)))
+	d := time.Since(began)
+	parent.Close()
+	cmd.Wait()
+	return d
+}
+
+// floorSpawn measures the spawn floor once per run: the mean of 30 raw spawns.
+var floorSpawn = sync.OnceValue(func() float64 {
+	spawnRawOnce(&testing.T{}) // warm the page cache
+	var total time.Duration
+	const n = 30
+	for range n {
+		total += spawnRawOnce(&testing.T{})
+	}
+	return float64(total.Nanoseconds()) / n
+})
+
+// BenchmarkRequestReply: an Ask from outside the actor, through the process actor to the
+// child and back.
+func BenchmarkRequestReply(b *testing.B) {
+	floor := floorRoundTrip()
+	system := benchSystem(b)
+	props, _ := actors.NewProcess(echoConfig(b))
+	ready := make(chan struct{}, 1)
+	sub := system.EventStream.Subscribe(func(ev any) {
+		if sc, ok := ev.(*messages.StateChanged); ok && sc.To == messages.Running {
+			ready <- struct{}{}
+		}
+	})
+	pid := system.Root.Spawn(props)
+	<-ready
+	system.EventStream.Unsubscribe(sub)
+	defer actors.StopAndWait(context.Background(), system, pid)
+	body := []byte("ping")
+	b.ResetTimer()
+	for range b.N {
+		res, err := system.Root.RequestFuture(pid, &messages.Ask{Kind: "echo", Body: body}, 5*time.Second).Result()
+		if err != nil || res.(*messages.Response).Err != nil {
+			b.Fatal(err, res)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/floor, "x-floor")
+}
+
+// BenchmarkFloorRoundTrip: the request's bytes echoed by a raw child over a socket pair.
+func BenchmarkFloorRoundTrip(b *testing.B) {
+	conn, frame, stop := rawEchoChild(b)
+	defer stop()
+	out := make([]byte, len(frame))
+	b.ResetTimer()
+	for range b.N {
+		conn.Write(frame)
+		io.ReadFull(conn, out)
+	}
+}
+
+func rawEchoChild(tb testing.TB) (net.Conn, []byte, func()) {
+	exe, _ := os.Executable()
+	p, err := childproc.Start(context.Background(), &childproc.Command{Path: exe, Env: append(os.Environ(), "PROCSUP_RAW_ECHO=1")})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	frame, _ := messages.Encode(&messages.Request{ID: 1, Kind: "echo", Body: []byte("ping")})
+	return p.Control(), frame, func() { p.Kill(); p.Wait(context.Background()); p.Close() }
+}
+
+// floorRoundTrip measures the round-trip floor once per run: the mean of 5000 echoes
+// after 500 to warm up.
+var floorRoundTrip = sync.OnceValue(func() float64 {
+	conn, frame, stop := rawEchoChild(&testing.T{})
+	defer stop()
+	out := make([]byte, len(frame))
+	for range 500 {
+		conn.Write(frame)
+		io.ReadFull(conn, out)
+	}
+	const n = 5000
+	began := time.Now()
+	for range n {
+		conn.Write(frame)
+		io.ReadFull(conn, out)
+	}
+	return float64(time.Since(began).Nanoseconds()) / n
+})
