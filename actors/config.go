@@ -36,6 +36,7 @@ const (
 	Temporary
 )
 
+// String implements fmt.Stringer.
 func (p RestartPolicy) String() string {
 	switch p {
 	case Permanent:

@@ -26,6 +26,7 @@ type FailureError struct {
 	Err      error // detail, where there is one
 }
 
+// Error implements error.
 func (e *FailureError) Error() string {
 	s := fmt.Sprintf("procsup: process %s (pid %d) failed: %s", e.Actor, e.OSPid, e.Reason)
 	if e.Signal != "" {

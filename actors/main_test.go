@@ -16,6 +16,9 @@ func TestMain(m *testing.M) {
 			return r.Body, nil
 		},
 	})
+	childproc.Register("crash", childproc.HandlerFuncs{
+		RunFunc: func(ctx context.Context, p *childproc.Peer) error { os.Exit(3); return nil },
+	})
 	if os.Getenv("PROCSUP_RAW_ECHO") != "" {
 		rawEcho()
 	}

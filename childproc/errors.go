@@ -28,6 +28,7 @@ type StartError struct {
 	Err  error
 }
 
+// Error implements error.
 func (e *StartError) Error() string {
 	return fmt.Sprintf("procsup/childproc: start %s: %v", e.Path, e.Err)
 }
@@ -42,6 +43,7 @@ type ProtocolError struct {
 	Err error
 }
 
+// Error implements error.
 func (e *ProtocolError) Error() string {
 	return fmt.Sprintf("procsup/childproc: protocol error during %s: %v", e.Op, e.Err)
 }
@@ -58,6 +60,7 @@ type InitError struct {
 	Err error
 }
 
+// Error implements error.
 func (e *InitError) Error() string {
 	return "procsup/childproc: initialization failed: " + e.Err.Error()
 }

@@ -75,4 +75,5 @@ func (h HandlerFuncs) HandleRequest(ctx context.Context, p *Peer, r *messages.Re
 // UnhandledError is the reply to a request the child has no handler for.
 type UnhandledError struct{ Kind string }
 
+// Error implements error.
 func (e *UnhandledError) Error() string { return "no handler for request kind " + e.Kind }

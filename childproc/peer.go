@@ -25,6 +25,7 @@ type Peer struct {
 // ReplyError is a request's failure as the other side reported it.
 type ReplyError struct{ Message string }
 
+// Error implements error.
 func (e *ReplyError) Error() string { return e.Message }
 
 // Logger returns the logger whose records go to the parent.

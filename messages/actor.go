@@ -20,6 +20,7 @@ const (
 	Dead
 )
 
+// String implements fmt.Stringer.
 func (s State) String() string {
 	switch s {
 	case Starting:
@@ -61,6 +62,7 @@ var reasonNames = [...]string{
 	"killed on request",
 }
 
+// String implements fmt.Stringer.
 func (r Reason) String() string {
 	if r >= 0 && int(r) < len(reasonNames) {
 		return reasonNames[r]
@@ -107,6 +109,7 @@ type Response struct {
 // RemoteError is an error the child returned for an Ask.
 type RemoteError struct{ Message string }
 
+// Error implements error.
 func (e *RemoteError) Error() string { return "child: " + e.Message }
 
 // Status is a process actor's answer to GetStatus.
@@ -194,6 +197,7 @@ type (
 	}
 )
 
+// String implements fmt.Stringer.
 func (e *Exited) String() string {
 	how := fmt.Sprintf("exit code %d", e.ExitCode)
 	if e.Signal != 0 {

@@ -27,6 +27,7 @@ type FrameTooLargeError struct {
 	Max  int    // the configured maximum
 }
 
+// Error implements error.
 func (e *FrameTooLargeError) Error() string {
 	return fmt.Sprintf("procsup/messages: frame of %d bytes exceeds the maximum of %d", e.Size, e.Max)
 }
@@ -40,6 +41,7 @@ type UnknownTypeError struct {
 	Type string
 }
 
+// Error implements error.
 func (e *UnknownTypeError) Error() string {
 	return fmt.Sprintf("procsup/messages: unknown message type %q", e.Type)
 }
@@ -54,6 +56,7 @@ type DecodeError struct {
 	Err  error
 }
 
+// Error implements error.
 func (e *DecodeError) Error() string {
 	if e.Type != "" {
 		return fmt.Sprintf("procsup/messages: malformed %q frame: %v", e.Type, e.Err)

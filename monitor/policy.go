@@ -32,6 +32,7 @@ const (
 	OverLimit
 )
 
+// String implements fmt.Stringer.
 func (d Decision) String() string {
 	switch d {
 	case Warn:

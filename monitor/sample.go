@@ -37,6 +37,7 @@ type Sample struct {
 // MB returns Bytes in mebibytes.
 func (s Sample) MB() float64 { return float64(s.Bytes) / (1 << 20) }
 
+// String implements fmt.Stringer.
 func (s Sample) String() string {
 	return fmt.Sprintf("%.1f MB %s over %d process(es)", s.MB(), s.Figure, s.Processes)
 }

@@ -14,7 +14,7 @@ import (
 // parent for the actors it spawns (their events and failures come to it), and a record
 // of everything it received, to wait for and to show when an expectation fails.
 type Probe struct {
-	t      testing.TB
+	t      TB
 	system *actor.ActorSystem
 	// PID is the probe's actor.
 	PID *actor.PID
@@ -44,7 +44,7 @@ type spawnResult struct {
 // NewProbe spawns a probe in system. Failures of the actors it spawns are handled by
 // strategy (protoactor's default, restart, when nil). The probe stops when the test
 // ends.
-func NewProbe(t testing.TB, system *actor.ActorSystem, strategy actor.SupervisorStrategy) *Probe {
+func NewProbe(t TB, system *actor.ActorSystem, strategy actor.SupervisorStrategy) *Probe {
 	t.Helper()
 	p := &Probe{t: t, system: system, in: make(chan any, 1<<16)}
 	opts := []actor.PropsOption{}
@@ -73,6 +73,16 @@ func (p *Probe) receive(ctx actor.Context) {
 		}
 	}
 }
+
+// TB is what a probe needs of a test: *testing.T and *testing.B have it.
+type TB interface {
+	Helper()
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+}
+
+var _ TB = testing.TB(nil)
 
 // Spawn spawns props as a child of the probe, named name: its events come to the probe
 // and its failures go to the probe's strategy.

@@ -1,0 +1,91 @@
+package actors_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/procsup/procsup/actors"
+	"github.com/procsup/procsup/childproc"
+	"github.com/procsup/procsup/messages"
+)
+
+func quietSystem() *actor.ActorSystem {
+	quiet := slog.New(slog.DiscardHandler)
+	return actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }))
+}
+
+// Spawn a process actor, ask its child something, and close it.
+func ExampleNewProcess() {
+	system := quietSystem()
+	defer system.Shutdown()
+
+	cmd, _ := childproc.SelfCommand("echo") // this binary, re-executed as the child
+	cfg := actors.NewConfig(cmd)            // every default: pings, timeouts, memory warning
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	props, err := actors.NewProcess(cfg)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	events := make(chan any, 16)
+	system.EventStream.Subscribe(func(ev any) {
+		switch ev.(type) {
+		case *messages.StateChanged, *messages.Exited:
+			events <- ev
+		}
+	})
+	pid := system.Root.Spawn(props)
+	for ev := range events {
+		if sc, ok := ev.(*messages.StateChanged); ok && sc.To == messages.Running {
+			break
+		}
+	}
+	res, _ := system.Root.RequestFuture(pid, &messages.Ask{Kind: "echo", Body: []byte("hi")}, time.Second).Result()
+	fmt.Printf("reply: %s\n", res.(*messages.Response).Body)
+
+	system.Root.Send(pid, &messages.Close{Reason: "example over"})
+	for ev := range events {
+		if ex, ok := ev.(*messages.Exited); ok {
+			fmt.Printf("exited: %s, exit code %d, killed %v\n", ex.Reason, ex.ExitCode, ex.Killed)
+			break
+		}
+	}
+	// Output:
+	// reply: hi
+	// exited: closed on request, exit code 0, killed false
+}
+
+// A tree restarts a crashing child with exponential backoff until its intensity limit.
+func ExampleNewTree() {
+	system := quietSystem()
+	defer system.Shutdown()
+
+	cmd, _ := childproc.SelfCommand("crash") // exits 3 right after initializing
+	cfg := actors.NewConfig(cmd)
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	props, _ := actors.NewProcess(cfg)
+	strategy := actors.NewStrategy(actors.Backoff{
+		Initial: 10 * time.Millisecond, Multiplier: 2, Max: time.Second, MaxRestarts: 3, Window: time.Minute,
+	})
+	done := make(chan struct{})
+	system.EventStream.Subscribe(func(ev any) {
+		switch e := ev.(type) {
+		case *messages.Restarting:
+			fmt.Printf("restart #%d in %v: %v\n", e.Attempt, e.Delay, e.Cause.(*actors.FailureError).Reason)
+		case *messages.RestartLimit:
+			fmt.Printf("gave up after %d failures\n", e.Failures)
+			close(done)
+		}
+	})
+	tree := system.Root.Spawn(actors.NewTree(strategy, actors.Spec{Name: "worker", Props: props}))
+	<-done
+	actors.StopAndWait(context.Background(), system, tree)
+	// Output:
+	// restart #1 in 10ms: crashed
+	// restart #2 in 20ms: crashed
+	// restart #3 in 40ms: crashed
+	// gave up after 4 failures
+}

@@ -1,0 +1,42 @@
+package childproc_test
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/procsup/procsup/childproc"
+	"github.com/procsup/procsup/messages"
+)
+
+// Launch a child (here this same binary, re-executed as the registered "echo" entry),
+// initialize it, ask it something and shut it down.
+func ExampleStart() {
+	cmd, err := childproc.SelfCommand("echo")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	p, err := childproc.Start(context.Background(), cmd)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer p.Close()
+	r, w := messages.NewReader(p.Control(), 0), messages.NewWriter(p.Control(), 0)
+
+	w.Write(&messages.InitializeRequest{})
+	resp, _ := r.Read()
+	fmt.Printf("initialized, error %q\n", resp.(*messages.InitializeResponse).Error)
+
+	w.Write(&messages.Request{ID: 1, Kind: "echo", Body: []byte("hello")})
+	reply, _ := r.Read()
+	fmt.Printf("reply: %s\n", reply.(*messages.Reply).Body)
+
+	w.Write(&messages.ShutdownRequest{Reason: "example over"})
+	st, _ := p.Wait(context.Background())
+	fmt.Println("exit:", st)
+	// Output:
+	// initialized, error ""
+	// reply: hello
+	// exit: exit code 0
+}
