@@ -51,14 +51,14 @@ func (a *reader) loop() {
 			continue
 		}
 		if err != nil {
-			a.system.Root.Send(a.owner, &readFailed{ospid: a.ospid, err: err})
+			a.system.Root.Send(a.owner, &readFailed{about: about{a.ospid}, err: err})
 			return
 		}
 		if r, ok := m.(*messages.Reply); ok {
 			a.asks.answer(r) // straight to the asker: one mailbox hop fewer
 			continue
 		}
-		a.system.Root.Send(a.owner, &frameIn{ospid: a.ospid, m: m})
+		a.system.Root.Send(a.owner, &frameIn{about: about{a.ospid}, m: m})
 	}
 }
 
@@ -94,14 +94,14 @@ func (a *logReader) loop() {
 		m, err := a.r.Read()
 		if err != nil {
 			if !errors.Is(err, messages.ErrClosed) && !errors.Is(err, net.ErrClosed) {
-				a.system.Root.Send(a.owner, &readFailed{ospid: a.ospid, logs: true, err: err})
+				a.system.Root.Send(a.owner, &readFailed{about: about{a.ospid}, logs: true, err: err})
 			}
-			a.system.Root.Send(a.owner, &logsDrained{ospid: a.ospid})
+			a.system.Root.Send(a.owner, &logsDrained{about{a.ospid}})
 			return
 		}
 		rec, ok := m.(*messages.LogRecord)
 		if !ok {
-			a.system.Root.Send(a.owner, &readFailed{ospid: a.ospid, logs: true, err: errors.New("a " + string(m.WireType()) + " message on the log socket")})
+			a.system.Root.Send(a.owner, &readFailed{about: about{a.ospid}, logs: true, err: errors.New("a " + string(m.WireType()) + " message on the log socket")})
 			continue
 		}
 		level := slog.Level(rec.Level)
@@ -138,7 +138,7 @@ func (a *joiner) Receive(ctx actor.Context) {
 	if _, ok := ctx.Message().(*actor.Started); ok {
 		go func() {
 			st, _ := a.proc.Wait(context.Background())
-			a.system.Root.Send(a.owner, &processExited{ospid: a.proc.Pid(), status: st})
+			a.system.Root.Send(a.owner, &processExited{about: about{a.proc.Pid()}, status: st})
 		}()
 	}
 }

@@ -13,25 +13,30 @@ import (
 // OS pid of the process it is about, so that a late message about an earlier process of
 // a restarted actor is recognised and dropped.
 type (
+	// about is embedded in every message about one process: it carries that process's
+	// OS pid.
+	about struct{ ospid int }
+
 	frameIn struct {
-		ospid int
-		m     messages.Wire
+		about
+		m messages.Wire
 	}
 	readFailed struct {
-		ospid int
-		logs  bool // on the log socket rather than the control socket
-		err   error
+		about
+		logs bool // on the log socket rather than the control socket
+		err  error
 	}
 	processExited struct {
-		ospid  int
+		about
 		status childproc.ExitStatus
 	}
-	logsDrained   struct{ ospid int }
-	initTimedOut  struct{ ospid int }
-	closeTimedOut struct{ ospid int }
-	logsWaitOver  struct{ ospid int }
-	eofGraceOver  struct{ ospid int }
-	stackDumpOver struct{ ospid int }
+	logsDrained   struct{ about }
+	initTimedOut  struct{ about }
+	closeTimedOut struct{ about }
+	logsWaitOver  struct{ about }
+	eofGraceOver  struct{ about }
+	stackDumpOver struct{ about }
+
 	pingTick      struct{}
 	memoryTick    struct{}
 	pongIn        struct{ pong *messages.PongResponse }
@@ -43,6 +48,11 @@ type (
 	}
 	memoryOverLimit struct{ s monitor.Sample }
 )
+
+func (a about) aboutPid() int { return a.ospid }
+
+// aboutProcess is a message about one process.
+type aboutProcess interface{ aboutPid() int }
 
 // sendAfter sends msg to pid after d, from outside any actor; the returned func cancels.
 func sendAfter(system *actor.ActorSystem, d time.Duration, pid *actor.PID, msg any) func() {

@@ -123,28 +123,8 @@ func (p *process) Receive(ctx actor.Context) {
 
 // staleOrNot reports whether m is about an earlier process of this actor.
 func (p *process) staleOrNot(m any) bool {
-	ospid := -1
-	switch m := m.(type) {
-	case *frameIn:
-		ospid = m.ospid
-	case *readFailed:
-		ospid = m.ospid
-	case *processExited:
-		ospid = m.ospid
-	case *logsDrained:
-		ospid = m.ospid
-	case *initTimedOut:
-		ospid = m.ospid
-	case *closeTimedOut:
-		ospid = m.ospid
-	case *logsWaitOver:
-		ospid = m.ospid
-	case *eofGraceOver:
-		ospid = m.ospid
-	case *stackDumpOver:
-		ospid = m.ospid
-	}
-	return ospid != -1 && (p.proc == nil || ospid != p.proc.Pid())
+	a, ok := m.(aboutProcess)
+	return ok && (p.proc == nil || a.aboutPid() != p.proc.Pid())
 }
 
 // starting launches the process, spawns the child actors and sends InitializeRequest.
@@ -185,7 +165,7 @@ func (p *process) starting(ctx actor.Context) {
 		p.killFor(messages.ReasonProtocolError, fmt.Errorf("sending InitializeRequest: %w", err))
 	}
 	if p.cfg.InitializeTimeout > 0 {
-		p.cancels = append(p.cancels, sendAfter(p.system, p.cfg.InitializeTimeout, p.self, &initTimedOut{ospid: proc.Pid()}))
+		p.cancels = append(p.cancels, sendAfter(p.system, p.cfg.InitializeTimeout, p.self, &initTimedOut{about{proc.Pid()}}))
 	}
 	p.become(ctx, messages.Starting, messages.Initializing, p.initializing)
 }
@@ -353,7 +333,7 @@ func (p *process) common(ctx actor.Context) {
 			// Either the child is exiting, or it closed its socket and lives on: give it
 			// a moment to exit before calling it a protocol error.
 			p.eof = true
-			p.cancels = append(p.cancels, sendAfter(p.system, eofGrace, p.self, &eofGraceOver{ospid: p.proc.Pid()}))
+			p.cancels = append(p.cancels, sendAfter(p.system, eofGrace, p.self, &eofGraceOver{about{p.proc.Pid()}}))
 		default:
 			p.killFor(messages.ReasonProtocolError, m.err)
 		}
@@ -377,7 +357,7 @@ func (p *process) close(ctx actor.Context, why string) {
 		p.kill()
 	} else {
 		p.w.Write(&messages.ShutdownRequest{Reason: why})
-		p.cancels = append(p.cancels, sendAfter(p.system, p.cfg.CloseTimeout, p.self, &closeTimedOut{ospid: p.proc.Pid()}))
+		p.cancels = append(p.cancels, sendAfter(p.system, p.cfg.CloseTimeout, p.self, &closeTimedOut{about{p.proc.Pid()}}))
 	}
 	p.become(ctx, p.state, messages.Closing, p.closing)
 }
@@ -403,7 +383,7 @@ func (p *process) kill() {
 	p.killSent = true
 	if p.cfg.StackDumpGrace > 0 {
 		p.proc.Signal(syscall.SIGQUIT)
-		p.cancels = append(p.cancels, sendAfter(p.system, p.cfg.StackDumpGrace, p.self, &stackDumpOver{ospid: p.proc.Pid()}))
+		p.cancels = append(p.cancels, sendAfter(p.system, p.cfg.StackDumpGrace, p.self, &stackDumpOver{about{p.proc.Pid()}}))
 		return
 	}
 	p.proc.Kill()
@@ -422,7 +402,7 @@ func (p *process) onExit(ctx actor.Context, st childproc.ExitStatus) {
 	case <-p.logsDone:
 		p.finish(ctx)
 	default:
-		p.cancels = append(p.cancels, sendAfter(p.system, logsWait, p.self, &logsWaitOver{ospid: p.proc.Pid()}))
+		p.cancels = append(p.cancels, sendAfter(p.system, logsWait, p.self, &logsWaitOver{about{p.proc.Pid()}}))
 	}
 }
 
