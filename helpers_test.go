@@ -75,6 +75,11 @@ func workerHandler() childproc.Handler {
 						return nil
 					}
 				}
+			case "logflood":
+				for i := 0; ctx.Err() == nil; i++ {
+					p.Logger().Info("flood", "i", i)
+				}
+				return nil
 			case "grandchild":
 				cmd := exec.Command("sleep", "1000")
 				if err := cmd.Start(); err != nil {
@@ -115,6 +120,18 @@ func rawChild(mode string) {
 		f.Close()
 	case "wrongfirst":
 		w.Write(&messages.PongResponse{})
+	case "hugelength":
+		w.Write(&messages.InitializeResponse{})
+		f.Write([]byte{0x7f, 0xff, 0xff, 0xff, 1, 2, 3})
+	case "partial":
+		w.Write(&messages.InitializeResponse{})
+		frame, _ := messages.Encode(&messages.Exiting{Reason: "half of this frame never comes"})
+		f.Write(frame[:len(frame)/2])
+	case "wrongtime":
+		w.Write(&messages.InitializeResponse{})
+		w.Write(&messages.InitializeResponse{}) // a second one, while running
+	case "noread":
+		w.Write(&messages.InitializeResponse{})
 	}
 	time.Sleep(time.Hour)
 }
@@ -123,18 +140,19 @@ func rawChild(mode string) {
 // prints their pids, and waits to be killed.
 func supervisorProgram() {
 	system := actor.NewActorSystem(actor.WithLoggerFactory(quietLogger))
+	n, _ := strconv.Atoi(os.Getenv("SUPERVISOR_N"))
 	var specs []actors.Spec
-	for i := range 3 {
+	for i := range n {
 		specs = append(specs, actors.Spec{Name: fmt.Sprint("w", i), Props: mustProps(workerConfig("healthy", nil))})
 	}
-	pids := make(chan int, 3)
+	pids := make(chan int, n)
 	system.EventStream.Subscribe(func(ev any) {
 		if sc, ok := ev.(*messages.StateChanged); ok && sc.To == messages.Running {
 			pids <- sc.OSPid
 		}
 	})
 	system.Root.Spawn(actors.NewTree(nil, specs...))
-	for range 3 {
+	for range n {
 		fmt.Println(<-pids)
 	}
 	select {}
@@ -302,3 +320,16 @@ func (h *recordingHandler) find(msg string) (map[string]slog.Value, bool) {
 }
 
 func slogWith(h *recordingHandler) *slog.Logger { return slog.New(h) }
+
+// count returns how many records have message msg.
+func (h *recordingHandler) count(msg string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, r := range *h.records {
+		if r.Message == msg {
+			n++
+		}
+	}
+	return n
+}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"os"
 	"strconv"
 	"time"
 
@@ -71,6 +72,7 @@ type logReader struct {
 	conn   net.Conn
 	r      *messages.Reader
 	log    *slog.Logger
+	rate   float64       // records per second re-emitted; 0 is no cap
 	done   chan struct{} // closed at end of stream, shared with the process actor
 	ended  chan struct{}
 }
@@ -90,6 +92,15 @@ func (a *logReader) loop() {
 	defer close(a.ended)
 	defer close(a.done)
 	h := a.log.Handler()
+	bucket := tokenBucket{rate: a.rate, tokens: a.rate, last: time.Now()}
+	var dropped uint64
+	reportDropped := func() {
+		if dropped > 0 {
+			a.log.Warn("dropped child log records over the rate limit", "dropped", dropped, "rate_per_second", a.rate)
+			dropped = 0
+		}
+	}
+	defer reportDropped()
 	for {
 		m, err := a.r.Read()
 		if err != nil {
@@ -108,6 +119,11 @@ func (a *logReader) loop() {
 		if !h.Enabled(context.Background(), level) {
 			continue
 		}
+		if !bucket.take(time.Now()) {
+			dropped++
+			continue
+		}
+		reportDropped()
 		r := slog.NewRecord(time.Unix(0, rec.Time), level, rec.Message, 0)
 		r.AddAttrs(slog.String("source", "child"))
 		if rec.Logger != "" {
@@ -124,6 +140,26 @@ func (a *logReader) loop() {
 		}
 		h.Handle(context.Background(), r)
 	}
+}
+
+// tokenBucket allows rate events a second with a burst of rate; a zero rate allows all.
+type tokenBucket struct {
+	rate   float64
+	tokens float64
+	last   time.Time
+}
+
+func (b *tokenBucket) take(now time.Time) bool {
+	if b.rate <= 0 {
+		return true
+	}
+	b.tokens = min(b.rate, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }
 
 // joiner waits for the process to exit (a pidfd in the netpoller: no thread held) and
@@ -171,7 +207,10 @@ func (a *pinger) Receive(ctx actor.Context) {
 				return
 			}
 		}
-		a.w.Write(&messages.PingRequest{SentAt: monoNow()})
+		if err := a.w.Write(&messages.PingRequest{SentAt: monoNow()}); errors.Is(err, os.ErrDeadlineExceeded) {
+			ctx.Send(a.owner, &childNotReading{})
+			return
+		}
 		a.cancel = sendAfter(a.system, a.interval, ctx.Self(), &pingTick{})
 	case *pongIn:
 		a.lastPong = time.Now()

@@ -20,6 +20,8 @@ const (
 	DefaultMemorySampleInterval = 5 * time.Second
 	DefaultMemoryWarnCooldown   = 120 * time.Second
 	DefaultMemoryRepeatGrowthMB = 50
+	DefaultWriteTimeout         = 5 * time.Second
+	DefaultLogRate              = 1000
 )
 
 // RestartPolicy says which ends of a process count as failures to hand to the parent's
@@ -96,6 +98,13 @@ type Config struct {
 	Logger *slog.Logger
 	// MaxFrame caps a frame from the child; 0 means messages.DefaultMaxFrame.
 	MaxFrame int
+	// WriteTimeout bounds every write to the child's control socket: a child that stops
+	// reading fills the socket, and the write then fails instead of blocking the actor;
+	// the child is killed for it. 0 writes without a deadline.
+	WriteTimeout time.Duration
+	// LogRate caps the child's log records re-emitted per second (with a burst of as
+	// many); records over it are dropped and counted in a warning. 0 is no cap.
+	LogRate float64
 	// OnRequest answers requests the child sends to the parent. It runs on the actor's
 	// goroutine, so it must be quick. Nil answers every request with an error.
 	OnRequest func(kind string, body []byte) ([]byte, error)
@@ -114,6 +123,8 @@ func NewConfig(launcher childproc.Launcher) Config {
 		MemorySampleInterval: DefaultMemorySampleInterval,
 		MemoryWarnCooldown:   DefaultMemoryWarnCooldown,
 		MemoryRepeatGrowthMB: DefaultMemoryRepeatGrowthMB,
+		WriteTimeout:         DefaultWriteTimeout,
+		LogRate:              DefaultLogRate,
 	}
 }
 
@@ -136,12 +147,13 @@ func (c Config) Validate() error {
 		"PingInterval": c.PingInterval, "PingTimeout": c.PingTimeout,
 		"HighPingThreshold": c.HighPingThreshold, "MemorySampleInterval": c.MemorySampleInterval,
 		"MemoryWarnCooldown": c.MemoryWarnCooldown, "StackDumpGrace": c.StackDumpGrace,
+		"WriteTimeout": c.WriteTimeout,
 	} {
 		if d < 0 {
 			bad("%s is negative (%v)", name, d)
 		}
 	}
-	for name, v := range map[string]float64{"MemoryWarnMB": c.MemoryWarnMB, "MemoryLimitMB": c.MemoryLimitMB, "MemoryRepeatGrowthMB": c.MemoryRepeatGrowthMB} {
+	for name, v := range map[string]float64{"MemoryWarnMB": c.MemoryWarnMB, "MemoryLimitMB": c.MemoryLimitMB, "MemoryRepeatGrowthMB": c.MemoryRepeatGrowthMB, "LogRate": c.LogRate} {
 		if v < 0 {
 			bad("%s is negative (%v)", name, v)
 		}

@@ -12,6 +12,9 @@ var (
 	ErrNotRunning = errors.New("procsup/actors: process is not running")
 	// ErrProcessEnded answers an Ask whose process ended before it replied.
 	ErrProcessEnded = errors.New("procsup/actors: process ended before replying")
+	// ErrChildNotReading is the protocol error of a child whose control socket stayed
+	// full for the whole WriteTimeout.
+	ErrChildNotReading = errors.New("procsup/actors: the child does not read its control socket")
 )
 
 // FailureError is the reason a process actor hands to its parent's supervisor strategy

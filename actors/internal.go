@@ -37,12 +37,13 @@ type (
 	eofGraceOver  struct{ about }
 	stackDumpOver struct{ about }
 
-	pingTick      struct{}
-	memoryTick    struct{}
-	pongIn        struct{ pong *messages.PongResponse }
-	highPing      struct{ rtt time.Duration }
-	unresponsive  struct{ silence time.Duration }
-	memoryWarning struct {
+	childNotReading struct{}
+	pingTick        struct{}
+	memoryTick      struct{}
+	pongIn          struct{ pong *messages.PongResponse }
+	highPing        struct{ rtt time.Duration }
+	unresponsive    struct{ silence time.Duration }
+	memoryWarning   struct {
 		s      monitor.Sample
 		growth uint64
 	}

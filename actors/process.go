@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -148,16 +149,16 @@ func (p *process) starting(ctx actor.Context) {
 	}
 	p.proc, p.startedAt = proc, proc.StartTime()
 	p.log = p.log.With("pid", proc.Pid())
-	p.w = messages.NewWriter(proc.Control(), p.cfg.MaxFrame)
+	p.w = messages.NewWriter(deadlineConn{proc.Control(), p.cfg.WriteTimeout}, p.cfg.MaxFrame)
 	p.logsDone = make(chan struct{})
 	p.spawnChild(ctx, "reader", &reader{system: p.system, owner: p.self, ospid: proc.Pid(), conn: proc.Control(),
 		r: messages.NewReader(proc.Control(), p.cfg.MaxFrame), log: p.log, asks: p.asks})
 	p.spawnChild(ctx, "logs", &logReader{system: p.system, owner: p.self, ospid: proc.Pid(), conn: proc.Logs(),
-		r: messages.NewReader(proc.Logs(), p.cfg.MaxFrame), log: p.log, done: p.logsDone})
+		r: messages.NewReader(proc.Logs(), p.cfg.MaxFrame), log: p.log, rate: p.cfg.LogRate, done: p.logsDone})
 	p.spawnChild(ctx, "joiner", &joiner{system: p.system, owner: p.self, proc: proc})
 
 	p.log.Info("initializing process")
-	err = p.w.Write(&messages.InitializeRequest{
+	err = p.send(&messages.InitializeRequest{
 		PingInterval: p.cfg.PingInterval, PingTimeout: p.cfg.PingTimeout,
 		HighPingThreshold: p.cfg.HighPingThreshold, Debug: p.cfg.Debug, Payload: p.cfg.Payload,
 	})
@@ -229,7 +230,7 @@ func (p *process) running(ctx actor.Context) {
 	case *frameIn:
 		p.frame(ctx, m.m)
 	case *messages.Send:
-		if err := p.w.Write(&messages.Message{Kind: m.Kind, Body: m.Body}); err != nil {
+		if err := p.send(&messages.Message{Kind: m.Kind, Body: m.Body}); err != nil {
 			p.log.Warn("failed to send a message to the child", "kind", m.Kind, "error", err)
 		}
 	case *messages.Ask:
@@ -274,7 +275,7 @@ func (p *process) frame(ctx actor.Context, m messages.Wire) {
 		} else {
 			reply.Body = body
 		}
-		p.w.Write(reply)
+		p.send(reply)
 	case *messages.Exiting:
 		p.log.Info("process exiting", "reason", m.Reason)
 	default:
@@ -337,6 +338,8 @@ func (p *process) common(ctx actor.Context) {
 		default:
 			p.killFor(messages.ReasonProtocolError, m.err)
 		}
+	case *childNotReading:
+		p.killFor(messages.ReasonProtocolError, ErrChildNotReading)
 	case *eofGraceOver:
 		p.killFor(messages.ReasonProtocolError, errors.New("the child closed its control socket and kept running"))
 	case *stackDumpOver:
@@ -356,7 +359,7 @@ func (p *process) close(ctx actor.Context, why string) {
 	if p.cfg.CloseTimeout == 0 {
 		p.kill()
 	} else {
-		p.w.Write(&messages.ShutdownRequest{Reason: why})
+		p.send(&messages.ShutdownRequest{Reason: why})
 		p.cancels = append(p.cancels, sendAfter(p.system, p.cfg.CloseTimeout, p.self, &closeTimedOut{about{p.proc.Pid()}}))
 	}
 	p.become(ctx, p.state, messages.Closing, p.closing)
@@ -532,10 +535,20 @@ func (p *process) ask(ctx actor.Context, m *messages.Ask) {
 		ctx.Respond(&messages.Response{Err: ErrNotRunning})
 		return
 	}
-	if err := p.w.Write(&messages.Request{ID: id, Kind: m.Kind, Body: m.Body}); err != nil {
+	if err := p.send(&messages.Request{ID: id, Kind: m.Kind, Body: m.Body}); err != nil {
 		p.asks.forget(id)
 		ctx.Respond(&messages.Response{Err: err})
 	}
+}
+
+// send writes m to the child. A child that has not read its socket for the whole
+// WriteTimeout is killed for it.
+func (p *process) send(m messages.Wire) error {
+	err := p.w.Write(m)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		p.killFor(messages.ReasonProtocolError, ErrChildNotReading)
+	}
+	return err
 }
 
 // become switches behavior and reports the transition.

@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
+	"syscall"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -86,8 +88,9 @@ func NewReader(r io.Reader, maxFrame int) *Reader {
 	return &Reader{r: bufio.NewReaderSize(r, 32<<10), max: maxFrame}
 }
 
-// Read reads and decodes the next frame. At a clean end of stream it returns an error
-// matching [ErrClosed]; a frame cut short is a [DecodeError] wrapping
+// Read reads and decodes the next frame. At an end of stream between frames (a clean one,
+// or a reset because the peer exited with data unread) it returns an error matching
+// [ErrClosed]; a frame cut short is a [DecodeError] wrapping
 // [io.ErrUnexpectedEOF]; a length over the cap is a [FrameTooLargeError], checked before
 // anything is allocated. Errors of the underlying stream (a deadline, say) are returned
 // as they are. After ErrFrameTooLarge or a truncated frame the stream is out of step and
@@ -104,11 +107,14 @@ func (r *Reader) Read() (Wire, error) {
 func (r *Reader) ReadFrame() ([]byte, error) {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r.r, hdr[:]); err != nil {
-		switch err {
-		case io.EOF:
+		switch {
+		case err == io.EOF:
 			return nil, ErrClosed
-		case io.ErrUnexpectedEOF:
+		case err == io.ErrUnexpectedEOF:
 			return nil, &DecodeError{Err: err}
+		case errors.Is(err, syscall.ECONNRESET):
+			// The peer closed with data of ours unread: closed all the same.
+			return nil, fmt.Errorf("%w: %w", ErrClosed, err)
 		}
 		return nil, err
 	}

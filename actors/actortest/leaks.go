@@ -20,12 +20,12 @@ const LeakTimeout = 10 * time.Second
 // polling. Call it first in a test, before anything that starts goroutines or processes.
 func CheckLeaks(t testing.TB) {
 	t.Helper()
-	goroutines := countGoroutines()
+	goroutines := CountGoroutines()
 	fds := CountFDs()
 	t.Cleanup(func() {
 		deadline := time.Now().Add(LeakTimeout)
 		for {
-			g, f, kids := countGoroutines(), CountFDs(), ChildPIDs()
+			g, f, kids := CountGoroutines(), CountFDs(), ChildPIDs()
 			if g <= goroutines && f <= fds && len(kids) == 0 {
 				return
 			}
@@ -47,8 +47,9 @@ var longLived = []string{
 	"procsup/childproc.onStarterThread", // the one thread every child is started from
 }
 
-// countGoroutines counts goroutines except the long-lived ones.
-func countGoroutines() int {
+// CountGoroutines counts goroutines, except the few that live as long as the program
+// (procsup's starter thread).
+func CountGoroutines() int {
 	buf := make([]byte, 1<<20)
 	for {
 		n := runtime.Stack(buf, true)
