@@ -153,4 +153,3 @@ func procTable(path string) [][]string {
 	}
 	return rows
 }
-

@@ -172,10 +172,10 @@ type joiner struct {
 
 func (a *joiner) Receive(ctx actor.Context) {
 	if _, ok := ctx.Message().(*actor.Started); ok {
-		go func() {
-			st, _ := a.proc.Wait(context.Background())
-			a.system.Root.Send(a.owner, &processExited{about: about{a.proc.Pid()}, status: st})
-		}()
+		system, owner, ospid := a.system, a.owner, a.proc.Pid()
+		a.proc.AfterExit(func(st childproc.ExitStatus) {
+			system.Root.Send(owner, &processExited{about: about{ospid}, status: st})
+		})
 	}
 }
 

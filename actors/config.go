@@ -102,6 +102,9 @@ type Config struct {
 	// reading fills the socket, and the write then fails instead of blocking the actor;
 	// the child is killed for it. 0 writes without a deadline.
 	WriteTimeout time.Duration
+	// InitLimiter caps concurrent starts and initializations; nil means DefaultLimiter,
+	// min(NumCPU, 4) at once, shared by all such actors.
+	InitLimiter *Limiter
 	// LogRate caps the child's log records re-emitted per second (with a burst of as
 	// many); records over it are dropped and counted in a warning. 0 is no cap.
 	LogRate float64

@@ -38,6 +38,7 @@ type (
 	stackDumpOver struct{ about }
 
 	childNotReading struct{}
+	slotGranted     struct{ owner *process } // the limiter's grant, to the instance that asked
 	pingTick        struct{}
 	memoryTick      struct{}
 	pongIn          struct{ pong *messages.PongResponse }

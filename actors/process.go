@@ -97,7 +97,21 @@ type process struct {
 	lastError error
 
 	asks *asks
+
+	limiter    *Limiter
+	slot       slotState
+	cancelSlot func() bool
 }
+
+// slotState is where a process actor is with its limiter slot.
+type slotState int
+
+const (
+	slotNone slotState = iota
+	slotWaiting
+	slotHeld
+	slotReleased
+)
 
 // Receive handles the lifecycle and status in every state, and hands the rest to the
 // current state's behavior.
@@ -138,8 +152,51 @@ func (p *process) starting(ctx actor.Context) {
 	if p.restarts > 0 {
 		from = messages.Dead
 	}
-	p.become(ctx, from, messages.Starting, p.initializing)
+	p.become(ctx, from, messages.Starting, p.queued)
+	p.limiter = p.cfg.InitLimiter
+	if p.limiter == nil {
+		p.limiter = DefaultLimiter
+	}
+	p.slot = slotWaiting
+	system, self, token := p.system, p.self, &slotGranted{p}
+	p.cancelSlot = p.limiter.acquire(func() { system.Root.Send(self, token) })
+}
 
+// queued is the starting state's wait for a slot of the limiter on initializations.
+func (p *process) queued(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *slotGranted:
+		if m.owner == p && p.slot == slotWaiting {
+			p.slot = slotHeld
+			p.launch(ctx)
+		}
+	case *messages.Close, *messages.Kill:
+		p.reason = messages.ReasonClosed
+		if _, kill := m.(*messages.Kill); kill {
+			p.reason = messages.ReasonKilled
+		}
+		p.giveSlotBack()
+		p.finish(ctx)
+	case *messages.Ask:
+		ctx.Respond(&messages.Response{Err: ErrNotRunning})
+	}
+}
+
+// giveSlotBack returns the limiter slot, or withdraws the request for one, once.
+func (p *process) giveSlotBack() {
+	switch p.slot {
+	case slotWaiting:
+		if !p.cancelSlot() {
+			p.limiter.release() // granted, the grant not yet received: it will be ignored
+		}
+	case slotHeld:
+		p.limiter.release()
+	}
+	p.slot = slotReleased
+}
+
+// launch starts the process, spawns the child actors and sends InitializeRequest.
+func (p *process) launch(ctx actor.Context) {
 	proc, err := childproc.Start(context.Background(), p.cfg.Launcher)
 	if err != nil {
 		p.log.Error("failed to start process", "error", err)
@@ -192,6 +249,7 @@ func (p *process) initializing(ctx actor.Context) {
 			p.killFor(messages.ReasonInitFailed, errors.New(resp.Error))
 		default:
 			p.runCancels()
+			p.giveSlotBack()
 			p.log.Info("process initialized", "elapsed", time.Since(p.startedAt))
 			p.startChecks(ctx)
 			p.become(ctx, messages.Initializing, messages.Running, p.running)
@@ -416,6 +474,7 @@ func (p *process) finish(ctx actor.Context) {
 	if p.finished {
 		return
 	}
+	p.giveSlotBack()
 	ev := p.report()
 	p.become(ctx, p.state, messages.Dead, p.dead)
 	p.publish(ctx, ev)
@@ -445,9 +504,13 @@ func (p *process) report() *messages.Exited {
 		ev.Killed = p.killedIt()
 		ev.Uptime = time.Since(p.startedAt)
 		p.proc.Close()
+		ownExit := !ev.Killed && p.killSent // it exited by itself before our kill landed
 		switch {
-		case ev.Reason == messages.ReasonNone || (ev.Reason == messages.ReasonProtocolError && p.eof && !ev.Killed):
-			// It ended by itself (closing its socket on the way out is no protocol error).
+		case ev.Reason == messages.ReasonNone,
+			ev.Reason == messages.ReasonProtocolError && p.eof && !ev.Killed,
+			ownExit && (ev.Reason == messages.ReasonUnresponsive || ev.Reason == messages.ReasonMemoryLimit || ev.Reason == messages.ReasonInitTimeout):
+			// It ended by itself (closing its socket on the way out is no protocol error;
+			// a verdict whose kill came too late is not why it ended).
 			ev.Reason, ev.Err = messages.ReasonExited, nil
 			if !p.status.Success() {
 				ev.Reason = messages.ReasonCrashed
@@ -479,6 +542,7 @@ func (p *process) endNow(r messages.Reason) {
 			p.log.Error("panic while ending the process", "panic", v)
 		}
 	}()
+	p.giveSlotBack()
 	if p.proc == nil || p.finished {
 		p.runCancels()
 		return

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -42,6 +43,9 @@ type Process struct {
 	done    chan struct{} // closed once the process is reaped
 	status  ExitStatus
 	waitErr error
+
+	mu        sync.Mutex
+	afterExit []func(ExitStatus)
 }
 
 // Pid is the child's process ID, also its process group ID.
@@ -91,7 +95,30 @@ func (p *Process) reap() {
 		}
 	}
 	p.waitErr = err
+	p.mu.Lock()
+	fs := p.afterExit
+	p.afterExit = nil
 	close(p.done)
+	p.mu.Unlock()
+	for _, f := range fs {
+		f(p.status)
+	}
+}
+
+// AfterExit arranges for f to be called with the exit status once the child is reaped,
+// on the goroutine that reaps it (or on a new one, if it was reaped already). f must not
+// block. Unlike a goroutine blocked in Wait, it costs nothing while the child runs.
+func (p *Process) AfterExit(f func(ExitStatus)) {
+	p.mu.Lock()
+	select {
+	case <-p.done:
+		p.mu.Unlock()
+		go f(p.status)
+		return
+	default:
+	}
+	p.afterExit = append(p.afterExit, f)
+	p.mu.Unlock()
 }
 
 // Signal sends sig to the child process alone.

@@ -16,6 +16,10 @@ import (
 // DefaultMaxFrame is the default cap on a frame's body: 16 MiB.
 const DefaultMaxFrame = 16 << 20
 
+// readBuffer is a Reader's buffer: small, because a parent holds two readers per child;
+// a larger body is read straight into its own allocation.
+const readBuffer = 4 << 10
+
 // envelope is the msgpack body of every frame: the type and the message's own fields.
 type envelope struct {
 	Type Type               `msgpack:"type"`
@@ -85,7 +89,7 @@ func NewReader(r io.Reader, maxFrame int) *Reader {
 	if maxFrame <= 0 {
 		maxFrame = DefaultMaxFrame
 	}
-	return &Reader{r: bufio.NewReaderSize(r, 32<<10), max: maxFrame}
+	return &Reader{r: bufio.NewReaderSize(r, readBuffer), max: maxFrame}
 }
 
 // Read reads and decodes the next frame. At an end of stream between frames (a clean one,

@@ -1,0 +1,351 @@
+package actors_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/procsup/procsup/actors"
+	"github.com/procsup/procsup/actors/actortest"
+	"github.com/procsup/procsup/childproc"
+	"github.com/procsup/procsup/messages"
+)
+
+// idleHold is how long BenchmarkIdleChildren holds the children while it measures CPU:
+// four default ping intervals, two memory samples. PROCSUP_IDLE_HOLD overrides it.
+func idleHold() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("PROCSUP_IDLE_HOLD")); err == nil {
+		return d
+	}
+	return 10 * time.Second
+}
+
+// parentFootprint is what the idle benchmarks measure of this process.
+type parentFootprint struct {
+	mem        uint64 // heap and stacks in use, bytes
+	goroutines int
+	threads    int
+}
+
+func footprint() parentFootprint {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return parentFootprint{mem: ms.HeapInuse + ms.StackInuse, goroutines: runtime.NumGoroutine(), threads: actortest.CountThreads()}
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// report holds n children for idleHold and reports the units of issue 5.
+func report(b *testing.B, n int, before parentFootprint) {
+	held := footprint()
+	hold := idleHold()
+	cpu0, wall0 := cpuTime(), time.Now()
+	time.Sleep(hold)
+	cpu := cpuTime() - cpu0
+	wall := time.Since(wall0)
+	b.ReportMetric(100*cpu.Seconds()/wall.Seconds(), "cpu-%")
+	b.ReportMetric(float64(held.mem-min(before.mem, held.mem))/1024/float64(n), "KiB/child")
+	b.ReportMetric(float64(held.goroutines-before.goroutines)/float64(n), "goroutines/child")
+	b.ReportMetric(float64(actortest.CountThreads()), "threads")
+}
+
+// smallChild is the echo child with one P: what an idle worker looks like.
+func smallChild(b *testing.B) *childproc.Command {
+	cmd, err := childproc.SelfCommand("echo")
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd.Env = append(cmd.Env, "GOMAXPROCS=1")
+	return cmd
+}
+
+// BenchmarkIdleChildren holds n idle supervised children at the default ping and memory
+// intervals and reports the parent's CPU, memory per child, goroutines per child and
+// threads. Run it alone: go test -run '^$' -bench IdleChildren -benchtime 1x ./actors
+func BenchmarkIdleChildren(b *testing.B) {
+	for _, n := range []int{100, 1000} {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			for range b.N {
+				idleActors(b, n)
+			}
+		})
+	}
+}
+
+func idleActors(b *testing.B, n int) {
+	system := benchSystem(b)
+	cfg := echoConfig(b)
+	cfg.Launcher = smallChild(b)
+	props, err := actors.NewProcess(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	before := footprint()
+	running := make(chan struct{}, n)
+	sub := system.EventStream.Subscribe(func(ev any) {
+		if sc, ok := ev.(*messages.StateChanged); ok && sc.To == messages.Running {
+			running <- struct{}{}
+		}
+	})
+	pids := make([]*actor.PID, n)
+	for i := range pids {
+		pids[i] = system.Root.Spawn(props)
+	}
+	for range n {
+		<-running
+	}
+	system.EventStream.Unsubscribe(sub)
+	report(b, n, before)
+	b.StopTimer()
+	stopAll(system, pids)
+}
+
+func stopAll(system *actor.ActorSystem, pids []*actor.PID) {
+	var wg sync.WaitGroup
+	for _, pid := range pids {
+		wg.Go(func() { actors.StopAndWait(context.Background(), system, pid) })
+	}
+	wg.Wait()
+}
+
+// BenchmarkFloorIdleChildren is the floor of BenchmarkIdleChildren: the same children
+// started by plain exec, one reader goroutine each, pinged at the same rate by one
+// ticker, nothing else.
+func BenchmarkFloorIdleChildren(b *testing.B) {
+	for _, n := range []int{100, 1000} {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			for range b.N {
+				idleFloor(b, n)
+			}
+		})
+	}
+}
+
+type rawChild struct {
+	cmd  *exec.Cmd
+	conn *os.File
+}
+
+func startRaw(b *testing.B) rawChild {
+	exe, _ := os.Executable()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	syscall.SetNonblock(fds[0], true)
+	parent, child := os.NewFile(uintptr(fds[0]), "p"), os.NewFile(uintptr(fds[1]), "c")
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), "PROCSUP_RAW_ECHO=1", "GOMAXPROCS=1")
+	cmd.ExtraFiles = []*os.File{child}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	child.Close()
+	return rawChild{cmd: cmd, conn: parent}
+}
+
+func idleFloor(b *testing.B, n int) {
+	before := footprint()
+	kids := make([]rawChild, n)
+	for i := range kids {
+		kids[i] = startRaw(b)
+	}
+	var wg sync.WaitGroup
+	for _, k := range kids {
+		wg.Go(func() { io.Copy(io.Discard, k.conn) }) // the reader
+	}
+	ping, _ := messages.Encode(&messages.PingRequest{SentAt: 1})
+	stop := make(chan struct{})
+	wg.Go(func() {
+		t := time.NewTicker(actors.DefaultPingInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				for _, k := range kids {
+					k.conn.Write(ping)
+				}
+			case <-stop:
+				return
+			}
+		}
+	})
+	report(b, n, before)
+	b.StopTimer()
+	close(stop)
+	for _, k := range kids {
+		k.conn.Close()
+		k.cmd.Wait()
+	}
+	wg.Wait()
+}
+
+// BenchmarkSpawnBurst spawns 200 process actors at once and waits until all run, under
+// the default limiter (min(NumCPU, 4) initializations at once). x-floor compares with 200
+// raw spawns-to-first-echo at the same concurrency, timed in the same iteration.
+func BenchmarkSpawnBurst(b *testing.B) {
+	const n = 200
+	system := benchSystem(b)
+	props, _ := actors.NewProcess(echoConfig(b))
+	running := make(chan struct{}, n)
+	sub := system.EventStream.Subscribe(func(ev any) {
+		if sc, ok := ev.(*messages.StateChanged); ok && sc.To == messages.Running {
+			running <- struct{}{}
+		}
+	})
+	defer system.EventStream.Unsubscribe(sub)
+	var bursts, floors time.Duration
+	for range b.N {
+		began := time.Now()
+		pids := make([]*actor.PID, n)
+		for i := range pids {
+			pids[i] = system.Root.Spawn(props)
+		}
+		for range n {
+			<-running
+		}
+		bursts += time.Since(began)
+		b.StopTimer()
+		stopAll(system, pids)
+		floors += rawBurst(b, n, min(runtime.NumCPU(), 4))
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(bursts)/float64(floors), "x-floor")
+}
+
+// rawBurst spawns n raw children, conc at a time, each until its first echo, and returns
+// the time until all have answered.
+func rawBurst(b *testing.B, n, conc int) time.Duration {
+	began := time.Now()
+	jobs := make(chan struct{}, n)
+	for range n {
+		jobs <- struct{}{}
+	}
+	close(jobs)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var kids []rawChild
+	frame, _ := messages.Encode(&messages.InitializeRequest{})
+	for range conc {
+		wg.Go(func() {
+			for range jobs {
+				k := startRaw(b)
+				k.conn.Write(frame)
+				io.ReadFull(k.conn, make([]byte, len(frame)))
+				mu.Lock()
+				kids = append(kids, k)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	d := time.Since(began)
+	for _, k := range kids {
+		k.conn.Close()
+		k.cmd.Wait()
+	}
+	return d
+}
+
+// BenchmarkCrashToExited: the child is SIGKILLed; time until the parent's Exited event.
+// p50-ms is the median.
+func BenchmarkCrashToExited(b *testing.B) {
+	system := benchSystem(b)
+	cfg := echoConfig(b)
+	cfg.Restart = actors.Permanent
+	props, _ := actors.NewProcess(cfg)
+	events := make(chan any, 16)
+	sub := system.EventStream.Subscribe(func(ev any) {
+		switch e := ev.(type) {
+		case *messages.Exited:
+			events <- e
+		case *messages.StateChanged:
+			if e.To == messages.Running {
+				events <- e
+			}
+		}
+	})
+	defer system.EventStream.Unsubscribe(sub)
+	strategy := actors.NewStrategy(actors.Backoff{})
+	tree := system.Root.Spawn(actors.NewTree(strategy, actors.Spec{Name: "w", Props: props}))
+	defer actors.StopAndWait(context.Background(), system, tree)
+	var times []time.Duration
+	run := (<-events).(*messages.StateChanged)
+	b.ResetTimer()
+	for range b.N {
+		began := time.Now()
+		syscall.Kill(run.OSPid, syscall.SIGKILL)
+		for ev := range events {
+			if _, ok := ev.(*messages.Exited); ok {
+				break
+			}
+		}
+		times = append(times, time.Since(began))
+		b.StopTimer()
+		for ev := range events {
+			if sc, ok := ev.(*messages.StateChanged); ok {
+				run = sc
+				break
+			}
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(median(times).Seconds()*1000, "p50-ms")
+}
+
+// BenchmarkCrashToRestarted: the child is SIGKILLed under a zero-backoff strategy; time
+// until it runs again. x-floor compares with one raw spawn-to-echo timed in the same
+// iteration; over-floor-ms is the median difference.
+func BenchmarkCrashToRestarted(b *testing.B) {
+	system := benchSystem(b)
+	cfg := echoConfig(b)
+	cfg.Restart = actors.Permanent
+	props, _ := actors.NewProcess(cfg)
+	running := make(chan *messages.StateChanged, 16)
+	sub := system.EventStream.Subscribe(func(ev any) {
+		if e, ok := ev.(*messages.StateChanged); ok && e.To == messages.Running {
+			running <- e
+		}
+	})
+	defer system.EventStream.Unsubscribe(sub)
+	tree := system.Root.Spawn(actors.NewTree(actors.NewStrategy(actors.Backoff{}), actors.Spec{Name: "w", Props: props}))
+	defer actors.StopAndWait(context.Background(), system, tree)
+	run := <-running
+	var restarts, floors []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		began := time.Now()
+		syscall.Kill(run.OSPid, syscall.SIGKILL)
+		run = <-running
+		restarts = append(restarts, time.Since(began))
+		b.StopTimer()
+		floors = append(floors, spawnRawOnce(b))
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(median(restarts))/float64(median(floors)), "x-floor")
+	b.ReportMetric((median(restarts)-median(floors)).Seconds()*1000, "over-floor-ms")
+}
+
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}

@@ -1,0 +1,85 @@
+package messages
+
+import (
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// Commands and queries to a pool actor.
+type (
+	// Acquire asks the pool for an idle, initialized process. The pool answers the
+	// sender with an *Acquired by Deadline at the latest (a zero Deadline waits as long
+	// as it takes). actors.Acquire wraps it with a context.
+	Acquire struct{ Deadline time.Time }
+	// Release gives an acquired process back: a reusable pool returns it to idle, a
+	// single-use pool closes it.
+	Release struct{ PID *actor.PID }
+	// SetTarget changes how many idle processes the pool keeps ready.
+	SetTarget struct{ Target int }
+	// Drain stops handing processes out, closes the idle ones, waits up to Timeout for
+	// the busy ones to be released, then closes them; the sender gets *Drained when no
+	// process of the pool is left.
+	Drain struct{ Timeout time.Duration }
+	// GetPoolStatus asks for a *PoolStatus.
+	GetPoolStatus struct{}
+)
+
+// Acquired answers Acquire: a process actor's PID, or Err.
+type Acquired struct {
+	PID *actor.PID
+	Err error
+}
+
+// Drained answers Drain.
+type Drained struct{}
+
+// PoolStatus answers GetPoolStatus.
+type PoolStatus struct {
+	Idle, Busy, Starting, Closing int
+	Waiting                       int // callers waiting in Acquire
+	Target                        int
+	Failures                      int // consecutive failed starts
+	Draining                      bool
+}
+
+// PoolEventKind says what happened to a pool's process.
+type PoolEventKind int
+
+// The pool's events.
+const (
+	PoolCreated  PoolEventKind = iota // a process actor was spawned
+	PoolStarted                       // its process started (pid known)
+	PoolReady                         // it initialized and is idle
+	PoolAcquired                      // handed to a caller
+	PoolReleased                      // given back
+	PoolClosed                        // it ended and left the pool
+)
+
+var poolEventNames = [...]string{"created", "started", "ready", "acquired", "released", "closed"}
+
+// String implements fmt.Stringer.
+func (k PoolEventKind) String() string {
+	if int(k) < len(poolEventNames) {
+		return poolEventNames[k]
+	}
+	return "PoolEventKind(?)"
+}
+
+// Events a pool sends to its parent and publishes on the EventStream.
+type (
+	// PoolEvent: something happened to one of the pool's processes.
+	PoolEvent struct {
+		Pool    *actor.PID
+		Kind    PoolEventKind
+		Process *actor.PID
+		OSPid   int
+	}
+	// PoolBackoff: starts keep failing; the next start waits Delay.
+	PoolBackoff struct {
+		Pool     *actor.PID
+		Failures int
+		Delay    time.Duration
+		Cause    error
+	}
+)

@@ -1,0 +1,205 @@
+package procsup_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/procsup/procsup/actors"
+	"github.com/procsup/procsup/actors/actortest"
+	"github.com/procsup/procsup/messages"
+)
+
+func newPool(t *testing.T, system *actor.ActorSystem, cfg actors.PoolConfig) (*actortest.Probe, *actor.PID) {
+	t.Helper()
+	props, err := actors.NewPool(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe := actortest.NewProbe(t, system, nil)
+	pool := probe.Spawn(props, "pool")
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := actors.StopAndWait(ctx, system, pool); err != nil {
+			t.Error(err)
+		}
+	})
+	return probe, pool
+}
+
+func poolEvent(p *actortest.Probe, kind messages.PoolEventKind) *messages.PoolEvent {
+	return actortest.ExpectType(p, 10*time.Second, func(e *messages.PoolEvent) bool { return e.Kind == kind })
+}
+
+func poolStatus(t *testing.T, system *actor.ActorSystem, pool *actor.PID) *messages.PoolStatus {
+	t.Helper()
+	res, err := system.Root.RequestFuture(pool, &messages.GetPoolStatus{}, 5*time.Second).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.(*messages.PoolStatus)
+}
+
+func acquire(t *testing.T, system *actor.ActorSystem, pool *actor.PID) *actor.PID {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pid, err := actors.Acquire(ctx, system, pool)
+	if err != nil {
+		t.Fatalf("acquire: %v", err)
+	}
+	return pid
+}
+
+func TestPoolWarmAcquireAndRefill(t *testing.T) {
+	system := newSystem(t)
+	probe, pool := newPool(t, system, actors.PoolConfig{Process: workerConfig("healthy", nil), Target: 2, Reuse: true})
+	poolEvent(probe, messages.PoolReady)
+	poolEvent(probe, messages.PoolReady)
+	created := countEvents(probe.Drain(), messages.PoolCreated)
+	proc := acquire(t, system, pool)
+	if r := ask(t, system, proc, "echo", "pooled"); r.Err != nil || string(r.Body) != "echo:pooled" {
+		t.Fatalf("the acquired process: %+v", r)
+	}
+	acquired := poolEvent(probe, messages.PoolAcquired)
+	if !acquired.Process.Equal(proc) {
+		t.Fatalf("acquired %v, event says %v", proc, acquired.Process)
+	}
+	// The warm acquire started nothing itself, but the pool refills behind it.
+	if created != 2 {
+		t.Fatalf("%d processes created before the acquire, want 2", created)
+	}
+	poolEvent(probe, messages.PoolReady)
+	if st := poolStatus(t, system, pool); st.Idle != 2 || st.Busy != 1 {
+		t.Fatalf("status after refill: %+v", st)
+	}
+	// Reusable: released, it is idle again, and the extra idle one is closed.
+	actors.Release(system, pool, proc)
+	poolEvent(probe, messages.PoolReleased)
+	poolEvent(probe, messages.PoolClosed)
+	if st := poolStatus(t, system, pool); st.Idle != 2 || st.Busy != 0 {
+		t.Fatalf("status after release: %+v", st)
+	}
+}
+
+func TestPoolSingleUseClosesReleased(t *testing.T) {
+	system := newSystem(t)
+	probe, pool := newPool(t, system, actors.PoolConfig{Process: workerConfig("healthy", nil), Target: 1})
+	poolEvent(probe, messages.PoolReady)
+	proc := acquire(t, system, pool)
+	actors.Release(system, pool, proc)
+	closed := poolEvent(probe, messages.PoolClosed)
+	if !closed.Process.Equal(proc) {
+		t.Fatalf("closed %v, want the released %v", closed.Process, proc)
+	}
+	if again := acquire(t, system, pool); again.Equal(proc) {
+		t.Fatal("a single-use process was handed out twice")
+	}
+}
+
+func TestPoolNeverHandsOutADeadProcess(t *testing.T) {
+	system := newSystem(t)
+	probe, pool := newPool(t, system, actors.PoolConfig{Process: workerConfig("healthy", nil), Target: 1, Reuse: true})
+	ready := poolEvent(probe, messages.PoolReady)
+	signal(t, ready.OSPid, 9)
+	within(t, 5*time.Second, "the killed process dead", func() bool { return !actortest.Alive(ready.OSPid) })
+	// Acquire at once: the dead one must not come back, whether or not the pool has
+	// heard of its death yet.
+	proc := acquire(t, system, pool)
+	st := status(t, system, proc)
+	if st.Pid == ready.OSPid || st.State != messages.Running || !actortest.Alive(st.Pid) {
+		t.Fatalf("handed out %+v after killing pid %d", st, ready.OSPid)
+	}
+	poolEvent(probe, messages.PoolClosed)
+}
+
+func TestPoolFailingStartsBackOffAndFailWaiters(t *testing.T) {
+	system := newSystem(t)
+	probe, pool := newPool(t, system, actors.PoolConfig{Process: workerConfig("initfail", nil), Target: 1,
+		Backoff: actors.Backoff{Initial: 50 * time.Millisecond, Multiplier: 2, Max: time.Second}})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	began := time.Now()
+	_, err := actors.Acquire(ctx, system, pool)
+	if !errors.Is(err, actors.ErrStartsFailing) || !errors.Is(err, messages.ReasonInitFailed) {
+		t.Fatalf("acquire: %v, want ErrStartsFailing with the init failure", err)
+	}
+	if waited := time.Since(began); waited > 4*time.Second {
+		t.Fatalf("the caller waited %v, most of its deadline", waited)
+	}
+	var delays []time.Duration
+	for range 3 {
+		delays = append(delays, actortest.ExpectType[*messages.PoolBackoff](probe, 10*time.Second).Delay)
+	}
+	if !(delays[0] < delays[1] && delays[1] < delays[2]) {
+		t.Fatalf("backoff delays %v do not grow", delays)
+	}
+	if st := poolStatus(t, system, pool); st.Failures < 3 {
+		t.Fatalf("status %+v", st)
+	}
+}
+
+func TestPoolAcquireRespectsDeadline(t *testing.T) {
+	system := newSystem(t)
+	cfg := workerConfig("initslow", nil)
+	cfg.InitializeTimeout = time.Minute
+	cfg.CloseTimeout = 100 * time.Millisecond
+	_, pool := newPool(t, system, actors.PoolConfig{Process: cfg, Target: 0})
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := actors.Acquire(ctx, system, pool); !errors.Is(err, actors.ErrAcquireTimeout) {
+		t.Fatalf("acquire: %v, want ErrAcquireTimeout", err)
+	}
+}
+
+func TestPoolDrainLeavesNoProcess(t *testing.T) {
+	system := newSystem(t)
+	probe, pool := newPool(t, system, actors.PoolConfig{Process: workerConfig("healthy", nil), Target: 3, Reuse: true})
+	var pids []int
+	for range 3 {
+		pids = append(pids, poolEvent(probe, messages.PoolReady).OSPid)
+	}
+	acquire(t, system, pool) // busy, never released: the drain timeout closes it
+	res, err := system.Root.RequestFuture(pool, &messages.Drain{Timeout: 300 * time.Millisecond}, 10*time.Second).Result()
+	if _, ok := res.(*messages.Drained); err != nil || !ok {
+		t.Fatalf("drain: %v %v", res, err)
+	}
+	for _, pid := range pids {
+		if actortest.Alive(pid) {
+			t.Fatalf("pid %d alive after the drain", pid)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if _, err := actors.Acquire(ctx, system, pool); !errors.Is(err, actors.ErrPoolDraining) {
+		t.Fatalf("acquire after drain: %v", err)
+	}
+}
+
+func TestPoolSetTarget(t *testing.T) {
+	system := newSystem(t)
+	probe, pool := newPool(t, system, actors.PoolConfig{Process: workerConfig("healthy", nil), Target: 1, Reuse: true})
+	poolEvent(probe, messages.PoolReady)
+	system.Root.Send(pool, &messages.SetTarget{Target: 3})
+	poolEvent(probe, messages.PoolReady)
+	poolEvent(probe, messages.PoolReady)
+	system.Root.Send(pool, &messages.SetTarget{Target: 1})
+	poolEvent(probe, messages.PoolClosed)
+	poolEvent(probe, messages.PoolClosed)
+	if st := poolStatus(t, system, pool); st.Idle != 1 || st.Target != 1 {
+		t.Fatalf("status %+v", st)
+	}
+}
+
+func countEvents(ms []any, kind messages.PoolEventKind) int {
+	n := 0
+	for _, m := range ms {
+		if e, ok := m.(*messages.PoolEvent); ok && e.Kind == kind {
+			n++
+		}
+	}
+	return n
+}
