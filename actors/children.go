@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -29,6 +30,7 @@ type reader struct {
 	r      *messages.Reader
 	log    *slog.Logger
 	asks   *asks
+	pongs  *pongs
 	done   chan struct{}
 }
 
@@ -55,9 +57,15 @@ func (a *reader) loop() {
 			a.system.Root.Send(a.owner, &readFailed{about: about{a.ospid}, err: err})
 			return
 		}
-		if r, ok := m.(*messages.Reply); ok {
-			a.asks.answer(r) // straight to the asker: one mailbox hop fewer
+		switch m := m.(type) {
+		case *messages.Reply:
+			a.asks.answer(m) // straight to the asker: one mailbox hop fewer
 			continue
+		case *messages.PongResponse:
+			if a.pongs.armed.Load() {
+				a.pongs.got(m)
+				continue
+			}
 		}
 		a.system.Root.Send(a.owner, &frameIn{about: about{a.ospid}, m: m})
 	}
@@ -182,26 +190,53 @@ func (a *joiner) Receive(ctx actor.Context) {
 // pinger sends a ping every interval, measures each round trip on the parent's clock and
 // reports high pings and a silence longer than the timeout.
 type pinger struct {
-	system    *actor.ActorSystem
-	owner     *actor.PID
-	w         *messages.Writer
-	interval  time.Duration
-	timeout   time.Duration
-	threshold time.Duration
-	lastPong  time.Time
-	reported  bool
-	cancel    func()
+	system   *actor.ActorSystem
+	owner    *actor.PID
+	w        *messages.Writer
+	interval time.Duration
+	timeout  time.Duration
+	pongs    *pongs
+	reported bool
+	cancel   func()
 }
 
+// pongs is what the reader learns from pongs, shared with the pinger: each pong is
+// measured where it is read, without a message through two mailboxes; only a high ping
+// becomes a message.
+type pongs struct {
+	system    *actor.ActorSystem
+	owner     *actor.PID
+	threshold time.Duration
+	last      atomic.Int64 // monoNow of the last pong (or of the start)
+	armed     atomic.Bool  // pings are out: before, a pong is a protocol error
+}
+
+func newPongs(system *actor.ActorSystem, owner *actor.PID, threshold time.Duration) *pongs {
+	p := &pongs{system: system, owner: owner, threshold: threshold}
+	p.last.Store(monoNow())
+	return p
+}
+
+// got records a pong, on the reader's goroutine.
+func (p *pongs) got(m *messages.PongResponse) {
+	now := monoNow()
+	p.last.Store(now)
+	if rtt := time.Duration(now - m.SentAt); p.threshold > 0 && rtt > p.threshold {
+		p.system.Root.Send(p.owner, &highPing{rtt: rtt})
+	}
+}
+
+// silence is how long no pong has come.
+func (p *pongs) silence() time.Duration { return time.Duration(monoNow() - p.last.Load()) }
+
 func (a *pinger) Receive(ctx actor.Context) {
-	switch m := ctx.Message().(type) {
+	switch ctx.Message().(type) {
 	case *actor.Started:
-		a.lastPong = time.Now()
 		// The first ping at a random point of the interval spreads many children's pings.
 		a.cancel = sendAfter(a.system, rand.N(a.interval)+time.Millisecond, ctx.Self(), &pingTick{})
 	case *pingTick:
 		if a.timeout > 0 && !a.reported {
-			if silence := time.Since(a.lastPong); silence > a.timeout {
+			if silence := a.pongs.silence(); silence > a.timeout {
 				a.reported = true
 				ctx.Send(a.owner, &unresponsive{silence: silence})
 				return
@@ -212,12 +247,6 @@ func (a *pinger) Receive(ctx actor.Context) {
 			return
 		}
 		a.cancel = sendAfter(a.system, a.interval, ctx.Self(), &pingTick{})
-	case *pongIn:
-		a.lastPong = time.Now()
-		rtt := time.Duration(monoNow() - m.pong.SentAt)
-		if a.threshold > 0 && rtt > a.threshold {
-			ctx.Send(a.owner, &highPing{rtt: rtt})
-		}
 	case *actor.Stopping, *actor.Restarting:
 		if a.cancel != nil {
 			a.cancel()
@@ -246,6 +275,10 @@ func (a *memoryMonitor) Receive(ctx actor.Context) {
 		if err != nil {
 			return // gone already: the joiner will say so
 		}
+		s.PSSAbove = a.policy.WarnBytes
+		if a.policy.WarnBytes == 0 || (a.policy.LimitBytes > 0 && a.policy.LimitBytes < a.policy.WarnBytes) {
+			s.PSSAbove = a.policy.LimitBytes
+		}
 		a.sampler = s
 		a.cancel = sendAfter(a.system, a.interval, ctx.Self(), &memoryTick{})
 	case *memoryTick:
@@ -267,6 +300,9 @@ func (a *memoryMonitor) Receive(ctx actor.Context) {
 	case *actor.Stopping, *actor.Restarting:
 		if a.cancel != nil {
 			a.cancel()
+		}
+		if a.sampler != nil {
+			a.sampler.Close()
 		}
 	}
 }

@@ -41,7 +41,6 @@ type (
 	slotGranted     struct{ owner *process } // the limiter's grant, to the instance that asked
 	pingTick        struct{}
 	memoryTick      struct{}
-	pongIn          struct{ pong *messages.PongResponse }
 	highPing        struct{ rtt time.Duration }
 	unresponsive    struct{ silence time.Duration }
 	memoryWarning   struct {

@@ -84,6 +84,7 @@ type process struct {
 	startedAt time.Time
 	pinger    *actor.PID
 	logsDone  chan struct{}
+	pongs     *pongs
 	cancels   []func()
 
 	// How it ends: decided when procsup intervenes, completed when the exit is known.
@@ -208,8 +209,9 @@ func (p *process) launch(ctx actor.Context) {
 	p.log = p.log.With("pid", proc.Pid())
 	p.w = messages.NewWriter(deadlineConn{proc.Control(), p.cfg.WriteTimeout}, p.cfg.MaxFrame)
 	p.logsDone = make(chan struct{})
+	p.pongs = newPongs(p.system, p.self, p.cfg.HighPingThreshold)
 	p.spawnChild(ctx, "reader", &reader{system: p.system, owner: p.self, ospid: proc.Pid(), conn: proc.Control(),
-		r: messages.NewReader(proc.Control(), p.cfg.MaxFrame), log: p.log, asks: p.asks})
+		r: messages.NewReader(proc.Control(), p.cfg.MaxFrame), log: p.log, asks: p.asks, pongs: p.pongs})
 	p.spawnChild(ctx, "logs", &logReader{system: p.system, owner: p.self, ospid: proc.Pid(), conn: proc.Logs(),
 		r: messages.NewReader(proc.Logs(), p.cfg.MaxFrame), log: p.log, rate: p.cfg.LogRate, done: p.logsDone})
 	p.spawnChild(ctx, "joiner", &joiner{system: p.system, owner: p.self, proc: proc})
@@ -267,8 +269,10 @@ func (p *process) initializing(ctx actor.Context) {
 // startChecks spawns the pinger and the memory monitor.
 func (p *process) startChecks(ctx actor.Context) {
 	if p.cfg.PingInterval > 0 {
+		p.pongs.last.Store(monoNow()) // the silence is counted from now
+		p.pongs.armed.Store(true)
 		p.pinger = p.spawnChild(ctx, "pinger", &pinger{system: p.system, owner: p.self, w: p.w,
-			interval: p.cfg.PingInterval, timeout: p.cfg.PingTimeout, threshold: p.cfg.HighPingThreshold})
+			interval: p.cfg.PingInterval, timeout: p.cfg.PingTimeout, pongs: p.pongs})
 	}
 	if p.cfg.MemoryWarnMB > 0 || p.cfg.MemoryLimitMB > 0 {
 		p.spawnChild(ctx, "memory", &memoryMonitor{system: p.system, owner: p.self, ospid: p.proc.Pid(),
@@ -318,10 +322,6 @@ func (p *process) running(ctx actor.Context) {
 // frame handles a control frame from a running child.
 func (p *process) frame(ctx actor.Context, m messages.Wire) {
 	switch m := m.(type) {
-	case *messages.PongResponse:
-		if p.pinger != nil {
-			ctx.Send(p.pinger, &pongIn{pong: m})
-		}
 	case *messages.Message:
 		p.publish(ctx, &messages.ChildMessage{PID: p.self, OSPid: p.proc.Pid(), Kind: m.Kind, Body: m.Body})
 	case *messages.Request:

@@ -46,10 +46,16 @@ func (s Sample) String() string {
 // process handle between samples (creating it costs four times a sample). It is not safe
 // for concurrent use.
 type Sampler struct {
+	// PSSAbove, when non-zero, skips the costly PSS figure while RSS is at or below it:
+	// PSS never exceeds RSS, so a policy whose lowest threshold is PSSAbove decides the
+	// same from the cheap figure. A memory monitor sets it to that threshold.
+	PSSAbove uint64
+
 	pid   int
 	tree  bool
 	root  *process.Process
-	noPSS bool // smaps_rollup was unreadable once: use RSS from then on
+	statm *os.File // held open: a pread of it costs a few microseconds
+	noPSS bool     // smaps_rollup was unreadable once: use RSS from then on
 }
 
 // NewSampler returns a sampler for pid; with tree, samples sum the process and all its
@@ -59,13 +65,49 @@ func NewSampler(pid int, tree bool) (*Sampler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %d: %v", ErrGone, pid, err)
 	}
-	return &Sampler{pid: pid, tree: tree, root: p}, nil
+	statm, err := os.Open("/proc/" + strconv.Itoa(pid) + "/statm")
+	if err != nil {
+		return nil, fmt.Errorf("%w: %d: %v", ErrGone, pid, err)
+	}
+	return &Sampler{pid: pid, tree: tree, root: p, statm: statm}, nil
+}
+
+// Close releases the sampler's descriptor.
+func (s *Sampler) Close() error { return s.statm.Close() }
+
+var pageSize = uint64(os.Getpagesize())
+
+// rss reads the process's resident set from its held statm descriptor.
+func (s *Sampler) rss() (uint64, error) {
+	var buf [128]byte
+	n, err := s.statm.ReadAt(buf[:], 0)
+	if n == 0 {
+		return 0, fmt.Errorf("%w: %d: %v", ErrGone, s.pid, err)
+	}
+	f := bytes.Fields(buf[:n])
+	if len(f) < 2 {
+		return 0, fmt.Errorf("statm of %d: %q", s.pid, buf[:n])
+	}
+	pages, err := strconv.ParseUint(string(f[1]), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("statm of %d: %v", s.pid, err)
+	}
+	return pages * pageSize, nil
 }
 
 // Sample measures now. It prefers PSS where the kernel gives it (Linux 4.14+, and
 // readable by this user) and falls back to RSS; all processes of one sample use the same
 // figure. A vanished process is [ErrGone], never a panic.
 func (s *Sampler) Sample() (Sample, error) {
+	if !s.tree {
+		rss, err := s.rss()
+		if err != nil {
+			return Sample{}, err
+		}
+		if s.noPSS || rss <= s.PSSAbove {
+			return Sample{Bytes: rss, Figure: RSS, Processes: 1, At: time.Now()}, nil
+		}
+	}
 	procs := []*process.Process{s.root}
 	if s.tree {
 		procs = append(procs, descendants(s.root)...)

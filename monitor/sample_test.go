@@ -22,6 +22,13 @@ func TestSampleSelf(t *testing.T) {
 	if _, err := os.Stat("/proc/self/smaps_rollup"); err == nil && got.Figure != PSS {
 		t.Fatalf("figure %s where smaps_rollup is readable", got.Figure)
 	}
+	// Below PSSAbove, the cheap RSS figure answers; PSS never exceeds it.
+	s.PSSAbove = 1 << 40
+	cheap, err := s.Sample()
+	if err != nil || cheap.Figure != RSS || cheap.Bytes < got.Bytes/2 {
+		t.Fatalf("cheap sample %+v (%v), PSS sample %+v", cheap, err, got)
+	}
+	s.Close()
 }
 
 func TestSampleTree(t *testing.T) {
@@ -31,6 +38,7 @@ func TestSampleTree(t *testing.T) {
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	s, _ := NewSampler(os.Getpid(), true)
+	defer s.Close()
 	got, err := s.Sample()
 	if err != nil {
 		t.Fatal(err)
@@ -60,4 +68,9 @@ func TestSampleVanished(t *testing.T) {
 	if _, err := s.Sample(); !errors.Is(err, ErrGone) {
 		t.Fatalf("sample of a reaped process: %v, want ErrGone", err)
 	}
+	s.PSSAbove = 1 << 40
+	if _, err := s.Sample(); !errors.Is(err, ErrGone) {
+		t.Fatalf("cheap sample of a reaped process: %v, want ErrGone", err)
+	}
+	s.Close()
 }
