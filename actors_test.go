@@ -517,3 +517,21 @@ func (l *lockedWriter) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// An actor stopped while its child initializes stops, though the child's
+// InitializeResponse arrives while it is stopping (it used to start its checks then, and
+// never finish stopping).
+func TestStopDuringInitialization(t *testing.T) {
+	system := newSystem(t)
+	for range 5 {
+		probe := actortest.NewProbe(t, system, nil)
+		pid := probe.Spawn(mustProps(workerConfig("init100ms", nil)), "proc")
+		actortest.ExpectType(probe, 10*time.Second, func(e *messages.StateChanged) bool { return e.To == messages.Initializing })
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := actors.StopAndWait(ctx, system, pid)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -47,6 +47,8 @@ func workerHandler() childproc.Handler {
 				return errors.New("model file missing")
 			case "initslow":
 				time.Sleep(time.Hour)
+			case "init100ms":
+				time.Sleep(100 * time.Millisecond)
 			case "initcrash":
 				os.Exit(4)
 			}

@@ -203,3 +203,25 @@ func countEvents(ms []any, kind messages.PoolEventKind) int {
 	}
 	return n
 }
+
+// Acquire and release in a tight loop, then stop: the pool stops at once. (It used to
+// hang: a process actor stopped while initializing started its checks when the late
+// InitializeResponse came, and never finished stopping.)
+func TestPoolChurnThenStop(t *testing.T) {
+	system := newSystem(t)
+	cfg := workerConfig("healthy", nil)
+	cfg.MemoryWarnMB = actors.DefaultMemoryWarnMB // the memory monitor is the child that was left
+	props, err := actors.NewPool(actors.PoolConfig{Process: cfg, Target: 2, Reuse: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := system.Root.Spawn(props)
+	for range 300 {
+		actors.Release(system, pool, acquire(t, system, pool))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := actors.StopAndWait(ctx, system, pool); err != nil {
+		t.Fatal(err)
+	}
+}

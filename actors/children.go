@@ -21,32 +21,43 @@ import (
 // for the exit) only Send to the process actor through the system's root context; they
 // never touch an actor's Context, and they end when their file is closed.
 
-// reader reads control frames and hands them to the process actor.
-type reader struct {
+// socketActor is what reader and logReader share: the process actor they report to, the
+// socket they read, and the goroutine that reads it, which ends when the socket is closed
+// as the actor stops.
+type socketActor struct {
 	system *actor.ActorSystem
 	owner  *actor.PID
 	ospid  int
 	conn   net.Conn
 	r      *messages.Reader
 	log    *slog.Logger
-	asks   *asks
-	pongs  *pongs
-	done   chan struct{}
+	ended  chan struct{}
 }
 
-func (a *reader) Receive(ctx actor.Context) {
+func (s *socketActor) receive(ctx actor.Context, loop func()) {
 	switch ctx.Message().(type) {
 	case *actor.Started:
-		a.done = make(chan struct{})
-		go a.loop()
+		s.ended = make(chan struct{})
+		go func() {
+			defer close(s.ended)
+			loop()
+		}()
 	case *actor.Stopping, *actor.Restarting:
-		a.conn.Close()
-		<-a.done
+		s.conn.Close()
+		<-s.ended
 	}
 }
 
+// reader reads control frames and hands them to the process actor.
+type reader struct {
+	socketActor
+	asks  *asks
+	pongs *pongs
+}
+
+func (a *reader) Receive(ctx actor.Context) { a.receive(ctx, a.loop) }
+
 func (a *reader) loop() {
-	defer close(a.done)
 	for {
 		m, err := a.r.Read()
 		if errors.Is(err, messages.ErrUnknownType) {
@@ -74,30 +85,14 @@ func (a *reader) loop() {
 // logReader reads the child's log records to the end and re-emits each into the
 // parent's slog logger, with the child's pid and the actor's id.
 type logReader struct {
-	system *actor.ActorSystem
-	owner  *actor.PID
-	ospid  int
-	conn   net.Conn
-	r      *messages.Reader
-	log    *slog.Logger
-	rate   float64       // records per second re-emitted; 0 is no cap
-	done   chan struct{} // closed at end of stream, shared with the process actor
-	ended  chan struct{}
+	socketActor
+	rate float64       // records per second re-emitted; 0 is no cap
+	done chan struct{} // closed at end of stream, shared with the process actor
 }
 
-func (a *logReader) Receive(ctx actor.Context) {
-	switch ctx.Message().(type) {
-	case *actor.Started:
-		a.ended = make(chan struct{})
-		go a.loop()
-	case *actor.Stopping, *actor.Restarting:
-		a.conn.Close()
-		<-a.ended
-	}
-}
+func (a *logReader) Receive(ctx actor.Context) { a.receive(ctx, a.loop) }
 
 func (a *logReader) loop() {
-	defer close(a.ended)
 	defer close(a.done)
 	h := a.log.Handler()
 	bucket := tokenBucket{rate: a.rate, tokens: a.rate, last: time.Now()}

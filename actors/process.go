@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"sync"
 	"syscall"
@@ -210,10 +211,8 @@ func (p *process) launch(ctx actor.Context) {
 	p.w = messages.NewWriter(deadlineConn{proc.Control(), p.cfg.WriteTimeout}, p.cfg.MaxFrame)
 	p.logsDone = make(chan struct{})
 	p.pongs = newPongs(p.system, p.self, p.cfg.HighPingThreshold)
-	p.spawnChild(ctx, "reader", &reader{system: p.system, owner: p.self, ospid: proc.Pid(), conn: proc.Control(),
-		r: messages.NewReader(proc.Control(), p.cfg.MaxFrame), log: p.log, asks: p.asks, pongs: p.pongs})
-	p.spawnChild(ctx, "logs", &logReader{system: p.system, owner: p.self, ospid: proc.Pid(), conn: proc.Logs(),
-		r: messages.NewReader(proc.Logs(), p.cfg.MaxFrame), log: p.log, rate: p.cfg.LogRate, done: p.logsDone})
+	p.spawnChild(ctx, "reader", &reader{socketActor: p.socketActor(proc.Control()), asks: p.asks, pongs: p.pongs})
+	p.spawnChild(ctx, "logs", &logReader{socketActor: p.socketActor(proc.Logs()), rate: p.cfg.LogRate, done: p.logsDone})
 	p.spawnChild(ctx, "joiner", &joiner{system: p.system, owner: p.self, proc: proc})
 
 	p.log.Info("initializing process")
@@ -228,6 +227,12 @@ func (p *process) launch(ctx actor.Context) {
 		p.cancels = append(p.cancels, sendAfter(p.system, p.cfg.InitializeTimeout, p.self, &initTimedOut{about{proc.Pid()}}))
 	}
 	p.become(ctx, messages.Starting, messages.Initializing, p.initializing)
+}
+
+// socketActor is the common part of the actors that read conn.
+func (p *process) socketActor(conn net.Conn) socketActor {
+	return socketActor{system: p.system, owner: p.self, ospid: p.proc.Pid(), conn: conn,
+		r: messages.NewReader(conn, p.cfg.MaxFrame), log: p.log}
 }
 
 func (p *process) spawnChild(ctx actor.Context, name string, a actor.Actor) *actor.PID {
@@ -542,6 +547,9 @@ func (p *process) endNow(r messages.Reason) {
 			p.log.Error("panic while ending the process", "panic", v)
 		}
 	}()
+	// Messages still come while the actor stops (its children stop after this): from
+	// here on they find the dead state, which spawns nothing and starts nothing.
+	p.behavior.Become(p.dead)
 	p.giveSlotBack()
 	if p.proc == nil || p.finished {
 		p.runCancels()
