@@ -370,13 +370,10 @@ func (p *process) closing(ctx actor.Context) {
 }
 
 // dead: the process is gone (the actor stops or is handed to its supervisor).
+// Everything else (commands, late frames, timers) is dropped.
 func (p *process) dead(ctx actor.Context) {
-	switch m := ctx.Message().(type) {
-	case *messages.Ask:
+	if _, ok := ctx.Message().(*messages.Ask); ok {
 		ctx.Respond(&messages.Response{Err: ErrNotRunning})
-	case *messages.Send, *messages.Close, *messages.Kill:
-	case *logsDrained, *logsWaitOver:
-		_ = m
 	}
 }
 
