@@ -116,22 +116,31 @@ func (p *Probe) Watch(pid *actor.PID) {
 // test, listing every message received.
 func (p *Probe) Expect(timeout time.Duration, what string, match func(any) bool) any {
 	p.t.Helper()
-	if m, ok := p.take(match); ok {
-		return m
+	m, ok := p.await(timeout, match)
+	if !ok {
+		p.t.Fatalf("probe: no %s within %v; received:\n%s", what, timeout, p.History())
 	}
-	deadline := time.NewTimer(timeout)
+	return m
+}
+
+// await returns the first message not yet taken that match accepts, waiting up to d;
+// the messages it passes over stay for later.
+func (p *Probe) await(d time.Duration, match func(any) bool) (any, bool) {
+	if m, ok := p.take(match); ok {
+		return m, true
+	}
+	deadline := time.NewTimer(d)
 	defer deadline.Stop()
 	for {
 		select {
 		case m := <-p.in:
 			p.record(m)
 			if match(m) {
-				return m
+				return m, true
 			}
 			p.unread = append(p.unread, m)
 		case <-deadline.C:
-			p.t.Fatalf("probe: no %s within %v; received:\n%s", what, timeout, p.History())
-			return nil
+			return nil, false
 		}
 	}
 }
@@ -174,22 +183,8 @@ func (p *Probe) ExpectNoMessage(d time.Duration, match func(any) bool) {
 	if match == nil {
 		match = func(any) bool { return true }
 	}
-	if m, ok := p.take(match); ok {
+	if m, ok := p.await(d, match); ok {
 		p.t.Fatalf("probe: unexpected %T %+v; received:\n%s", m, m, p.History())
-	}
-	deadline := time.NewTimer(d)
-	defer deadline.Stop()
-	for {
-		select {
-		case m := <-p.in:
-			p.record(m)
-			if match(m) {
-				p.t.Fatalf("probe: unexpected %T %+v; received:\n%s", m, m, p.History())
-			}
-			p.unread = append(p.unread, m)
-		case <-deadline.C:
-			return
-		}
 	}
 }
 
