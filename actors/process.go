@@ -154,7 +154,7 @@ func (p *process) starting(ctx actor.Context) {
 	if p.restarts > 0 {
 		from = messages.Dead
 	}
-	p.become(ctx, from, messages.Starting, p.queued)
+	p.become(from, messages.Starting, p.queued)
 	p.limiter = p.cfg.InitLimiter
 	if p.limiter == nil {
 		p.limiter = DefaultLimiter
@@ -226,7 +226,7 @@ func (p *process) launch(ctx actor.Context) {
 	if p.cfg.InitializeTimeout > 0 {
 		p.cancels = append(p.cancels, sendAfter(p.system, p.cfg.InitializeTimeout, p.self, &initTimedOut{about{proc.Pid()}}))
 	}
-	p.become(ctx, messages.Starting, messages.Initializing, p.initializing)
+	p.become(messages.Starting, messages.Initializing, p.initializing)
 }
 
 // socketActor is the common part of the actors that read conn.
@@ -259,7 +259,7 @@ func (p *process) initializing(ctx actor.Context) {
 			p.giveSlotBack()
 			p.log.Info("process initialized", "elapsed", time.Since(p.startedAt))
 			p.startChecks(ctx)
-			p.become(ctx, messages.Initializing, messages.Running, p.running)
+			p.become(messages.Initializing, messages.Running, p.running)
 		}
 	case *initTimedOut:
 		p.log.Error("initialization timed out, killing process")
@@ -306,18 +306,18 @@ func (p *process) running(ctx actor.Context) {
 		p.close(ctx, m.Reason)
 	case *highPing:
 		p.log.Warn("process is unresponsive", "delay", m.rtt, "threshold", p.cfg.HighPingThreshold)
-		p.publish(ctx, &messages.HighPing{PID: p.self, OSPid: p.proc.Pid(), RTT: m.rtt, Threshold: p.cfg.HighPingThreshold})
+		p.publish(&messages.HighPing{PID: p.self, OSPid: p.proc.Pid(), RTT: m.rtt, Threshold: p.cfg.HighPingThreshold})
 	case *unresponsive:
 		p.log.Error("process is unresponsive, killing process", "silence", m.silence)
 		p.killFor(messages.ReasonUnresponsive, fmt.Errorf("no pong for %v", m.silence.Round(time.Millisecond)))
 	case *memoryWarning:
 		p.log.Warn("process memory usage is high", "memory_usage_mb", m.s.MB(), "memory_warn_mb", p.cfg.MemoryWarnMB,
 			"memory_limit_mb", p.cfg.MemoryLimitMB, "figure", m.s.Figure)
-		p.publish(ctx, &messages.MemoryWarning{PID: p.self, OSPid: p.proc.Pid(), Bytes: m.s.Bytes, Figure: string(m.s.Figure),
+		p.publish(&messages.MemoryWarning{PID: p.self, OSPid: p.proc.Pid(), Bytes: m.s.Bytes, Figure: string(m.s.Figure),
 			Growth: m.growth, Warn: mb(p.cfg.MemoryWarnMB)})
 	case *memoryOverLimit:
 		p.log.Error("process exceeded memory limit, killing process", "memory_usage_mb", m.s.MB(), "memory_limit_mb", p.cfg.MemoryLimitMB, "figure", m.s.Figure)
-		p.publish(ctx, &messages.MemoryLimitExceeded{PID: p.self, OSPid: p.proc.Pid(), Bytes: m.s.Bytes, Figure: string(m.s.Figure), Limit: mb(p.cfg.MemoryLimitMB)})
+		p.publish(&messages.MemoryLimitExceeded{PID: p.self, OSPid: p.proc.Pid(), Bytes: m.s.Bytes, Figure: string(m.s.Figure), Limit: mb(p.cfg.MemoryLimitMB)})
 		p.killFor(messages.ReasonMemoryLimit, fmt.Errorf("%s above the limit of %v MB", m.s, p.cfg.MemoryLimitMB))
 	default:
 		p.common(ctx)
@@ -328,7 +328,7 @@ func (p *process) running(ctx actor.Context) {
 func (p *process) frame(ctx actor.Context, m messages.Wire) {
 	switch m := m.(type) {
 	case *messages.Message:
-		p.publish(ctx, &messages.ChildMessage{PID: p.self, OSPid: p.proc.Pid(), Kind: m.Kind, Body: m.Body})
+		p.publish(&messages.ChildMessage{PID: p.self, OSPid: p.proc.Pid(), Kind: m.Kind, Body: m.Body})
 	case *messages.Request:
 		reply := &messages.Reply{ID: m.ID}
 		if p.cfg.OnRequest == nil {
@@ -422,7 +422,7 @@ func (p *process) close(ctx actor.Context, why string) {
 		p.send(&messages.ShutdownRequest{Reason: why})
 		p.cancels = append(p.cancels, sendAfter(p.system, p.cfg.CloseTimeout, p.self, &closeTimedOut{about{p.proc.Pid()}}))
 	}
-	p.become(ctx, p.state, messages.Closing, p.closing)
+	p.become(p.state, messages.Closing, p.closing)
 }
 
 func (p *process) setReason(r messages.Reason, err error) {
@@ -478,8 +478,8 @@ func (p *process) finish(ctx actor.Context) {
 	}
 	p.giveSlotBack()
 	ev := p.report()
-	p.become(ctx, p.state, messages.Dead, p.dead)
-	p.publish(ctx, ev)
+	p.become(p.state, messages.Dead, p.dead)
+	p.publish(ev)
 	switch {
 	case ev.Reason.Requested(),
 		p.cfg.Restart == Temporary,
@@ -576,11 +576,8 @@ func (p *process) endNow(r messages.Reason) {
 	case <-time.After(logsWait):
 	}
 	ev := p.report()
-	p.setStateQuiet(messages.Dead)
-	p.system.EventStream.Publish(ev)
-	if p.parent != nil {
-		p.system.Root.Send(p.parent, ev)
-	}
+	p.enter(p.state, messages.Dead)
+	p.publish(ev)
 }
 
 // clearGroup kills whatever is left of the process's group (grandchildren) and waits
@@ -621,33 +618,26 @@ func (p *process) send(m messages.Wire) error {
 }
 
 // become switches behavior and reports the transition.
-func (p *process) become(ctx actor.Context, from, to messages.State, b actor.ReceiveFunc) {
+func (p *process) become(from, to messages.State, b actor.ReceiveFunc) {
 	p.behavior.Become(b)
-	p.state = to
-	ospid := 0
-	if p.proc != nil {
-		ospid = p.proc.Pid()
-	}
-	p.publish(ctx, &messages.StateChanged{PID: p.self, OSPid: ospid, From: from, To: to})
+	p.enter(from, to)
 }
 
-func (p *process) setStateQuiet(s messages.State) {
-	from := p.state
-	p.state = s
-	ev := &messages.StateChanged{PID: p.self, From: from, To: s}
+// enter records the state and reports the transition.
+func (p *process) enter(from, to messages.State) {
+	p.state = to
+	ev := &messages.StateChanged{PID: p.self, From: from, To: to}
 	if p.proc != nil {
 		ev.OSPid = p.proc.Pid()
 	}
-	p.system.EventStream.Publish(ev)
-	if p.parent != nil {
-		p.system.Root.Send(p.parent, ev)
-	}
+	p.publish(ev)
 }
 
-// publish sends an event to the parent and to the EventStream.
-func (p *process) publish(ctx actor.Context, ev any) {
+// publish sends an event to the parent and to the EventStream. It needs no actor
+// context, so the synchronous end (endNow) reports the same way as the states do.
+func (p *process) publish(ev any) {
 	if p.parent != nil {
-		ctx.Send(p.parent, ev)
+		p.system.Root.Send(p.parent, ev)
 	}
 	p.system.EventStream.Publish(ev)
 }
