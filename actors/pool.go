@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
-	"syscall"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/procsup/procsup/childproc"
 	"github.com/procsup/procsup/messages"
 )
 
@@ -373,7 +373,7 @@ func (p *pool) takeIdle(ctx actor.Context) *member {
 	for len(p.idle) > 0 {
 		mb := p.idle[0]
 		p.idle = p.idle[1:]
-		if mb.ospid > 0 && syscall.Kill(mb.ospid, 0) == nil && !zombie(mb.ospid) {
+		if mb.ospid > 0 && childproc.Alive(mb.ospid) {
 			return mb
 		}
 		p.closeMember(ctx, mb)

@@ -2,6 +2,7 @@ package actortest
 
 import (
 	"fmt"
+	"github.com/procsup/procsup/childproc"
 	"os"
 	"runtime"
 	"strconv"
@@ -111,14 +112,7 @@ func GroupPIDs(pgid int) []int {
 }
 
 // Alive reports whether pid is a process that exists and is not a zombie.
-func Alive(pid int) bool {
-	st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	f := statFields(string(st))
-	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
-}
+func Alive(pid int) bool { return childproc.Alive(pid) }
 
 func processes(match func(pid, ppid, pgid int) bool) []int {
 	ents, err := os.ReadDir("/proc")
