@@ -462,28 +462,37 @@ func TestStackDumpOnKill(t *testing.T) {
 func TestAllForOneRestartsSiblings(t *testing.T) {
 	system := newSystem(t)
 	probe := actortest.NewProbe(t, system, nil)
-	crash := workerConfig("crash", nil)
-	crash.Restart = actors.Permanent
-	healthy := workerConfig("healthy", nil)
-	healthy.Restart = actors.Permanent
+	cfg := workerConfig("healthy", nil)
+	cfg.Restart = actors.Permanent
 	strategy := actors.NewStrategy(actors.Backoff{Initial: 50 * time.Millisecond, MaxRestarts: 1, Window: time.Minute, AllForOne: true})
 	tree := probe.Spawn(actors.NewTree(strategy,
-		actors.Spec{Name: "crash", Props: mustProps(crash)},
-		actors.Spec{Name: "healthy", Props: mustProps(healthy)}), "tree")
+		actors.Spec{Name: "crash", Props: mustProps(cfg)},
+		actors.Spec{Name: "healthy", Props: mustProps(cfg)}), "tree")
 	t.Cleanup(func() { actors.StopAndWait(context.Background(), system, tree) })
-	healthyPID := actors.ChildPID(tree, "healthy")
-	first := actortest.ExpectType(probe, 10*time.Second, func(e *messages.StateChanged) bool {
-		return e.To == messages.Running && e.PID.Equal(healthyPID)
+	crashPID, healthyPID := actors.ChildPID(tree, "crash"), actors.ChildPID(tree, "healthy")
+	both := func() (first map[string]int) {
+		first = map[string]int{}
+		for len(first) < 2 {
+			e := running(probe)
+			first[e.PID.Id] = e.OSPid
+		}
+		return first
+	}
+	before := both()
+	// A crash of one (on cue, once both run) takes its healthy sibling down with it,
+	// gracefully, and both restart.
+	system.Root.Send(crashPID, &messages.Send{Kind: "exit"})
+	actortest.ExpectType(probe, 10*time.Second, func(e *messages.Exited) bool {
+		return e.PID.Equal(crashPID) && e.Reason == messages.ReasonCrashed && e.ExitCode == 3
 	})
-	// The crash takes its healthy sibling down with it, gracefully, and both restart.
 	actortest.ExpectType(probe, 10*time.Second, func(e *messages.Exited) bool {
 		return e.PID.Equal(healthyPID) && e.Reason == messages.ReasonClosed && !e.Killed
 	})
-	second := actortest.ExpectType(probe, 10*time.Second, func(e *messages.StateChanged) bool {
-		return e.To == messages.Running && e.PID.Equal(healthyPID)
-	})
-	if second.OSPid == first.OSPid {
-		t.Fatal("the healthy sibling was not restarted")
+	after := both()
+	for id, pid := range after {
+		if pid == before[id] {
+			t.Fatalf("%s was not restarted with a fresh process", id)
+		}
 	}
 }
 

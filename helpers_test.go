@@ -99,8 +99,11 @@ func workerHandler() childproc.Handler {
 			return append([]byte("echo:"), r.Body...), nil
 		},
 		MessageFunc: func(ctx context.Context, p *childproc.Peer, m *messages.Message) {
-			if m.Kind == "log" {
+			switch m.Kind {
+			case "log":
 				p.Logger().Warn("child says hello", "n", 42)
+			case "exit":
+				os.Exit(3) // a crash on cue, for tests that must not race initialization
 			}
 		},
 	}
