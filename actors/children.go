@@ -227,8 +227,9 @@ func (p *pongs) silence() time.Duration { return time.Duration(monoNow() - p.las
 func (a *pinger) Receive(ctx actor.Context) {
 	switch ctx.Message().(type) {
 	case *actor.Started:
-		// The first ping at a random point of the interval spreads many children's pings.
-		a.cancel = sendAfter(a.system, rand.N(a.interval)+time.Millisecond, ctx.Self(), &pingTick{})
+		// The first ping at a random point of the interval spreads many children's pings
+		// over the clock's grid (clock.go), where they are sent in batches.
+		a.cancel = tickAfter(a.system, rand.N(a.interval)+time.Millisecond, a.interval, ctx.Self(), &pingTick{})
 	case *pingTick:
 		if a.timeout > 0 && !a.reported {
 			if silence := a.pongs.silence(); silence > a.timeout {
@@ -241,7 +242,7 @@ func (a *pinger) Receive(ctx actor.Context) {
 			ctx.Send(a.owner, &childNotReading{})
 			return
 		}
-		a.cancel = sendAfter(a.system, a.interval, ctx.Self(), &pingTick{})
+		a.cancel = tickAfter(a.system, a.interval, a.interval, ctx.Self(), &pingTick{})
 	case *actor.Stopping, *actor.Restarting:
 		if a.cancel != nil {
 			a.cancel()
@@ -275,7 +276,7 @@ func (a *memoryMonitor) Receive(ctx actor.Context) {
 			s.PSSAbove = a.policy.LimitBytes
 		}
 		a.sampler = s
-		a.cancel = sendAfter(a.system, a.interval, ctx.Self(), &memoryTick{})
+		a.cancel = tickAfter(a.system, a.interval, a.interval, ctx.Self(), &memoryTick{})
 	case *memoryTick:
 		s, err := a.sampler.Sample()
 		if err != nil {
@@ -291,7 +292,7 @@ func (a *memoryMonitor) Receive(ctx actor.Context) {
 			ctx.Send(a.owner, &memoryOverLimit{s: s})
 			return
 		}
-		a.cancel = sendAfter(a.system, a.interval, ctx.Self(), &memoryTick{})
+		a.cancel = tickAfter(a.system, a.interval, a.interval, ctx.Self(), &memoryTick{})
 	case *actor.Stopping, *actor.Restarting:
 		if a.cancel != nil {
 			a.cancel()

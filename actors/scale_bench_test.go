@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"syscall"
@@ -21,7 +22,8 @@ import (
 )
 
 // idleHold is how long BenchmarkIdleChildren holds the children while it measures CPU:
-// four default ping intervals, two memory samples. PROCSUP_IDLE_HOLD overrides it.
+// four default ping intervals, two memory samples. PROCSUP_IDLE_HOLD overrides it, and
+// PROCSUP_IDLE_CPUPROFILE names a file for a CPU profile of the hold alone.
 func idleHold() time.Duration {
 	if d, err := time.ParseDuration(os.Getenv("PROCSUP_IDLE_HOLD")); err == nil {
 		return d
@@ -54,6 +56,16 @@ func cpuTime() time.Duration {
 func report(b *testing.B, n int, before parentFootprint) {
 	held := footprint()
 	hold := idleHold()
+	if path := os.Getenv("PROCSUP_IDLE_CPUPROFILE"); path != "" {
+		// The hold alone, without the spawns and stops around it.
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	cpu0, wall0 := cpuTime(), time.Now()
 	time.Sleep(hold)
 	cpu := cpuTime() - cpu0
