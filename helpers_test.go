@@ -17,6 +17,7 @@ import (
 	"github.com/procsup/procsup/actors"
 	"github.com/procsup/procsup/actors/actortest"
 	"github.com/procsup/procsup/childproc"
+	"github.com/procsup/procsup/childproc/childproctest"
 	"github.com/procsup/procsup/messages"
 )
 
@@ -30,11 +31,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childproc.EnvEntry) == "supervisor" {
 		supervisorProgram()
 	}
-	childproc.RunEntry()
-	if os.Getenv("GORACE") == "" {
-		os.Setenv("GORACE", "atexit_sleep_ms=0") // children built with -race exit at once
-	}
-	os.Exit(m.Run())
+	childproctest.Main(m)
 }
 
 func workerHandler() childproc.Handler {

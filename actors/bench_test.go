@@ -15,6 +15,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/procsup/procsup/actors"
 	"github.com/procsup/procsup/childproc"
+	"github.com/procsup/procsup/childproc/childproctest"
 	"github.com/procsup/procsup/messages"
 )
 
@@ -71,29 +72,66 @@ func BenchmarkFloorSpawnToReady(b *testing.B) {
 	}
 }
 
-// spawnRawOnce starts the raw echo child, echoes one frame, and ends it; it returns the
-// time to the echo.
-func spawnRawOnce(tb testing.TB) time.Duration {
+// rawChild is the raw echo child (main_test.go) started by plain exec, with the parent's
+// end of its socket pair: the floor of the benchmarks.
+type rawChild struct {
+	cmd  *exec.Cmd
+	conn *os.File
+}
+
+// startRaw starts a raw echo child with env added to its environment.
+func startRaw(tb testing.TB, env ...string) rawChild {
 	exe, _ := os.Executable()
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		tb.Fatal(err)
 	}
+	syscall.SetNonblock(fds[0], true) // in the netpoller, like procsup's sockets
 	parent, child := os.NewFile(uintptr(fds[0]), "p"), os.NewFile(uintptr(fds[1]), "c")
-	began := time.Now()
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), "PROCSUP_RAW_ECHO=1")
+	cmd.Env = append(append(os.Environ(), childproctest.EnvRawEcho+"=1"), env...)
 	cmd.ExtraFiles = []*os.File{child}
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
 	child.Close()
+	return rawChild{cmd: cmd, conn: parent}
+}
+
+// echo sends the child one frame and reads it back.
+func (k rawChild) echo() {
 	frame, _ := messages.Encode(&messages.InitializeRequest{})
-	parent.Write(frame)
-	io.ReadFull(parent, make([]byte, len(frame)))
+	k.conn.Write(frame)
+	io.ReadFull(k.conn, make([]byte, len(frame)))
+}
+
+// end closes the child's socket, on which it exits, and reaps it.
+func (k rawChild) end() {
+	k.conn.Close()
+	k.cmd.Wait()
+}
+
+// spawnRawOnce starts the raw echo child, echoes one frame, and ends it; it returns the
+// time to the echo.
+func spawnRawOnce(tb testing.TB) time.Duration {
+	began := time.Now()
+	k := startRaw(tb)
+	k.echo()
 	d := time.Since(began)
-	parent.Close()
-	cmd.Wait()
+	k.end()
+	return d
+}
+
+// killRawOnce starts a raw echo child, waits for its first echo, and returns the time
+// from its SIGKILL until os/exec has reaped it: the floor of a crash's report.
+func killRawOnce(tb testing.TB) time.Duration {
+	k := startRaw(tb)
+	k.echo()
+	began := time.Now()
+	k.cmd.Process.Kill()
+	k.cmd.Wait()
+	d := time.Since(began)
+	k.conn.Close()
 	return d
 }
 
@@ -161,8 +199,7 @@ func BenchmarkFloorRoundTrip(b *testing.B) {
 }
 
 func rawEchoChild(tb testing.TB) (net.Conn, []byte, func()) {
-	exe, _ := os.Executable()
-	p, err := childproc.Start(context.Background(), &childproc.Command{Path: exe, Env: append(os.Environ(), "PROCSUP_RAW_ECHO=1")})
+	p, err := childproctest.StartRawEcho(context.Background())
 	if err != nil {
 		tb.Fatal(err)
 	}

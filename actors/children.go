@@ -93,7 +93,6 @@ type logReader struct {
 func (a *logReader) Receive(ctx actor.Context) { a.receive(ctx, a.loop) }
 
 func (a *logReader) loop() {
-	defer close(a.done)
 	h := a.log.Handler()
 	bucket := tokenBucket{rate: a.rate, tokens: a.rate, last: time.Now()}
 	var dropped uint64
@@ -103,10 +102,13 @@ func (a *logReader) loop() {
 			dropped = 0
 		}
 	}
-	defer reportDropped()
 	for {
 		m, err := a.r.Read()
 		if err != nil {
+			reportDropped()
+			// done is closed before logsDrained is sent: whatever the process actor
+			// handles after logsDrained (the exit, above all) finds the logs drained.
+			close(a.done)
 			if !errors.Is(err, messages.ErrClosed) && !errors.Is(err, net.ErrClosed) {
 				a.system.Root.Send(a.owner, &readFailed{about: about{a.ospid}, logs: true, err: err})
 			}

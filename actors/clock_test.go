@@ -5,15 +5,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
 	"github.com/procsup/procsup/actors/actortest"
 )
 
 type numbered struct{ n int }
 
 func TestClockDeliversInOrderAndCancels(t *testing.T) {
-	system := actor.NewActorSystem()
-	t.Cleanup(system.Shutdown)
+	system := quietSystem(t)
 	probe := actortest.NewProbe(t, system, nil)
 	// Periods of 16 ms give a 1 ms grid: due times 10 ms apart stay in order.
 	for _, n := range []int{3, 1, 2} {
@@ -37,8 +35,7 @@ func TestClockDeliversInOrderAndCancels(t *testing.T) {
 // Ticks of many processes with the same period and random phases share a few due
 // times: that is what makes one pass serve many children.
 func TestClockBatchesTicksOnItsGrid(t *testing.T) {
-	system := actor.NewActorSystem()
-	t.Cleanup(system.Shutdown)
+	system := quietSystem(t)
 	period := 2500 * time.Millisecond
 	var cancels []func()
 	for range 1000 {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/procsup/procsup/childproc"
+	"github.com/procsup/procsup/childproc/childproctest"
 	"github.com/procsup/procsup/messages"
 )
 
@@ -19,27 +20,5 @@ func TestMain(m *testing.M) {
 	childproc.Register("crash", childproc.HandlerFuncs{
 		RunFunc: func(ctx context.Context, p *childproc.Peer) error { os.Exit(3); return nil },
 	})
-	if os.Getenv("PROCSUP_RAW_ECHO") != "" {
-		rawEcho()
-	}
-	childproc.RunEntry()
-	if os.Getenv("GORACE") == "" {
-		os.Setenv("GORACE", "atexit_sleep_ms=0")
-	}
-	os.Exit(m.Run())
-}
-
-// rawEcho copies descriptor 3 back to itself: the floors' child, no codec, no runtime.
-func rawEcho() {
-	f := os.NewFile(3, "control")
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := f.Read(buf)
-		if err != nil {
-			os.Exit(0)
-		}
-		if _, err := f.Write(buf[:n]); err != nil {
-			os.Exit(0)
-		}
-	}
+	childproctest.Main(m)
 }

@@ -4,28 +4,12 @@ import (
 	"context"
 	"io"
 	"net"
-	"os"
 	"testing"
 	"time"
 
-	"github.com/procsup/procsup/childproc"
+	"github.com/procsup/procsup/childproc/childproctest"
 	"github.com/procsup/procsup/messages"
 )
-
-// rawEcho is the floor's child: it copies descriptor 3 back to itself, no codec at all.
-func rawEcho() {
-	f := os.NewFile(3, "control")
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := f.Read(buf)
-		if err != nil {
-			os.Exit(0)
-		}
-		if _, err := f.Write(buf[:n]); err != nil {
-			os.Exit(0)
-		}
-	}
-}
 
 // BenchmarkFrameRoundTrip sends a ping frame to a child and reads its pong: the codec on
 // both sides, a real socket pair, a real child. Each iteration also times one round trip
@@ -59,8 +43,7 @@ func BenchmarkFrameRoundTrip(b *testing.B) {
 }
 
 func rawEchoChild() (conn net.Conn, frame []byte, stop func()) {
-	exe, _ := os.Executable()
-	p, err := childproc.Start(context.Background(), &childproc.Command{Path: exe, Env: append(os.Environ(), "PROCSUP_RAW_ECHO=1")})
+	p, err := childproctest.StartRawEcho(context.Background())
 	if err != nil {
 		panic(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/procsup/procsup/childproc"
+	"github.com/procsup/procsup/childproc/childproctest"
 	"github.com/procsup/procsup/messages"
 )
 
@@ -19,15 +20,7 @@ func TestMain(m *testing.M) {
 	childproc.Register("echo", echoChild())
 	childproc.Register("flood", floodChild())
 	childproc.Register("grandparent", grandparentChild())
-	if os.Getenv("PROCSUP_RAW_ECHO") != "" {
-		rawEcho()
-	}
-	childproc.RunEntry()
-	// A child built with -race sleeps a second at exit unless told not to.
-	if os.Getenv("GORACE") == "" {
-		os.Setenv("GORACE", "atexit_sleep_ms=0")
-	}
-	os.Exit(m.Run())
+	childproctest.Main(m)
 }
 
 // echoChild fails Init when the payload says "fail", echoes requests, and answers the

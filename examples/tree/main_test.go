@@ -13,6 +13,7 @@ import (
 
 	"github.com/procsup/procsup/actors/actortest"
 	"github.com/procsup/procsup/childproc"
+	"github.com/procsup/procsup/childproc/childproctest"
 	"github.com/procsup/procsup/examples/workload"
 )
 
@@ -28,10 +29,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv("TREE_MAIN") != "" {
 		os.Exit(run(strings.Fields(os.Getenv("TREE_MAIN")), os.Stdout))
 	}
-	if os.Getenv("GORACE") == "" {
-		os.Setenv("GORACE", "atexit_sleep_ms=0")
-	}
-	os.Exit(m.Run())
+	childproctest.Main(m)
 }
 
 // The tree runs until SIGTERM, prints every kind of event, shuts down with exit status 0

@@ -1,0 +1,58 @@
+package actors
+
+import (
+	"log/slog"
+	"net"
+	"testing"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/procsup/procsup/messages"
+)
+
+// quietSystem is an actor system that logs nothing, shut down when the test ends.
+func quietSystem(t *testing.T) *actor.ActorSystem {
+	quiet := slog.New(slog.DiscardHandler)
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }))
+	t.Cleanup(system.Shutdown)
+	return system
+}
+
+// checkOnSend is an actor.Process that runs check on the sender's goroutine, at the
+// moment each message is sent: what the receiver could see, at the earliest.
+type checkOnSend struct{ check func(msg any) }
+
+func (c checkOnSend) SendUserMessage(_ *actor.PID, msg any) { c.check(msg) }
+func (checkOnSend) SendSystemMessage(*actor.PID, any)       {}
+func (checkOnSend) Stop(*actor.PID)                         {}
+
+// The process actor finishes an exit at once only if the logs are drained when it looks;
+// it looks when the exit or logsDrained arrives. So the drained mark must be set before
+// logsDrained is sent, or an exit handled between the two waits out logsWait (2 s).
+func TestLogsDrainedOnlyAfterDone(t *testing.T) {
+	system := quietSystem(t)
+	done := make(chan struct{})
+	sent := make(chan bool, 1)
+	owner, _ := system.ProcessRegistry.Add(checkOnSend{func(msg any) {
+		if _, ok := msg.(*logsDrained); ok {
+			select {
+			case <-done:
+				sent <- true
+			default:
+				sent <- false
+			}
+		}
+	}}, "owner")
+	t.Cleanup(func() { system.ProcessRegistry.Remove(owner) })
+	parent, child := net.Pipe()
+	child.Close() // the child is gone: end of stream at a frame boundary
+	defer parent.Close()
+	a := &logReader{
+		socketActor: socketActor{system: system, owner: owner, ospid: 1, conn: parent,
+			r: messages.NewReader(parent, 0), log: slog.New(slog.DiscardHandler)},
+		done: done,
+	}
+	a.loop()
+	if !<-sent {
+		t.Fatal("logsDrained was sent before the logs were marked drained")
+	}
+}

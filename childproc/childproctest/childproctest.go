@@ -1,0 +1,62 @@
+// Package childproctest helps test programs that start children with childproc: a
+// TestMain for a test binary that is also every child its tests start, and a raw echo
+// child with no codec and no runtime, the floor a benchmark compares with.
+package childproctest
+
+import (
+	"context"
+	"os"
+	"testing"
+
+	"github.com/procsup/procsup/childproc"
+)
+
+// EnvRawEcho, set to any value in a child's environment, makes [Main] run [RawEcho].
+const EnvRawEcho = "PROCSUP_RAW_ECHO"
+
+// Main is a TestMain for a test binary that doubles as its children. Started as a child
+// (by [childproc.SelfCommand] for an entry given to [childproc.Register]) it runs that
+// entry and exits; started with [EnvRawEcho] it runs [RawEcho]; otherwise it runs the
+// tests and exits with their status. Children started by the tests exit at once even
+// under the race detector (GORACE=atexit_sleep_ms=0 unless GORACE is set).
+//
+//	func TestMain(m *testing.M) {
+//		childproc.Register("worker", worker())
+//		childproctest.Main(m)
+//	}
+func Main(m *testing.M) {
+	if os.Getenv(EnvRawEcho) != "" {
+		RawEcho()
+	}
+	childproc.RunEntry()
+	if os.Getenv("GORACE") == "" {
+		os.Setenv("GORACE", "atexit_sleep_ms=0") // a child built with -race sleeps 1 s at exit
+	}
+	os.Exit(m.Run())
+}
+
+// RawEcho copies descriptor 3 back to itself until it is closed, then exits 0.
+func RawEcho() {
+	f := os.NewFile(3, "control")
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := f.Read(buf)
+		if err != nil {
+			os.Exit(0)
+		}
+		if _, err := f.Write(buf[:n]); err != nil {
+			os.Exit(0)
+		}
+	}
+}
+
+// StartRawEcho starts this program under childproc as a raw echo child: whatever is
+// written to its Control socket comes back unchanged. The program's TestMain must be
+// [Main] (or call RawEcho when [EnvRawEcho] is set).
+func StartRawEcho(ctx context.Context) (*childproc.Process, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	return childproc.Start(ctx, &childproc.Command{Path: exe, Env: append(os.Environ(), EnvRawEcho+"=1")})
+}
