@@ -63,7 +63,9 @@ func report(b *testing.B, n int, before parentFootprint) {
 			b.Fatal(err)
 		}
 		defer f.Close()
-		pprof.StartCPUProfile(f)
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err) // -cpuprofile is on too
+		}
 		defer pprof.StopCPUProfile()
 	}
 	cpu0, wall0 := cpuTime(), time.Now()
