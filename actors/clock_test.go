@@ -13,11 +13,11 @@ type numbered struct{ n int }
 func TestClockDeliversInOrderAndCancels(t *testing.T) {
 	system := quietSystem(t)
 	probe := actortest.NewProbe(t, system, nil)
-	// Periods of 16 ms give a 1 ms grid: due times 10 ms apart stay in order.
+	// Periods of 5 ms give a 1 ms grid: due times 10 ms apart stay in order.
 	for _, n := range []int{3, 1, 2} {
-		tickAfter(system, time.Duration(n)*10*time.Millisecond, 16*time.Millisecond, probe.PID, &numbered{n})
+		tickAfter(system, time.Duration(n)*10*time.Millisecond, 5*time.Millisecond, probe.PID, &numbered{n})
 	}
-	cancel := tickAfter(system, 15*time.Millisecond, 16*time.Millisecond, probe.PID, &numbered{99})
+	cancel := tickAfter(system, 15*time.Millisecond, 5*time.Millisecond, probe.PID, &numbered{99})
 	cancel()
 	for want := 1; want <= 3; want++ {
 		if got := actortest.ExpectType[*numbered](probe, 5*time.Second); got.n != want {
@@ -41,11 +41,12 @@ func TestClockBatchesTicksOnItsGrid(t *testing.T) {
 	for range 1000 {
 		cancels = append(cancels, tickAfter(system, rand.N(period), period, nil, nil))
 	}
+	g := grain(period)
 	theClock.mu.Lock()
 	dues := map[int64]bool{}
 	for _, tk := range theClock.ticks {
-		if tk.due%int64(maxGrain) != 0 {
-			t.Errorf("due time %d is off the %v grid", tk.due, maxGrain)
+		if tk.due%int64(g) != 0 {
+			t.Errorf("due time %d is off the %v grid", tk.due, g)
 		}
 		dues[tk.due] = true
 	}
@@ -53,7 +54,7 @@ func TestClockBatchesTicksOnItsGrid(t *testing.T) {
 	for _, c := range cancels {
 		c()
 	}
-	if limit := int(period/maxGrain) + 1; len(dues) > limit {
+	if limit := int(period/g) + 1; len(dues) > limit {
 		t.Fatalf("1000 ticks over %v fall on %d due times, want at most %d", period, len(dues), limit)
 	}
 	theClock.mu.Lock()
@@ -66,7 +67,7 @@ func TestClockBatchesTicksOnItsGrid(t *testing.T) {
 func TestGrain(t *testing.T) {
 	for _, c := range []struct{ period, want time.Duration }{
 		{time.Microsecond, time.Millisecond},
-		{160 * time.Millisecond, 10 * time.Millisecond},
+		{2500 * time.Millisecond, 500 * time.Millisecond},
 		{time.Hour, maxGrain},
 	} {
 		if got := grain(c.period); got != c.want {

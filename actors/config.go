@@ -67,6 +67,8 @@ type Config struct {
 	// CloseTimeout is how long a Close waits for the exit before killing; 0 kills at once.
 	CloseTimeout time.Duration
 	// PingInterval is the time between pings; 0 sends none (and so detects no hang).
+	// The pings of all processes go out in batches on a shared grid, so each may come
+	// up to a fifth of the interval (at most 1 s) late.
 	PingInterval time.Duration
 	// PingTimeout: no pong for this long and the process is killed as unresponsive; 0
 	// turns the check off.
@@ -78,7 +80,8 @@ type Config struct {
 	MemoryWarnMB float64
 	// MemoryLimitMB kills the process above it; 0 off.
 	MemoryLimitMB float64
-	// MemorySampleInterval is the time between memory samples.
+	// MemorySampleInterval is the time between memory samples, batched like the pings
+	// (up to a fifth of the interval, at most 1 s, late).
 	MemorySampleInterval time.Duration
 	// MemoryWarnCooldown is the least time between two warnings, unless memory grew by
 	// MemoryRepeatGrowthMB since the last one.
