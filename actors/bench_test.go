@@ -19,13 +19,6 @@ import (
 	"github.com/procsup/procsup/messages"
 )
 
-func benchSystem(b *testing.B) *actor.ActorSystem {
-	quiet := slog.New(slog.DiscardHandler)
-	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }))
-	b.Cleanup(system.Shutdown)
-	return system
-}
-
 func echoConfig(b *testing.B) actors.Config {
 	cmd, err := childproc.SelfCommand("echo")
 	if err != nil {
@@ -40,7 +33,7 @@ func echoConfig(b *testing.B) actors.Config {
 // BenchmarkSpawnToReady: a process actor spawned, until it reports running.
 func BenchmarkSpawnToReady(b *testing.B) {
 	floor := floorSpawn()
-	system := benchSystem(b)
+	system := actors.QuietSystem(b)
 	props, err := actors.NewProcess(echoConfig(b))
 	if err != nil {
 		b.Fatal(err)
@@ -154,7 +147,7 @@ func BenchmarkRequestReply(b *testing.B) {
 	conn, frame, stop := rawEchoChild(b)
 	defer stop()
 	out := make([]byte, len(frame))
-	system := benchSystem(b)
+	system := actors.QuietSystem(b)
 	props, _ := actors.NewProcess(echoConfig(b))
 	ready := make(chan struct{}, 1)
 	sub := system.EventStream.Subscribe(func(ev any) {

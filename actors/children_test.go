@@ -9,14 +9,6 @@ import (
 	"github.com/procsup/procsup/messages"
 )
 
-// quietSystem is an actor system that logs nothing, shut down when the test ends.
-func quietSystem(t *testing.T) *actor.ActorSystem {
-	quiet := slog.New(slog.DiscardHandler)
-	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }))
-	t.Cleanup(system.Shutdown)
-	return system
-}
-
 // checkOnSend is an actor.Process that runs check on the sender's goroutine, at the
 // moment each message is sent: what the receiver could see, at the earliest.
 type checkOnSend struct{ check func(msg any) }
@@ -29,7 +21,7 @@ func (checkOnSend) Stop(*actor.PID)                         {}
 // it looks when the exit or logsDrained arrives. So the drained mark must be set before
 // logsDrained is sent, or an exit handled between the two waits out logsWait (2 s).
 func TestLogsDrainedOnlyAfterDone(t *testing.T) {
-	system := quietSystem(t)
+	system := QuietSystem(t)
 	done := make(chan struct{})
 	sent := make(chan bool, 1)
 	owner, _ := system.ProcessRegistry.Add(checkOnSend{func(msg any) {

@@ -11,7 +11,7 @@ import (
 type numbered struct{ n int }
 
 func TestClockDeliversInOrderAndCancels(t *testing.T) {
-	system := quietSystem(t)
+	system := QuietSystem(t)
 	probe := actortest.NewProbe(t, system, nil)
 	// Periods of 5 ms give a 1 ms grid: due times 10 ms apart stay in order.
 	for _, n := range []int{3, 1, 2} {
@@ -35,7 +35,7 @@ func TestClockDeliversInOrderAndCancels(t *testing.T) {
 // Ticks of many processes with the same period and random phases share a few due
 // times: that is what makes one pass serve many children.
 func TestClockBatchesTicksOnItsGrid(t *testing.T) {
-	system := quietSystem(t)
+	system := QuietSystem(t)
 	period := 2500 * time.Millisecond
 	var cancels []func()
 	for range 1000 {

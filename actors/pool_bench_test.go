@@ -13,7 +13,7 @@ import (
 // iteration also times a cold start (a process actor spawned until running, as in
 // BenchmarkSpawnToReady); x-faster is cold over warm.
 func BenchmarkAcquireWarm(b *testing.B) {
-	system := benchSystem(b)
+	system := actors.QuietSystem(b)
 	props, err := actors.NewPool(actors.PoolConfig{Process: echoConfig(b), Target: 2, Reuse: true})
 	if err != nil {
 		b.Fatal(err)

@@ -103,7 +103,7 @@ func BenchmarkIdleChildren(b *testing.B) {
 }
 
 func idleActors(b *testing.B, n int) {
-	system := benchSystem(b)
+	system := actors.QuietSystem(b)
 	cfg := echoConfig(b)
 	cfg.Launcher = smallChild(b)
 	props, err := actors.NewProcess(cfg)
@@ -201,7 +201,7 @@ func idleFloor(b *testing.B, n int) {
 // raw spawns-to-first-echo at the same concurrency, timed in the same iteration.
 func BenchmarkSpawnBurst(b *testing.B) {
 	const n = 200
-	system := benchSystem(b)
+	system := actors.QuietSystem(b)
 	props, _ := actors.NewProcess(echoConfig(b))
 	running := make(chan struct{}, n)
 	sub := system.EventStream.Subscribe(func(ev any) {
@@ -264,7 +264,7 @@ func rawBurst(b *testing.B, n, conc int) time.Duration {
 // p50-ms is the median; floor-p50-ms the median of a raw child's SIGKILL until os/exec
 // has reaped it, timed in the same iterations.
 func BenchmarkCrashToExited(b *testing.B) {
-	system := benchSystem(b)
+	system := actors.QuietSystem(b)
 	cfg := echoConfig(b)
 	cfg.Restart = actors.Permanent
 	props, _ := actors.NewProcess(cfg)
@@ -316,7 +316,7 @@ func BenchmarkCrashToExited(b *testing.B) {
 // goal's measure); over-floor-ms also takes off the median raw kill-to-reaped, leaving
 // what procsup adds to a crash and a restart done by hand.
 func BenchmarkCrashToRestarted(b *testing.B) {
-	system := benchSystem(b)
+	system := actors.QuietSystem(b)
 	cfg := echoConfig(b)
 	cfg.Restart = actors.Permanent
 	props, _ := actors.NewProcess(cfg)
