@@ -14,8 +14,8 @@ import (
 // processes fall on the same instant and are delivered in one pass: a thousand idle
 // children with the default intervals wake the parent about twice a second for their
 // pings (two hundred at a time; BenchmarkIdleChildren counts no HighPing) instead of
-// four hundred times. An idle program holds no goroutine
-// for it: between passes there is one runtime timer, and none when nothing is due.
+// four hundred times. An idle program holds no goroutine for it: between passes there
+// is one runtime timer, and none when nothing is due.
 
 // maxGrain is the coarsest grid: a tick of a long period comes at most this late.
 const maxGrain = time.Second
