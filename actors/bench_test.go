@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"sync"
@@ -144,9 +143,7 @@ var floorSpawn = sync.OnceValue(func() float64 {
 // bytes echoed by a raw child), interleaved so both see the same machine; ns/op counts
 // the Ask alone and x-floor is the ratio of the two sums.
 func BenchmarkRequestReply(b *testing.B) {
-	conn, frame, stop := rawEchoChild(b)
-	defer stop()
-	out := make([]byte, len(frame))
+	floor := requestFloor(b)
 	system := actors.QuietSystem(b)
 	props, _ := actors.NewProcess(echoConfig(b))
 	ready := make(chan struct{}, 1)
@@ -170,10 +167,7 @@ func BenchmarkRequestReply(b *testing.B) {
 		}
 		asks += time.Since(began)
 		b.StopTimer()
-		began = time.Now()
-		conn.Write(frame)
-		io.ReadFull(conn, out)
-		floors += time.Since(began)
+		floors += floor.RoundTrip()
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(asks)/float64(floors), "x-floor")
@@ -181,21 +175,16 @@ func BenchmarkRequestReply(b *testing.B) {
 
 // BenchmarkFloorRoundTrip: the request's bytes echoed by a raw child over a socket pair.
 func BenchmarkFloorRoundTrip(b *testing.B) {
-	conn, frame, stop := rawEchoChild(b)
-	defer stop()
-	out := make([]byte, len(frame))
+	floor := requestFloor(b)
 	b.ResetTimer()
 	for range b.N {
-		conn.Write(frame)
-		io.ReadFull(conn, out)
+		floor.RoundTrip()
 	}
 }
 
-func rawEchoChild(tb testing.TB) (net.Conn, []byte, func()) {
-	p, err := childproctest.StartRawEcho(context.Background())
-	if err != nil {
-		tb.Fatal(err)
-	}
+// requestFloor is the floor of BenchmarkRequestReply: the request's bytes echoed
+// unparsed.
+func requestFloor(b *testing.B) *childproctest.EchoFloor {
 	frame, _ := messages.Encode(&messages.Request{ID: 1, Kind: "echo", Body: []byte("ping")})
-	return p.Control(), frame, func() { p.Kill(); p.Wait(context.Background()); p.Close() }
+	return childproctest.NewEchoFloor(b, frame)
 }

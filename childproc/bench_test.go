@@ -1,9 +1,6 @@
 package childproc_test
 
 import (
-	"context"
-	"io"
-	"net"
 	"testing"
 	"time"
 
@@ -16,9 +13,7 @@ import (
 // of the floor (the same bytes echoed unparsed by a raw child), interleaved so both see
 // the same machine; ns/op counts the frame round trip alone, x-floor is the ratio.
 func BenchmarkFrameRoundTrip(b *testing.B) {
-	conn, frame, stop := rawEchoChild()
-	defer stop()
-	out := make([]byte, len(frame))
+	floor := pingFloor(b)
 	c := start(b, "echo")
 	c.initialize(b, &messages.InitializeRequest{})
 	var frames, floors time.Duration
@@ -33,37 +28,25 @@ func BenchmarkFrameRoundTrip(b *testing.B) {
 		}
 		frames += time.Since(began)
 		b.StopTimer()
-		began = time.Now()
-		conn.Write(frame)
-		io.ReadFull(conn, out)
-		floors += time.Since(began)
+		floors += floor.RoundTrip()
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(frames)/float64(floors), "x-floor")
 }
 
-func rawEchoChild() (conn net.Conn, frame []byte, stop func()) {
-	p, err := childproctest.StartRawEcho(context.Background())
-	if err != nil {
-		panic(err)
-	}
-	frame, _ = messages.Encode(&messages.PingRequest{SentAt: 1 << 40})
-	return p.Control(), frame, func() { p.Kill(); p.Wait(context.Background()); p.Close() }
+// pingFloor is the floor of BenchmarkFrameRoundTrip: a ping frame's bytes echoed
+// unparsed.
+func pingFloor(b *testing.B) *childproctest.EchoFloor {
+	frame, _ := messages.Encode(&messages.PingRequest{SentAt: 1 << 40})
+	return childproctest.NewEchoFloor(b, frame)
 }
 
 // BenchmarkFloorRoundTrip sends the bytes of a ping frame to a child that echoes them
 // back unparsed: the floor for BenchmarkFrameRoundTrip.
 func BenchmarkFloorRoundTrip(b *testing.B) {
-	conn, frame, stop := rawEchoChild()
-	b.Cleanup(stop)
-	out := make([]byte, len(frame))
+	floor := pingFloor(b)
 	b.ResetTimer()
 	for range b.N {
-		if _, err := conn.Write(frame); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := io.ReadFull(conn, out); err != nil {
-			b.Fatal(err)
-		}
+		floor.RoundTrip()
 	}
 }

@@ -4,9 +4,12 @@
 package childproctest
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/procsup/procsup/childproc"
 )
@@ -59,4 +62,46 @@ func StartRawEcho(ctx context.Context) (*childproc.Process, error) {
 		return nil, err
 	}
 	return childproc.Start(ctx, &childproc.Command{Path: exe, Env: append(os.Environ(), EnvRawEcho+"=1")})
+}
+
+// EchoFloor is a raw echo child held for a benchmark's floor: the bytes of one frame
+// through a real socket pair and a real child, with no codec on either side.
+type EchoFloor struct {
+	tb    testing.TB
+	p     *childproc.Process
+	frame []byte
+	out   []byte
+}
+
+// NewEchoFloor starts a raw echo child ([StartRawEcho]) to echo frame, and ends it when
+// tb's test or benchmark ends.
+func NewEchoFloor(tb testing.TB, frame []byte) *EchoFloor {
+	tb.Helper()
+	p, err := StartRawEcho(context.Background())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		p.Kill()
+		p.Wait(context.Background())
+		p.Close()
+	})
+	return &EchoFloor{tb: tb, p: p, frame: frame, out: make([]byte, len(frame))}
+}
+
+// RoundTrip sends the frame, reads it back and returns how long that took; it fails the
+// test if the echo differs.
+func (f *EchoFloor) RoundTrip() time.Duration {
+	began := time.Now()
+	if _, err := f.p.Control().Write(f.frame); err != nil {
+		f.tb.Fatal(err)
+	}
+	if _, err := io.ReadFull(f.p.Control(), f.out); err != nil {
+		f.tb.Fatal(err)
+	}
+	d := time.Since(began)
+	if !bytes.Equal(f.out, f.frame) {
+		f.tb.Fatalf("the raw echo sent back %q for %q", f.out, f.frame)
+	}
+	return d
 }

@@ -39,3 +39,13 @@ func TestRawEchoEchoesAndExitsOnClose(t *testing.T) {
 		t.Fatalf("after its socket closed the echo ended with %+v, %v", st, err)
 	}
 }
+
+func TestEchoFloorRoundTrips(t *testing.T) {
+	actortest.CheckLeaks(t)
+	floor := childproctest.NewEchoFloor(t, []byte("\x00\x00\x00\x02hi"))
+	for range 3 {
+		if d := floor.RoundTrip(); d <= 0 {
+			t.Fatalf("a round trip of %v", d)
+		}
+	}
+}
