@@ -468,7 +468,7 @@ func TestAllForOneRestartsSiblings(t *testing.T) {
 	tree := probe.Spawn(actors.NewTree(strategy,
 		actors.Spec{Name: "crash", Props: mustProps(cfg)},
 		actors.Spec{Name: "healthy", Props: mustProps(cfg)}), "tree")
-	t.Cleanup(func() { actors.StopAndWait(context.Background(), system, tree) })
+	stopAtEnd(t, system, tree)
 	crashPID, healthyPID := actors.ChildPID(tree, "crash"), actors.ChildPID(tree, "healthy")
 	both := func() (first map[string]int) {
 		first = map[string]int{}
@@ -501,7 +501,7 @@ func TestNestedTreeForwardsEvents(t *testing.T) {
 	probe := actortest.NewProbe(t, system, nil)
 	inner := actors.NewTree(nil, actors.Spec{Name: "w", Props: mustProps(workerConfig("healthy", nil))})
 	outer := probe.Spawn(actors.NewTree(nil, actors.Spec{Name: "inner", Props: inner}), "outer")
-	t.Cleanup(func() { actors.StopAndWait(context.Background(), system, outer) })
+	stopAtEnd(t, system, outer)
 	ev := running(probe)
 	if want := actors.ChildPID(actors.ChildPID(outer, "inner"), "w"); !ev.PID.Equal(want) {
 		t.Fatalf("running event from %s, want %s", ev.PID.Id, want.Id)

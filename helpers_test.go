@@ -221,6 +221,13 @@ func spawn(t *testing.T, system *actor.ActorSystem, cfg actors.Config, strategy 
 	probe := actortest.NewProbe(t, system, strategy)
 	pid := probe.Spawn(mustProps(cfg), "proc")
 	probe.Watch(pid)
+	stopAtEnd(t, system, pid)
+	return probe, pid
+}
+
+// stopAtEnd stops pid when the test ends and waits, up to 20 s, until it (and, for a
+// process actor or a tree, every process below it) is gone.
+func stopAtEnd(t *testing.T, system *actor.ActorSystem, pid *actor.PID) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
@@ -228,7 +235,6 @@ func spawn(t *testing.T, system *actor.ActorSystem, cfg actors.Config, strategy 
 			t.Error(err)
 		}
 	})
-	return probe, pid
 }
 
 func running(p *actortest.Probe) *messages.StateChanged {

@@ -20,13 +20,7 @@ func newPool(t *testing.T, system *actor.ActorSystem, cfg actors.PoolConfig) (*a
 	}
 	probe := actortest.NewProbe(t, system, nil)
 	pool := probe.Spawn(props, "pool")
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		if err := actors.StopAndWait(ctx, system, pool); err != nil {
-			t.Error(err)
-		}
-	})
+	stopAtEnd(t, system, pool)
 	return probe, pool
 }
 
