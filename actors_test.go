@@ -152,8 +152,8 @@ func TestCrashLoopBacksOffThenStops(t *testing.T) {
 		case ev := <-events:
 			switch ev := ev.(type) {
 			case *messages.Restarting:
-				if !errors.Is(ev.Cause, messages.ReasonCrashed) {
-					t.Fatalf("cause %v, want a crash", ev.Cause)
+				if !errors.Is(ev.Cause, messages.ReasonInitFailed) {
+					t.Fatalf("cause %v, want a failed initialization (it exits before its InitializeResponse)", ev.Cause)
 				}
 				delays = append(delays, ev.Delay)
 				continue

@@ -48,7 +48,7 @@ func chaosFaults() []fault {
 		}, reason: messages.ReasonMemoryLimit, killed: true},
 		{name: "ignore-shutdown", config: func() actors.Config { return quick(workerConfig("ignoreshutdown", nil)) },
 			act: closeIt, reason: messages.ReasonClosed, killed: true},
-		{name: "exit-during-init", config: func() actors.Config { return quick(workerConfig("initcrash", nil)) }, reason: messages.ReasonCrashed},
+		{name: "exit-during-init", config: func() actors.Config { return quick(workerConfig("initcrash", nil)) }, reason: messages.ReasonInitFailed},
 		{name: "close", config: func() actors.Config { return quick(workerConfig("healthy", nil)) }, act: closeIt, reason: messages.ReasonClosed},
 		{name: "kill", config: func() actors.Config { return quick(workerConfig("healthy", nil)) },
 			act:    func(s *actor.ActorSystem, pid *actor.PID, _ int) { s.Root.Send(pid, &messages.Kill{}) },

@@ -34,11 +34,14 @@ func (a *asks) add(sender *actor.PID) (uint64, bool) {
 	return a.nextID, true
 }
 
-// forget drops id (its request could not be sent).
-func (a *asks) forget(id uint64) {
+// forget drops id (its request could not be sent) and reports whether it was still
+// waiting: if not, it was answered already (the process ended meanwhile).
+func (a *asks) forget(id uint64) bool {
 	a.mu.Lock()
+	defer a.mu.Unlock()
+	_, ok := a.wait[id]
 	delete(a.wait, id)
-	a.mu.Unlock()
+	return ok
 }
 
 // answer sends the Response for r to whoever asked; a reply nobody waits for is dropped.
@@ -52,7 +55,7 @@ func (a *asks) answer(r *messages.Reply) {
 	}
 	resp := &messages.Response{Body: r.Body}
 	if r.Error != "" {
-		resp.Body, resp.Err = nil, &messages.RemoteError{Message: r.Error}
+		resp.Body, resp.Err = nil, &messages.RemoteError{Message: r.Error, Code: r.Code}
 	}
 	a.system.Root.Send(to, resp)
 }

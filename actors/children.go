@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -86,8 +87,47 @@ func (a *reader) loop() {
 // parent's slog logger, with the child's pid and the actor's id.
 type logReader struct {
 	socketActor
-	rate float64       // records per second re-emitted; 0 is no cap
-	done chan struct{} // closed at end of stream, shared with the process actor
+	rate  float64       // records per second re-emitted; 0 is no cap
+	done  chan struct{} // closed at end of stream, shared with the process actor
+	stats *logStats
+}
+
+// logStats counts what became of the child's log records, for Status and Exited: written
+// by the log reader's goroutine, read by the process actor.
+type logStats struct {
+	lastSeq     atomic.Uint64 // the highest record number received
+	gapDropped  atomic.Uint64 // numbers skipped: dropped by the child, or unreadable here
+	rateDropped atomic.Uint64 // over LogRate
+}
+
+// received counts a record; seq is its number (0 from a child that does not number its
+// records: then dropped, its count of records dropped before it, is all there is).
+func (s *logStats) received(seq, dropped uint64) {
+	if seq == 0 {
+		s.gapDropped.Add(dropped)
+		return
+	}
+	if last := s.lastSeq.Load(); seq > last {
+		s.gapDropped.Add(seq - last - 1)
+		s.lastSeq.Store(seq)
+	}
+}
+
+// lost is how many records did not reach the logger, given the child's total (0 when
+// unknown).
+func (s *logStats) lost(total uint64) uint64 {
+	n := s.gapDropped.Load() + s.rateDropped.Load()
+	if last := s.lastSeq.Load(); total > last {
+		n += total - last // never arrived
+	}
+	return n
+}
+
+// reservedLogKeys are the keys the parent adds to a child's records, and slog's own: a
+// child's top-level attribute of the same name arrives as "child.<key>".
+var reservedLogKeys = map[string]bool{
+	"pid": true, "actor": true, "source": true, "logger": true, "child_source": true,
+	"dropped_before": true, slog.TimeKey: true, slog.LevelKey: true, slog.MessageKey: true,
 }
 
 func (a *logReader) Receive(ctx actor.Context) { a.receive(ctx, a.loop) }
@@ -99,11 +139,21 @@ func (a *logReader) loop() {
 	reportDropped := func() {
 		if dropped > 0 {
 			a.log.Warn("dropped child log records over the rate limit", "dropped", dropped, "rate_per_second", a.rate)
+			a.stats.rateDropped.Add(dropped)
 			dropped = 0
 		}
 	}
+	warned := false
 	for {
 		m, err := a.r.Read()
+		if err != nil && (errors.Is(err, messages.ErrUnknownType) || isBadBody(err)) {
+			// The stream is still in step: skip the frame (a numbered record's gap counts it).
+			if !warned {
+				a.log.Warn("skipping unreadable frames on the child's log socket", "error", err)
+				warned = true
+			}
+			continue
+		}
 		if err != nil {
 			reportDropped()
 			// done is closed before logsDrained is sent: whatever the process actor
@@ -117,9 +167,13 @@ func (a *logReader) loop() {
 		}
 		rec, ok := m.(*messages.LogRecord)
 		if !ok {
-			a.system.Root.Send(a.owner, &readFailed{about: about{a.ospid}, logs: true, err: errors.New("a " + string(m.WireType()) + " message on the log socket")})
+			if !warned {
+				a.log.Warn("skipping a message that is not a log record on the child's log socket", "type", m.WireType())
+				warned = true
+			}
 			continue
 		}
+		a.stats.received(rec.Seq, rec.Dropped)
 		level := slog.Level(rec.Level)
 		if !h.Enabled(context.Background(), level) {
 			continue
@@ -141,10 +195,19 @@ func (a *logReader) loop() {
 			r.AddAttrs(slog.Uint64("dropped_before", rec.Dropped))
 		}
 		for _, at := range rec.Attrs {
+			if reservedLogKeys[at.Key] {
+				at.Key = "child." + at.Key
+			}
 			r.AddAttrs(at.Slog())
 		}
 		h.Handle(context.Background(), r)
 	}
+}
+
+// isBadBody reports whether err is a frame whose body did not decode, the frame itself
+// read whole (not one cut short, after which the stream is out of step).
+func isBadBody(err error) bool {
+	return errors.Is(err, messages.ErrMalformed) && !errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // tokenBucket allows rate events a second with a burst of rate; a zero rate allows all.

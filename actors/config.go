@@ -22,6 +22,7 @@ const (
 	DefaultMemoryRepeatGrowthMB = 50
 	DefaultWriteTimeout         = 5 * time.Second
 	DefaultLogRate              = 1000
+	DefaultMaxHeld              = 1024
 )
 
 // RestartPolicy says which ends of a process count as failures to hand to the parent's
@@ -99,7 +100,9 @@ type Config struct {
 	// Logger receives the actor's records and the child's own, with the child's pid and
 	// the actor's id; nil means slog.Default().
 	Logger *slog.Logger
-	// MaxFrame caps a frame from the child; 0 means messages.DefaultMaxFrame.
+	// MaxFrame caps a frame from the child; 0 means messages.DefaultMaxFrame. The child
+	// learns it in the handshake and sends nothing larger; the child's own cap, which it
+	// announces in turn, caps what the parent sends (an Ask over it fails at once).
 	MaxFrame int
 	// WriteTimeout bounds every write to the child's control socket: a child that stops
 	// reading fills the socket, and the write then fails instead of blocking the actor;
@@ -111,6 +114,11 @@ type Config struct {
 	// LogRate caps the child's log records re-emitted per second (with a burst of as
 	// many); records over it are dropped and counted in a warning. 0 is no cap.
 	LogRate float64
+	// MaxHeld is how many Asks and Sends may wait for a process that is not running
+	// yet (starting or initializing): they are sent, in order, when it runs, and failed
+	// with ErrNotRunning (the reason wrapped) if it ends first. More are refused with
+	// ErrHeldFull. 0 holds none: each is refused with ErrNotRunning at once.
+	MaxHeld int
 	// OnRequest answers requests the child sends to the parent. It runs on the actor's
 	// goroutine, so it must be quick. Nil answers every request with an error.
 	OnRequest func(kind string, body []byte) ([]byte, error)
@@ -131,6 +139,7 @@ func NewConfig(launcher childproc.Launcher) Config {
 		MemoryRepeatGrowthMB: DefaultMemoryRepeatGrowthMB,
 		WriteTimeout:         DefaultWriteTimeout,
 		LogRate:              DefaultLogRate,
+		MaxHeld:              DefaultMaxHeld,
 	}
 }
 
@@ -178,6 +187,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxFrame < 0 {
 		bad("MaxFrame is negative")
+	}
+	if c.MaxHeld < 0 {
+		bad("MaxHeld is negative")
 	}
 	return errors.Join(errs...)
 }

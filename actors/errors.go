@@ -8,10 +8,17 @@ import (
 )
 
 var (
-	// ErrNotRunning answers an Ask to a process actor that is not running.
+	// ErrNotRunning answers an Ask to a process actor that is not running: stopped,
+	// closing, or whose process ended before it ran.
 	ErrNotRunning = errors.New("procsup/actors: process is not running")
 	// ErrProcessEnded answers an Ask whose process ended before it replied.
 	ErrProcessEnded = errors.New("procsup/actors: process ended before replying")
+	// ErrHeldFull answers an Ask or Send to a process that is not running yet when
+	// Config.MaxHeld messages already wait for it.
+	ErrHeldFull = errors.New("procsup/actors: too many messages held for a process that is not running yet")
+	// ErrNotProcess answers a process command (Ask, Send, GetStatus) sent to an actor
+	// that is not a process actor, a Tree say.
+	ErrNotProcess = errors.New("procsup/actors: not a process actor")
 	// ErrChildNotReading is the protocol error of a child whose control socket stayed
 	// full for the whole WriteTimeout.
 	ErrChildNotReading = errors.New("procsup/actors: the child does not read its control socket")

@@ -30,12 +30,13 @@ type (
 		about
 		status childproc.ExitStatus
 	}
-	logsDrained   struct{ about }
-	initTimedOut  struct{ about }
-	closeTimedOut struct{ about }
-	logsWaitOver  struct{ about }
-	eofGraceOver  struct{ about }
-	stackDumpOver struct{ about }
+	logsDrained       struct{ about }
+	initTimedOut      struct{ about }
+	closeTimedOut     struct{ about }
+	logsWaitOver      struct{ about }
+	eofGraceOver      struct{ about }
+	stackDumpOver     struct{ about }
+	initFailGraceOver struct{ about }
 
 	childNotReading struct{}
 	slotGranted     struct{ owner *process } // the limiter's grant, to the instance that asked

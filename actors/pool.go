@@ -20,7 +20,8 @@ var (
 	// ready.
 	ErrAcquireTimeout = errors.New("procsup/actors: no process ready before the deadline")
 	// ErrStartsFailing answers the waiting Acquires when a start failed and no other
-	// start is under way; it wraps the start's failure.
+	// start is under way, or MaxStarting starts in a row failed; it wraps the last
+	// start's failure.
 	ErrStartsFailing = errors.New("procsup/actors: pool processes fail to start")
 )
 
@@ -307,8 +308,9 @@ func (p *pool) exited(ctx actor.Context, m *messages.Exited) {
 		p.system.EventStream.Publish(ev)
 	}
 	p.remove(ctx, mb)
-	if p.failures > 0 && p.count(memberStarting) == 0 && len(p.idle) == 0 {
-		// Nothing under way could serve the waiting callers: tell them now.
+	if p.failures > 0 && len(p.idle) == 0 && (p.count(memberStarting) == 0 || p.failures >= p.cfg.MaxStarting) {
+		// Nothing under way could serve the waiting callers, or as many starts in a row
+		// failed as may run at once: tell them now (starts go on, backing off).
 		for _, w := range p.waiters {
 			w.cancel()
 			ctx.Send(w.to, &messages.Acquired{Err: fmt.Errorf("%w: %w", ErrStartsFailing, p.lastErr)})

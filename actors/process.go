@@ -22,6 +22,9 @@ import (
 const (
 	logsWait = 2 * time.Second
 	eofGrace = 200 * time.Millisecond
+	// initFailGrace is how long a child that reported a failed initialization may take
+	// to exit by itself before it is killed: so the same failure always ends the same way.
+	initFailGrace = 2 * time.Second
 	// groupWait bounds the wait for a killed process group to be gone.
 	groupWait = 5 * time.Second
 )
@@ -37,34 +40,54 @@ func NewProcess(cfg Config) (*actor.Props, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	reg := &incarnations{restarts: map[string]int{}}
+	reg := &incarnations{m: map[string]*incarnation{}}
 	return actor.PropsFromProducer(func() actor.Actor {
 		return &process{cfg: cfg, reg: reg}
-	}), nil
+	}, actor.WithMailbox(answeringMailbox)), nil
 }
 
-// incarnations counts restarts per actor across instances: a restart makes a new
+// incarnations remembers, per actor, what outlives an instance: a restart makes a new
 // instance under the same PID.
 type incarnations struct {
-	mu       sync.Mutex
-	restarts map[string]int
+	mu sync.Mutex
+	m  map[string]*incarnation
 }
 
-func (r *incarnations) started(id string) int {
+// incarnation is what an actor's instances hand on: how many restarts, and how the last
+// process ended.
+type incarnation struct {
+	restarts  int
+	reason    messages.Reason
+	lastError error
+}
+
+// started counts an instance's start and returns what the earlier ones left.
+func (r *incarnations) started(id string) incarnation {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	n, seen := r.restarts[id]
-	if seen {
-		n++
+	in, seen := r.m[id]
+	if !seen {
+		in = &incarnation{}
+		r.m[id] = in
+	} else {
+		in.restarts++
 	}
-	r.restarts[id] = n
-	return n
+	return *in
+}
+
+// ended records how a process of the actor ended.
+func (r *incarnations) ended(id string, reason messages.Reason, lastError error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if in := r.m[id]; in != nil {
+		in.reason, in.lastError = reason, lastError
+	}
 }
 
 func (r *incarnations) stopped(id string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	delete(r.restarts, id)
+	delete(r.m, id)
 }
 
 // process is the actor that supervises one OS process. Its states are behaviors, one
@@ -79,6 +102,7 @@ type process struct {
 	log      *slog.Logger
 	state    messages.State
 	restarts int
+	previous incarnation // how the earlier instance's process ended
 
 	proc      *childproc.Process
 	w         *messages.Writer
@@ -86,7 +110,11 @@ type process struct {
 	pinger    *actor.PID
 	logsDone  chan struct{}
 	pongs     *pongs
+	logStats  *logStats
 	cancels   []func()
+	held      []held // Asks and Sends that came before the process ran
+	ran       bool   // it reached running
+	exiting   *messages.Exiting
 
 	// How it ends: decided when procsup intervenes, completed when the exit is known.
 	reason    messages.Reason
@@ -147,7 +175,8 @@ func (p *process) staleOrNot(m any) bool {
 // starting launches the process, spawns the child actors and sends InitializeRequest.
 func (p *process) starting(ctx actor.Context) {
 	p.system, p.self, p.parent = ctx.ActorSystem(), ctx.Self(), ctx.Parent()
-	p.restarts = p.reg.started(p.self.Id)
+	p.previous = p.reg.started(p.self.Id)
+	p.restarts = p.previous.restarts
 	p.log = p.cfg.Logger.With("actor", p.self.Id)
 	p.asks = newAsks(p.system)
 	from := messages.Starting
@@ -179,8 +208,8 @@ func (p *process) queued(ctx actor.Context) {
 		}
 		p.giveSlotBack()
 		p.finish(ctx)
-	case *messages.Ask:
-		ctx.Respond(&messages.Response{Err: ErrNotRunning})
+	case *messages.Ask, *messages.Send:
+		p.hold(ctx)
 	}
 }
 
@@ -208,17 +237,21 @@ func (p *process) launch(ctx actor.Context) {
 	}
 	p.proc, p.startedAt = proc, proc.StartTime()
 	p.log = p.log.With("pid", proc.Pid())
-	p.w = messages.NewWriter(deadlineConn{proc.Control(), p.cfg.WriteTimeout}, p.cfg.MaxFrame)
+	// Until the child announces its cap in the handshake, it is taken to accept the default.
+	p.w = messages.NewWriter(deadlineConn{proc.Control(), p.cfg.WriteTimeout}, messages.DefaultMaxFrame)
+	p.w.SetLimit(messages.DefaultMaxFrame, "to the child")
 	p.logsDone = make(chan struct{})
+	p.logStats = &logStats{}
 	p.pongs = newPongs(p.system, p.self, p.cfg.HighPingThreshold)
 	p.spawnChild(ctx, "reader", &reader{socketActor: p.socketActor(proc.Control()), asks: p.asks, pongs: p.pongs})
-	p.spawnChild(ctx, "logs", &logReader{socketActor: p.socketActor(proc.Logs()), rate: p.cfg.LogRate, done: p.logsDone})
+	p.spawnChild(ctx, "logs", &logReader{socketActor: p.socketActor(proc.Logs()), rate: p.cfg.LogRate, done: p.logsDone, stats: p.logStats})
 	p.spawnChild(ctx, "joiner", &joiner{system: p.system, owner: p.self, proc: proc})
 
 	p.log.Info("initializing process")
 	err = p.send(&messages.InitializeRequest{
 		PingInterval: p.cfg.PingInterval, PingTimeout: p.cfg.PingTimeout,
 		HighPingThreshold: p.cfg.HighPingThreshold, Debug: p.cfg.Debug, Payload: p.cfg.Payload,
+		MaxFrame: p.maxFrame(),
 	})
 	if err != nil {
 		p.killFor(messages.ReasonProtocolError, fmt.Errorf("sending InitializeRequest: %w", err))
@@ -231,8 +264,17 @@ func (p *process) launch(ctx actor.Context) {
 
 // socketActor is the common part of the actors that read conn.
 func (p *process) socketActor(conn net.Conn) socketActor {
-	return socketActor{system: p.system, owner: p.self, ospid: p.proc.Pid(), conn: conn,
-		r: messages.NewReader(conn, p.cfg.MaxFrame), log: p.log}
+	r := messages.NewReader(conn, p.cfg.MaxFrame)
+	r.SetDirection("from the child")
+	return socketActor{system: p.system, owner: p.self, ospid: p.proc.Pid(), conn: conn, r: r, log: p.log}
+}
+
+// maxFrame is the largest frame the parent accepts from the child.
+func (p *process) maxFrame() int {
+	if p.cfg.MaxFrame > 0 {
+		return p.cfg.MaxFrame
+	}
+	return messages.DefaultMaxFrame
 }
 
 func (p *process) spawnChild(ctx actor.Context, name string, a actor.Actor) *actor.PID {
@@ -253,21 +295,100 @@ func (p *process) initializing(ctx actor.Context) {
 			p.killFor(messages.ReasonProtocolError, fmt.Errorf("first message was %s, want %s", m.m.WireType(), messages.TypeInitializeResponse))
 		case resp.Error != "":
 			p.log.Error("process initialization failed: " + resp.Error)
-			p.killFor(messages.ReasonInitFailed, errors.New(resp.Error))
+			p.initFailed(errors.New(resp.Error))
 		default:
 			p.runCancels()
 			p.giveSlotBack()
+			p.w.SetLimit(resp.MaxFrame, "to the child")
 			p.log.Info("process initialized", "elapsed", time.Since(p.startedAt))
 			p.startChecks(ctx)
+			p.ran = true
 			p.become(messages.Initializing, messages.Running, p.running)
+			p.sendHeld()
 		}
 	case *initTimedOut:
 		p.log.Error("initialization timed out, killing process")
 		p.killFor(messages.ReasonInitTimeout, fmt.Errorf("no InitializeResponse within %v", p.cfg.InitializeTimeout))
 	case *messages.Close:
 		p.close(ctx, m.Reason)
+	case *messages.Ask, *messages.Send:
+		p.hold(ctx)
 	default:
 		p.common(ctx)
+	}
+}
+
+// initFailed gives a child that reported a failed initialization initFailGrace to exit
+// by itself (as the child runtime does at once), then kills it.
+func (p *process) initFailed(err error) {
+	p.setReason(messages.ReasonInitFailed, err)
+	p.runCancels()
+	p.cancels = append(p.cancels, sendAfter(p.system, initFailGrace, p.self, &initFailGraceOver{about{p.proc.Pid()}}))
+	p.behavior.Become(p.failedInit)
+}
+
+// failedInit is the initializing state after the child reported its failure: it waits
+// for the exit; what the child sends, or its socket's end, changes nothing.
+func (p *process) failedInit(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *initFailGraceOver:
+		p.log.Error("process did not exit after its failed initialization, killing process")
+		p.kill()
+	case *frameIn, *messages.Close:
+	case *readFailed:
+		if m.logs || !errors.Is(m.err, messages.ErrClosed) {
+			p.common(ctx)
+		}
+	default:
+		p.common(ctx)
+	}
+}
+
+// hold keeps an Ask or Send that came before the process runs, to send when it does; up
+// to MaxHeld of them.
+func (p *process) hold(ctx actor.Context) {
+	if len(p.held) >= p.cfg.MaxHeld {
+		err := ErrHeldFull
+		if p.cfg.MaxHeld == 0 {
+			err = ErrNotRunning
+		}
+		respond(ctx.Sender(), p.system, err)
+		return
+	}
+	p.held = append(p.held, held{msg: ctx.Message(), sender: ctx.Sender()})
+}
+
+// held is an Ask or Send waiting for the process to run.
+type held struct {
+	msg    any
+	sender *actor.PID
+}
+
+// sendHeld sends what was held, in order, now that the process runs.
+func (p *process) sendHeld() {
+	for _, h := range p.held {
+		switch m := h.msg.(type) {
+		case *messages.Ask:
+			p.ask(h.sender, m)
+		case *messages.Send:
+			p.sendApp(h.sender, m)
+		}
+	}
+	p.held = nil
+}
+
+// failHeld answers what was held with err: the process will not run.
+func (p *process) failHeld(err error) {
+	for _, h := range p.held {
+		respond(h.sender, p.system, err)
+	}
+	p.held = nil
+}
+
+// respond answers an Ask or a Send with a sender.
+func respond(to *actor.PID, system *actor.ActorSystem, err error) {
+	if to != nil {
+		system.Root.Send(to, &messages.Response{Err: err})
 	}
 }
 
@@ -297,11 +418,9 @@ func (p *process) running(ctx actor.Context) {
 	case *frameIn:
 		p.frame(ctx, m.m)
 	case *messages.Send:
-		if err := p.send(&messages.Message{Kind: m.Kind, Body: m.Body}); err != nil {
-			p.log.Warn("failed to send a message to the child", "kind", m.Kind, "error", err)
-		}
+		p.sendApp(ctx.Sender(), m)
 	case *messages.Ask:
-		p.ask(ctx, m)
+		p.ask(ctx.Sender(), m)
 	case *messages.Close:
 		p.close(ctx, m.Reason)
 	case *highPing:
@@ -338,9 +457,11 @@ func (p *process) frame(ctx actor.Context, m messages.Wire) {
 		} else {
 			reply.Body = body
 		}
-		p.send(reply)
+		if err := p.send(reply); errors.Is(err, messages.ErrFrameTooLarge) {
+			p.send(&messages.Reply{ID: m.ID, Error: "reply not sent: " + err.Error(), Code: messages.CodeFrameTooLarge})
+		}
 	case *messages.Exiting:
-		p.log.Info("process exiting", "reason", m.Reason)
+		p.exitingSaid(m)
 	default:
 		p.killFor(messages.ReasonProtocolError, fmt.Errorf("unexpected %s from a running child", m.WireType()))
 	}
@@ -350,15 +471,12 @@ func (p *process) frame(ctx actor.Context, m messages.Wire) {
 func (p *process) closing(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *frameIn:
-		switch f := m.m.(type) {
-		case *messages.Exiting:
-			p.log.Info("process exiting", "reason", f.Reason)
+		if f, ok := m.m.(*messages.Exiting); ok {
+			p.exitingSaid(f)
 		}
 	case *closeTimedOut:
 		p.log.Error("process did not exit in time, killing process")
 		p.kill()
-	case *messages.Ask:
-		ctx.Respond(&messages.Response{Err: ErrNotRunning})
 	case *readFailed:
 		if !m.logs && p.reason == messages.ReasonClosed {
 			return // end of stream is what a closing child does
@@ -372,9 +490,16 @@ func (p *process) closing(ctx actor.Context) {
 // dead: the process is gone (the actor stops or is handed to its supervisor).
 // Everything else (commands, late frames, timers) is dropped.
 func (p *process) dead(ctx actor.Context) {
-	if _, ok := ctx.Message().(*messages.Ask); ok {
-		ctx.Respond(&messages.Response{Err: ErrNotRunning})
+	switch ctx.Message().(type) {
+	case *messages.Ask, *messages.Send:
+		respond(ctx.Sender(), p.system, ErrNotRunning)
 	}
+}
+
+// exitingSaid records the child's last word.
+func (p *process) exitingSaid(m *messages.Exiting) {
+	p.exiting = m
+	p.log.Info("process exiting", "reason", m.Reason)
 }
 
 // common handles what every live state handles alike.
@@ -382,10 +507,12 @@ func (p *process) common(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *messages.Kill:
 		p.log.Info("killing process")
+		if p.reason == messages.ReasonClosed {
+			p.reason = messages.ReasonNone // a Kill during a Close: the Kill is what ends it
+		}
 		p.killFor(messages.ReasonKilled, nil)
-	case *messages.Ask:
-		ctx.Respond(&messages.Response{Err: ErrNotRunning})
-	case *messages.Send:
+	case *messages.Ask, *messages.Send:
+		respond(ctx.Sender(), p.system, ErrNotRunning)
 	case *readFailed:
 		switch {
 		case m.logs:
@@ -491,6 +618,7 @@ func (p *process) finish(ctx actor.Context) {
 			fe.Signal = ev.Signal.String()
 		}
 		p.lastError = fe
+		p.reg.ended(p.self.Id, ev.Reason, fe)
 		escalate(ctx, fe)
 	}
 }
@@ -517,7 +645,15 @@ func (p *process) report() *messages.Exited {
 			if !p.status.Success() {
 				ev.Reason = messages.ReasonCrashed
 			}
+			if p.exiting != nil {
+				ev.Err = &messages.ChildError{Reason: p.exiting.Reason, Panic: p.exiting.Panic}
+			}
+			if !p.ran {
+				// Any exit before the InitializeResponse is a failed initialization.
+				ev.Reason, ev.Err = messages.ReasonInitFailed, fmt.Errorf("exited before initializing (%s)", p.status)
+			}
 		}
+		ev.LogsDropped = p.logsLost()
 		if !p.status.Success() && !ev.Killed {
 			p.log.Error(fmt.Sprintf("process exited with non-zero exit code %d", p.status.Code), "status", p.status.String())
 		}
@@ -525,8 +661,25 @@ func (p *process) report() *messages.Exited {
 	if ev.Err != nil {
 		p.lastError = ev.Err
 	}
-	p.asks.close(ErrProcessEnded)
+	p.reason = ev.Reason
+	p.reg.ended(p.self.Id, ev.Reason, p.lastError)
+	p.asks.close(fmt.Errorf("%w: %w", ErrProcessEnded, ev.Reason))
+	p.failHeld(fmt.Errorf("%w (the process ended: %w)", ErrNotRunning, ev.Reason))
 	return ev
+}
+
+// logsLost counts the child's log records that did not reach the parent's logger, and
+// says so in a warning. Only final once the logs are drained.
+func (p *process) logsLost() uint64 {
+	var total uint64
+	if p.exiting != nil {
+		total = p.exiting.LogRecords
+	}
+	n := p.logStats.lost(total)
+	if n > 0 {
+		p.log.Warn("child log records were lost", "dropped", n)
+	}
+	return n
 }
 
 // killedIt reports whether procsup's kill ended the process (not an exit of its own that
@@ -550,6 +703,7 @@ func (p *process) endNow(r messages.Reason) {
 	p.giveSlotBack()
 	if p.proc == nil || p.finished {
 		p.runCancels()
+		p.failHeld(ErrNotRunning)
 		return
 	}
 	p.setReason(r, nil)
@@ -590,21 +744,47 @@ func (p *process) clearGroup() {
 	}
 }
 
-// ask sends a request to the child; the reader answers the sender when the reply comes.
-func (p *process) ask(ctx actor.Context, m *messages.Ask) {
-	if ctx.Sender() == nil {
-		p.log.Warn("an Ask without a sender: use Request or RequestFuture", "kind", m.Kind)
+// ask sends a request to the child; the reader answers sender when the reply comes.
+func (p *process) ask(sender *actor.PID, m *messages.Ask) {
+	if sender == nil {
+		p.log.Warn("an Ask without a sender: use actors.Ask, Request or RequestFuture", "kind", m.Kind)
 		return
 	}
-	id, ok := p.asks.add(ctx.Sender())
+	id, ok := p.asks.add(sender)
 	if !ok {
-		ctx.Respond(&messages.Response{Err: ErrNotRunning})
+		respond(sender, p.system, ErrNotRunning)
 		return
 	}
 	if err := p.send(&messages.Request{ID: id, Kind: m.Kind, Body: m.Body}); err != nil {
-		p.asks.forget(id)
-		ctx.Respond(&messages.Response{Err: err})
+		if p.asks.forget(id) {
+			respond(sender, p.system, sendError(err))
+		}
 	}
+}
+
+// sendApp sends a one-way message to the child; a sender learns how it went.
+func (p *process) sendApp(sender *actor.PID, m *messages.Send) {
+	err := p.send(&messages.Message{Kind: m.Kind, Body: m.Body})
+	if err != nil {
+		err = sendError(err)
+		p.log.Warn("failed to send a message to the child", "kind", m.Kind, "error", err)
+	}
+	if sender != nil {
+		p.system.Root.Send(sender, &messages.Response{Err: err})
+	}
+}
+
+// sendError is what a sender learns of a failed write to the child: a frame over the
+// child's cap as it is, a child that does not read as ErrChildNotReading, anything else
+// (a broken pipe: the child is gone) as ErrProcessEnded.
+func sendError(err error) error {
+	switch {
+	case errors.Is(err, messages.ErrFrameTooLarge):
+		return err
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return ErrChildNotReading
+	}
+	return fmt.Errorf("%w: %v", ErrProcessEnded, err)
 }
 
 // send writes m to the child. A child that has not read its socket for the whole
@@ -651,6 +831,15 @@ func (p *process) runCancels() {
 
 func (p *process) statusNow() *messages.Status {
 	s := &messages.Status{State: p.state, Restarts: p.restarts, Reason: p.reason, LastError: p.lastError}
+	if !p.finished {
+		s.Reason = p.previous.reason // the current process has not ended: the last one's
+	}
+	if s.LastError == nil {
+		s.LastError = p.previous.lastError
+	}
+	if p.logStats != nil {
+		s.LogsDropped = p.logStats.lost(0)
+	}
 	if p.proc != nil {
 		s.Pid, s.StartedAt = p.proc.Pid(), p.startedAt
 		s.ExitCode, s.Signal = p.status.Code, p.status.Signal

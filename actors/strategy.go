@@ -40,8 +40,8 @@ var DefaultBackoff = Backoff{
 
 // NewStrategy returns a supervisor strategy that restarts failed children after an
 // exponentially growing, jittered delay, and stops or escalates at the intensity limit.
-// Each restart publishes a [messages.Restarting] on the EventStream, and hitting the
-// limit a [messages.RestartLimit]. Give it to a parent with actor.WithSupervisor (a
+// Each restart sends a [messages.Restarting] to the supervising actor and publishes it on
+// the EventStream, and hitting the limit a [messages.RestartLimit]. Give it to a parent with actor.WithSupervisor (a
 // [Tree] does), or to an actor system's guardians with actor.WithGuardian.
 func NewStrategy(b Backoff) actor.SupervisorStrategy {
 	if b.Multiplier <= 0 {
@@ -80,7 +80,7 @@ func (s *backoffStrategy) HandleFailure(system *actor.ActorSystem, sup actor.Sup
 		targets = sup.Children()
 	}
 	if s.b.MaxRestarts > 0 && rs.NumberOfFailures(s.b.Window) > s.b.MaxRestarts {
-		system.EventStream.Publish(&messages.RestartLimit{PID: child, Failures: rs.NumberOfFailures(s.b.Window),
+		publishTo(system, sup, &messages.RestartLimit{PID: child, Failures: rs.NumberOfFailures(s.b.Window),
 			Window: s.b.Window, Escalated: s.b.Escalate, Cause: cause})
 		if s.b.Escalate {
 			sup.EscalateFailure(reason, message)
@@ -94,10 +94,20 @@ func (s *backoffStrategy) HandleFailure(system *actor.ActorSystem, sup actor.Sup
 	if s.b.Jitter > 0 && delay > 0 {
 		delay += time.Duration((rand.Float64()*2 - 1) * s.b.Jitter * float64(delay))
 	}
-	system.EventStream.Publish(&messages.Restarting{PID: child, Attempt: attempt, Delay: delay, Cause: cause})
+	publishTo(system, sup, &messages.Restarting{PID: child, Attempt: attempt, Delay: delay, Cause: cause})
 	if delay <= 0 {
 		sup.RestartChildren(targets...)
 		return
 	}
 	time.AfterFunc(delay, func() { sup.RestartChildren(targets...) })
+}
+
+// publishTo sends a strategy's event to the supervising actor (a Tree forwards it to its
+// own parent) and publishes it on the EventStream. A guardian supervises no actor: there
+// the EventStream alone hears it.
+func publishTo(system *actor.ActorSystem, sup actor.Supervisor, ev any) {
+	if a, ok := sup.(interface{ Self() *actor.PID }); ok {
+		system.Root.Send(a.Self(), ev)
+	}
+	system.EventStream.Publish(ev)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/procsup/procsup/messages"
 )
 
 // Spec is one child of a [Tree]: a name and the props to spawn it with (a process
@@ -16,8 +17,11 @@ type Spec struct {
 
 // NewTree returns the props of a supervisor actor that spawns specs as its children,
 // named so (its PID id, "/", the name), under strategy (NewStrategy(DefaultBackoff) when
-// nil). It forwards its children's events to its own parent, so trees nest and a user
-// actor that spawns a tree hears everything below it.
+// nil). It forwards its children's events, and its strategy's Restarting and
+// RestartLimit, to its own parent, so trees nest and a user actor that spawns a tree hears
+// everything below it. A Close or Kill sent to a tree goes to each of its children (and
+// down through nested trees): every process below ends, and the tree stays, empty. Ask,
+// Send and GetStatus are for process actors: a tree answers them with ErrNotProcess.
 //
 // protoactor ignores WithSupervisor on an actor spawned from system.Root, but a Tree
 // supervises its own children, so spawning the Tree itself from system.Root is fine:
@@ -33,6 +37,9 @@ func NewTree(strategy actor.SupervisorStrategy, specs ...Spec) *actor.Props {
 
 type tree struct{ specs []Spec }
 
+// Receive spawns the children, passes Close and Kill down to them, refuses the commands
+// only a process takes, and forwards everything else that comes without a sender (the
+// events of the actors below, the strategy's Restarting and RestartLimit) to the parent.
 func (t *tree) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
@@ -42,6 +49,14 @@ func (t *tree) Receive(ctx actor.Context) {
 			}
 		}
 	case *actor.Stopping, *actor.Stopped, *actor.Restarting, *actor.Terminated:
+	case *messages.Close, *messages.Kill:
+		for _, child := range ctx.Children() {
+			ctx.Send(child, m)
+		}
+	case *messages.Ask, *messages.Send, *messages.GetStatus:
+		if ctx.Sender() != nil {
+			ctx.Respond(&messages.Response{Err: fmt.Errorf("%w: %s is a tree", ErrNotProcess, ctx.Self().Id)})
+		}
 	default:
 		if ctx.Parent() != nil && ctx.Sender() == nil {
 			ctx.Send(ctx.Parent(), m)

@@ -67,3 +67,13 @@ func (e *InitError) Error() string {
 
 // Unwrap returns the cause.
 func (e *InitError) Unwrap() error { return e.Err }
+
+// PanicError is returned by [Serve] when the handler's Init or Run panicked: the panic's
+// value and the goroutine's stack. The parent hears of it too.
+type PanicError struct {
+	Value string
+	Stack string
+}
+
+// Error implements error.
+func (e *PanicError) Error() string { return "panic: " + e.Value }

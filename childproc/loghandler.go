@@ -2,6 +2,7 @@ package childproc
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"runtime"
 	"sync"
@@ -15,11 +16,23 @@ import (
 // drops new ones.
 const DefaultLogBuffer = 1024
 
+// Limits on one log record, so that no record can break the protocol: groups nested
+// deeper than MaxLogGroupDepth are flattened into dotted keys ("a.b.c") at that depth;
+// attributes beyond MaxLogAttrs (nested ones included) are left out and counted in a
+// "procsup.attrs_dropped" attribute; a record larger than the parent accepts is sent
+// with its strings cut short and "procsup.truncated" set (see [LogHandler.Truncated]).
+const (
+	MaxLogGroupDepth = 8
+	MaxLogAttrs      = 256
+)
+
 // LogHandler is an slog.Handler that ships records to the parent over the log socket,
 // with levels, attributes, groups and source locations intact. It never blocks the
 // caller: records go into a bounded buffer, and when the parent does not read fast
-// enough new records are dropped and counted; the count travels with the next record
-// sent (LogRecord.Dropped). Its methods are safe for concurrent use.
+// enough new records are dropped and counted. Every record it takes is numbered
+// (LogRecord.Seq), so the parent counts the dropped ones from the gaps and from the total
+// that Exiting carries, whatever happens to the records in between. Its methods are safe
+// for concurrent use.
 type LogHandler struct {
 	sink   *logSink
 	level  slog.Leveler
@@ -34,11 +47,15 @@ type openGroup struct {
 }
 
 type logSink struct {
-	mu      sync.RWMutex // held for reading to send; for writing to close
-	closed  bool
-	ch      chan *messages.LogRecord
-	dropped atomic.Uint64
-	done    chan struct{}
+	w         *messages.Writer
+	mu        sync.Mutex // numbers and queues a record in one step, so records go out in order
+	closed    bool
+	ch        chan *messages.LogRecord
+	seq       uint64 // records taken, under mu
+	taken     atomic.Uint64
+	dropped   atomic.Uint64 // since the last record sent
+	truncated atomic.Uint64
+	done      chan struct{}
 }
 
 // NewLogHandler returns a handler writing to w that keeps up to buffer records
@@ -51,21 +68,79 @@ func NewLogHandler(w *messages.Writer, buffer int, level slog.Leveler) *LogHandl
 	if level == nil {
 		level = slog.LevelDebug - 100
 	}
-	s := &logSink{ch: make(chan *messages.LogRecord, buffer), done: make(chan struct{})}
-	go func() {
-		defer close(s.done)
-		broken := false
-		for rec := range s.ch {
-			if broken {
-				continue
-			}
-			rec.Dropped = s.dropped.Swap(0)
-			if err := w.Write(rec); err != nil {
-				broken = true // the parent is gone; drain the buffer without writing
+	s := &logSink{w: w, ch: make(chan *messages.LogRecord, buffer), done: make(chan struct{})}
+	go s.run()
+	return &LogHandler{sink: s, level: level}
+}
+
+// run writes the queued records until the handler is closed. A record over the
+// receiver's frame cap is cut short and sent; only a broken socket stops the writing.
+func (s *logSink) run() {
+	defer close(s.done)
+	broken := false
+	for rec := range s.ch {
+		if broken {
+			continue
+		}
+		rec.Dropped = s.dropped.Swap(0)
+		err := s.w.Write(rec)
+		if errors.Is(err, messages.ErrFrameTooLarge) {
+			s.truncated.Add(1)
+			err = s.w.Write(shrink(rec, s.w.Limit()))
+			if errors.Is(err, messages.ErrFrameTooLarge) {
+				err = s.w.Write(&messages.LogRecord{Time: rec.Time, Level: rec.Level, Seq: rec.Seq, Dropped: rec.Dropped,
+					Message: cut(rec.Message, 64), Attrs: []messages.Attr{truncatedAttr}})
 			}
 		}
-	}()
-	return &LogHandler{sink: s, level: level}
+		if err != nil && !errors.Is(err, messages.ErrFrameTooLarge) {
+			broken = true // the parent is gone; drain the buffer without writing
+		}
+	}
+}
+
+var truncatedAttr = messages.Attr{Key: "procsup.truncated", Kind: "bool", Value: true}
+
+// shrink returns rec with every string cut so that the whole fits well within max bytes.
+func shrink(rec *messages.LogRecord, max int) *messages.LogRecord {
+	c := *rec
+	n := 1
+	countAttrs(rec.Attrs, &n)
+	each := max / (4 * (n + 1))
+	c.Message, c.Logger = cut(rec.Message, each), cut(rec.Logger, each)
+	if c.Source != nil {
+		src := *c.Source
+		src.Function, src.File = cut(src.Function, each), cut(src.File, each)
+		c.Source = &src
+	}
+	c.Attrs = append(cutAttrs(rec.Attrs, each), truncatedAttr)
+	return &c
+}
+
+func countAttrs(as []messages.Attr, n *int) {
+	for _, a := range as {
+		*n++
+		countAttrs(a.Group, n)
+	}
+}
+
+func cutAttrs(as []messages.Attr, each int) []messages.Attr {
+	out := make([]messages.Attr, len(as))
+	for i, a := range as {
+		a.Key = cut(a.Key, each)
+		if v, ok := a.Value.(string); ok {
+			a.Value = cut(v, each)
+		}
+		a.Group = cutAttrs(a.Group, each)
+		out[i] = a
+	}
+	return out
+}
+
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:max(n, 0)]
 }
 
 // Enabled reports whether level is at or above the handler's level.
@@ -102,20 +177,66 @@ func (h *LogHandler) Handle(_ context.Context, r slog.Record) error {
 		}
 		leaf = []messages.Attr{{Key: g.name, Kind: "group", Group: members}}
 	}
-	rec.Attrs = append(append([]messages.Attr(nil), h.attrs...), leaf...)
+	rec.Attrs = limitAttrs(append(append([]messages.Attr(nil), h.attrs...), leaf...))
 
-	h.sink.mu.RLock()
-	defer h.sink.mu.RUnlock()
-	if h.sink.closed {
-		h.sink.dropped.Add(1)
+	s := h.sink
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq++
+	s.taken.Store(s.seq)
+	rec.Seq = s.seq
+	if s.closed {
+		s.dropped.Add(1)
 		return nil
 	}
 	select {
-	case h.sink.ch <- rec:
+	case s.ch <- rec:
 	default:
-		h.sink.dropped.Add(1)
+		s.dropped.Add(1)
 	}
 	return nil
+}
+
+// limitAttrs applies MaxLogGroupDepth and MaxLogAttrs to a record's attributes.
+func limitAttrs(as []messages.Attr) []messages.Attr {
+	budget := MaxLogAttrs
+	out := limitLevel(as, 1, "", &budget)
+	if budget < 0 {
+		out = append(out, messages.Attr{Key: "procsup.attrs_dropped", Kind: "int", Value: int64(-budget)})
+	}
+	return out
+}
+
+// limitLevel keeps as, at group depth depth under the key prefix prefix, within budget
+// (which goes negative by the number left out).
+func limitLevel(as []messages.Attr, depth int, prefix string, budget *int) []messages.Attr {
+	var out []messages.Attr
+	for _, a := range as {
+		if a.Kind == "group" && depth >= MaxLogGroupDepth {
+			out = append(out, limitLevel(a.Group, depth, prefix+a.Key+".", budget)...)
+			continue
+		}
+		*budget--
+		if *budget < 0 {
+			if a.Kind == "group" {
+				n := 0
+				countAttrs(a.Group, &n)
+				*budget -= n
+			}
+			continue
+		}
+		a.Key = prefix + a.Key
+		if a.Kind == "group" {
+			a.Group = limitLevel(a.Group, depth+1, "", budget)
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// panicked logs a recovered panic of the handler's method where, with its stack.
+func (h *LogHandler) panicked(where string, p *PanicError) {
+	slog.New(h).Error("procsup: panic in "+where, "panic", p.Value, "stack", p.Stack)
 }
 
 // WithAttrs returns a handler that adds attrs to every record.
@@ -162,8 +283,17 @@ func (h *LogHandler) clone() *LogHandler {
 // Dropped returns how many records were dropped and not yet reported to the parent.
 func (h *LogHandler) Dropped() uint64 { return h.sink.dropped.Load() }
 
+// Taken returns how many records the handler took in all, sent or dropped: the figure
+// Exiting carries.
+func (h *LogHandler) Taken() uint64 { return h.sink.taken.Load() }
+
+// Truncated returns how many records were sent cut short because they were larger than
+// the parent accepts.
+func (h *LogHandler) Truncated() uint64 { return h.sink.truncated.Load() }
+
 // Close stops taking records and waits, up to timeout, until the buffered ones are
-// written. Records logged after Close are dropped. It reports whether all were written.
+// written. Records logged after Close are dropped (and counted). It reports whether all
+// were written.
 func (h *LogHandler) Close(timeout time.Duration) bool {
 	h.sink.mu.Lock()
 	if !h.sink.closed {

@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/procsup/procsup/messages"
@@ -29,12 +31,22 @@ const (
 	LogFlushTimeout = 2 * time.Second
 	// runGrace is how long Serve waits for Run to return once the parent is gone.
 	runGrace = time.Second
+	// MessageQueueBytes bounds the one-way messages (their bodies' bytes) waiting for a
+	// slow message handler. Below it the read loop never waits, so pings are answered
+	// whatever the handler does; above it the read loop waits for the handler.
+	MessageQueueBytes = 64 << 20
 )
 
 // Serve runs a child program's side of the protocol until the child should exit: it
 // finds its sockets from [EnvFDs], answers the InitializeRequest with h.Init's result,
 // answers every ping, delivers messages and requests to h, and runs h.Run. The child's
 // slog records go to the parent through [Peer.Logger].
+//
+// A ShutdownRequest that comes while Init runs cancels Init's context; Serve then skips
+// Run and returns nil. A panic in Init or Run ends the child with a [*PanicError] (the
+// panic and its stack go to the parent, in a log record and in Exiting); a panic in a
+// message or request handler is logged, a request gets an error reply, and the child
+// carries on.
 //
 // It returns nil after a shutdown the parent asked for (Run has returned, logs are
 // flushed and Exiting was sent) or when Run returned nil by itself; Run's error when Run
@@ -95,6 +107,7 @@ type session struct {
 	w       *messages.Writer
 	logs    *LogHandler
 	peer    *Peer
+	idle    atomic.Int64 // once running: the silence after which the parent is presumed gone
 
 	shutdownReason string // set by the read loop before it cancels with errShutdown
 }
@@ -105,30 +118,66 @@ func (s *session) serve(ctx context.Context) error {
 		s.logs.Close(LogFlushTimeout)
 		return err
 	}
+	// The parent accepts frames up to its MaxFrame: nothing larger is sent, logs included.
+	s.w.SetLimit(req.MaxFrame, "to the parent")
+	s.logs.sink.w.SetLimit(req.MaxFrame, "to the parent")
 	s.peer = &Peer{w: s.w, logger: slog.New(s.logs), init: req, pending: map[uint64]chan *messages.Reply{}}
-	if err := s.h.Init(ctx, req); err != nil {
-		s.logs.Close(LogFlushTimeout)
-		s.w.Write(&messages.InitializeResponse{Error: err.Error()})
-		return &InitError{Err: err}
-	}
-	if err := s.w.Write(&messages.InitializeResponse{}); err != nil {
-		return ErrParentGone
-	}
 
+	// The read loop runs from the handshake on: a ShutdownRequest during Init cancels
+	// Init's context, and later every ping is answered whatever the handlers do.
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	var idle time.Duration
-	if req.PingTimeout > 0 {
-		idle = req.PingTimeout + silenceGrace()
-	}
 	readDone := make(chan struct{})
 	go func() {
 		defer close(readDone)
-		s.readLoop(runCtx, cancel, idle)
+		s.readLoop(runCtx, cancel)
 	}()
 
+	var result error
+	var reason, panicked string
+	initErr := s.callInit(runCtx, req)
+	var panicErr *PanicError
+	switch cause := context.Cause(runCtx); {
+	case cause == errShutdown:
+		reason = s.shutdownWord() + " during initialization"
+	case cause != nil && initErr != nil && !errors.As(initErr, &panicErr):
+		result, reason = cause, cause.Error() // the parent went away while Init ran
+	case initErr != nil:
+		s.logs.Close(LogFlushTimeout)
+		s.w.Write(&messages.InitializeResponse{Error: initErr.Error()})
+		s.control.Close()
+		<-readDone
+		s.peer.closePending()
+		if errors.As(initErr, &panicErr) {
+			return panicErr
+		}
+		return &InitError{Err: initErr}
+	default:
+		if err := s.w.Write(&messages.InitializeResponse{MaxFrame: s.r.Limit()}); err != nil {
+			result, reason = ErrParentGone, ErrParentGone.Error()
+			break
+		}
+		if req.PingTimeout > 0 {
+			idle := req.PingTimeout + silenceGrace()
+			s.idle.Store(int64(idle))
+			s.control.SetReadDeadline(time.Now().Add(idle))
+		}
+		result, reason, panicked = s.run(ctx, runCtx, cancel)
+	}
+	s.logs.Close(LogFlushTimeout)
+	s.w.Write(&messages.Exiting{Reason: reason, LogRecords: s.logs.Taken(), Panic: panicked})
+	s.control.Close()
+	<-readDone
+	s.peer.closePending()
+	return result
+}
+
+// run runs the handler's Run until it returns, the parent asks for shutdown, or the
+// parent is gone, and says how it ended: Serve's result, the reason for Exiting, and the
+// panic, if Run panicked.
+func (s *session) run(ctx, runCtx context.Context, cancel context.CancelCauseFunc) (result error, reason, panicked string) {
 	runDone := make(chan error, 1)
-	go func() { runDone <- s.h.Run(runCtx, s.peer) }()
+	go func() { runDone <- s.callRun(runCtx) }()
 	var runErr error
 	select {
 	case runErr = <-runDone:
@@ -144,30 +193,52 @@ func (s *session) serve(ctx context.Context) error {
 	}
 	cause := context.Cause(runCtx)
 	cancel(nil)
-
-	var result error
-	var reason string
+	var p *PanicError
 	switch {
+	case errors.As(runErr, &p):
+		return p, "panic: " + p.Value, p.Value + "\n\n" + p.Stack
 	case cause == errShutdown:
-		reason = "shutdown requested"
-		if s.shutdownReason != "" {
-			reason += ": " + s.shutdownReason
-		}
+		return nil, s.shutdownWord(), ""
 	case cause != nil && ctx.Err() == nil:
-		result, reason = cause, cause.Error() // the parent is gone, silent or broke the protocol
+		return cause, cause.Error(), "" // the parent is gone, silent or broke the protocol
 	case cause != nil:
-		reason = "stopped: " + cause.Error()
+		return nil, "stopped: " + cause.Error(), ""
 	case runErr != nil:
-		result, reason = runErr, "run failed: "+runErr.Error()
-	default:
-		reason = "run returned"
+		return runErr, "run failed: " + runErr.Error(), ""
 	}
-	s.logs.Close(LogFlushTimeout)
-	s.w.Write(&messages.Exiting{Reason: reason})
-	s.control.Close()
-	<-readDone
-	s.peer.closePending()
-	return result
+	return nil, "run returned", ""
+}
+
+func (s *session) shutdownWord() string {
+	if s.shutdownReason != "" {
+		return "shutdown requested: " + s.shutdownReason
+	}
+	return "shutdown requested"
+}
+
+// callInit calls the handler's Init, turning a panic into a [*PanicError].
+func (s *session) callInit(ctx context.Context, req *messages.InitializeRequest) (err error) {
+	defer s.recoverInto(&err, "Init")
+	return s.h.Init(ctx, req)
+}
+
+// callRun calls the handler's Run, turning a panic into a [*PanicError].
+func (s *session) callRun(ctx context.Context) (err error) {
+	defer s.recoverInto(&err, "Run")
+	return s.h.Run(ctx, s.peer)
+}
+
+// recoverInto recovers a panic of the handler's method where, logs it with its stack
+// (the record reaches the parent) and sets *err to a [*PanicError]. It must be deferred
+// directly.
+func (s *session) recoverInto(err *error, where string) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	p := &PanicError{Value: fmt.Sprint(v), Stack: string(debug.Stack())}
+	s.logs.panicked(where, p)
+	*err = p
 }
 
 // handshake reads the InitializeRequest.
@@ -195,33 +266,30 @@ func readError(op string, err error) error {
 	return &ProtocolError{Op: op, Err: err}
 }
 
-// readLoop reads control frames until the socket ends, answering pings at once.
-func (s *session) readLoop(runCtx context.Context, cancel context.CancelCauseFunc, idle time.Duration) {
-	msgs := make(chan *messages.Message, 64)
-	stop := make(chan struct{})
+// readLoop reads control frames until the socket ends, answering pings at once. It never
+// waits for a handler: messages wait in a queue of up to MessageQueueBytes for the
+// message handler, and each request runs in its own goroutine.
+func (s *session) readLoop(runCtx context.Context, cancel context.CancelCauseFunc) {
+	q := newMessageQueue(MessageQueueBytes)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { // one at a time, in order
 		defer wg.Done()
 		mh, _ := s.h.(MessageHandler)
 		for {
-			select {
-			case m := <-msgs:
-				if mh != nil {
-					mh.HandleMessage(runCtx, s.peer, m)
-				}
-			case <-stop:
+			m, ok := q.take()
+			if !ok {
 				return
+			}
+			if mh != nil {
+				s.handleMessage(runCtx, mh, m)
 			}
 		}
 	}()
 	defer wg.Wait()
-	defer close(stop)
+	defer q.close()
 	rh, _ := s.h.(RequestHandler)
 	for {
-		if idle > 0 {
-			s.control.SetReadDeadline(time.Now().Add(idle))
-		}
 		m, err := s.r.Read()
 		if errors.Is(err, messages.ErrUnknownType) {
 			s.peer.logger.Warn("procsup: ignoring a message of unknown type", "error", err)
@@ -230,6 +298,9 @@ func (s *session) readLoop(runCtx context.Context, cancel context.CancelCauseFun
 		if err != nil {
 			cancel(readError("read", err))
 			return
+		}
+		if d := s.idle.Load(); d > 0 {
+			s.control.SetReadDeadline(time.Now().Add(time.Duration(d)))
 		}
 		switch m := m.(type) {
 		case *messages.PingRequest:
@@ -240,29 +311,59 @@ func (s *session) readLoop(runCtx context.Context, cancel context.CancelCauseFun
 				cancel(errShutdown)
 			}
 		case *messages.Message:
-			select {
-			case msgs <- m:
-			case <-runCtx.Done():
-			}
+			q.put(m)
 		case *messages.Request:
-			go func() {
-				var body []byte
-				err := error(&UnhandledError{Kind: m.Kind})
-				if rh != nil {
-					body, err = rh.HandleRequest(runCtx, s.peer, m)
-				}
-				reply := &messages.Reply{ID: m.ID, Body: body}
-				if err != nil {
-					reply.Body, reply.Error = nil, err.Error()
-				}
-				s.w.Write(reply)
-			}()
+			go s.handleRequest(runCtx, rh, m)
 		case *messages.Reply:
 			s.peer.deliver(m)
 		default:
 			cancel(&ProtocolError{Op: "read", Err: fmt.Errorf("unexpected %s from the parent", m.WireType())})
 			return
 		}
+	}
+}
+
+// handleMessage runs the message handler; a panic in it is logged (the record reaches
+// the parent) and the child carries on.
+func (s *session) handleMessage(ctx context.Context, mh MessageHandler, m *messages.Message) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.logs.panicked("HandleMessage", &PanicError{Value: fmt.Sprint(v), Stack: string(debug.Stack())})
+		}
+	}()
+	mh.HandleMessage(ctx, s.peer, m)
+}
+
+// handleRequest answers r with the request handler's result. A panic in the handler is
+// logged and answered as an error ([messages.CodePanic]); a reply larger than the parent
+// accepts is answered as an error ([messages.CodeFrameTooLarge]) instead.
+func (s *session) handleRequest(ctx context.Context, rh RequestHandler, r *messages.Request) {
+	reply := &messages.Reply{ID: r.ID}
+	func() {
+		defer func() {
+			if v := recover(); v != nil {
+				p := &PanicError{Value: fmt.Sprint(v), Stack: string(debug.Stack())}
+				s.logs.panicked("HandleRequest", p)
+				reply.Body, reply.Error, reply.Code = nil, p.Error(), messages.CodePanic
+			}
+		}()
+		if rh == nil {
+			reply.Error, reply.Code = (&UnhandledError{Kind: r.Kind}).Error(), messages.CodeUnhandled
+			return
+		}
+		body, err := rh.HandleRequest(ctx, s.peer, r)
+		if err != nil {
+			var u *UnhandledError
+			if errors.As(err, &u) {
+				reply.Code = messages.CodeUnhandled
+			}
+			reply.Error = err.Error()
+			return
+		}
+		reply.Body = body
+	}()
+	if err := s.w.Write(reply); errors.Is(err, messages.ErrFrameTooLarge) {
+		s.w.Write(&messages.Reply{ID: r.ID, Error: "reply not sent: " + err.Error(), Code: messages.CodeFrameTooLarge})
 	}
 }
 
@@ -273,16 +374,28 @@ func silenceGrace() time.Duration {
 	return DefaultSilenceGrace
 }
 
-// ExitCode is the exit code [Main] uses for Serve's result: 0 for nil, 2 for
-// [ErrNotChild], 1 otherwise.
+// The exit codes [Main] gives Serve's results (see [ExitCode]).
+const (
+	ExitOK       = 0  // a shutdown the parent asked for, or Run returned nil
+	ExitFailure  = 1  // Run failed, Init failed, the parent is gone or broke the protocol
+	ExitNotChild = 2  // not started by procsup
+	ExitPanic    = 70 // the handler's Init or Run panicked (EX_SOFTWARE)
+)
+
+// ExitCode is the exit code [Main] uses for Serve's result: [ExitOK] for nil,
+// [ExitNotChild] for [ErrNotChild], [ExitPanic] for a [*PanicError], [ExitFailure]
+// otherwise.
 func ExitCode(err error) int {
+	var p *PanicError
 	switch {
 	case err == nil:
-		return 0
+		return ExitOK
 	case errors.Is(err, ErrNotChild):
-		return 2
+		return ExitNotChild
+	case errors.As(err, &p):
+		return ExitPanic
 	}
-	return 1
+	return ExitFailure
 }
 
 // Main runs [Serve] with h and exits the process with [ExitCode] of its result, printing

@@ -84,13 +84,16 @@ type (
 	Close struct{ Reason string }
 	// Kill kills the process's group at once. The actor stops once the process is reaped.
 	Kill struct{}
-	// Send sends a one-way message to the child.
+	// Send sends a one-way message to the child. Sent before the process runs, it is held
+	// and sent when it does (see actors.Config.MaxHeld). With a sender (Request,
+	// RequestFuture), the sender gets a *Response whose Err says whether it was written.
 	Send struct {
 		Kind string
 		Body []byte
 	}
-	// Ask sends a request to the child; the sender gets a *Response. It works with
-	// RequestFuture and ReenterAfter. (The wire's request is [Request].)
+	// Ask sends a request to the child; the sender gets exactly one *Response. It works
+	// with RequestFuture and ReenterAfter; actors.Ask is the one-call form. Sent before the
+	// process runs, it is held and sent when it does. (The wire's request is [Request].)
 	Ask struct {
 		Kind string
 		Body []byte
@@ -99,18 +102,39 @@ type (
 	GetStatus struct{}
 )
 
-// Response answers an Ask: the child's reply body, or Err (a *RemoteError when the
-// child answered with an error, ErrNotRunning or ErrProcessEnded otherwise).
+// Response answers an Ask (and a Send that has a sender): the child's reply body, or Err,
+// one of the errors documented on actors.Ask.
 type Response struct {
 	Body []byte
 	Err  error
 }
 
-// RemoteError is an error the child returned for an Ask.
-type RemoteError struct{ Message string }
+// RemoteError is an error the child returned for an Ask. Code classifies it where the
+// child's runtime did ([CodeFrameTooLarge], [CodePanic], [CodeUnhandled]); a reply too
+// large to send matches [ErrFrameTooLarge].
+type RemoteError struct {
+	Message string
+	Code    string
+}
 
 // Error implements error.
 func (e *RemoteError) Error() string { return "child: " + e.Message }
+
+// Is reports whether target is [ErrFrameTooLarge] for a reply the child could not send.
+func (e *RemoteError) Is(target error) bool {
+	return target == ErrFrameTooLarge && e.Code == CodeFrameTooLarge
+}
+
+// ChildError is Exited.Err for a child that ended by itself after telling why (its
+// Exiting message): Reason as it said it, and Panic (the value and the stack) when its
+// code panicked.
+type ChildError struct {
+	Reason string
+	Panic  string
+}
+
+// Error implements error.
+func (e *ChildError) Error() string { return "child: " + e.Reason }
 
 // Status is a process actor's answer to GetStatus.
 type Status struct {
@@ -124,6 +148,9 @@ type Status struct {
 	Restarts  int    // how many times the actor was restarted
 	Uptime    time.Duration
 	LastError error
+	// LogsDropped counts the child's log records that did not reach the parent's
+	// logger: dropped by the child (its buffer was full), over LogRate, or unreadable.
+	LogsDropped uint64
 }
 
 // Events a process actor sends to its parent and publishes on the actor system's
@@ -176,8 +203,11 @@ type (
 		Signal   syscall.Signal
 		Killed   bool // procsup killed it
 		Reason   Reason
-		Err      error // detail, where there is one (the init error, the protocol error)
+		Err      error // detail, where there is one (the init error, the protocol error, a *ChildError)
 		Uptime   time.Duration
+		// LogsDropped counts the child's log records that did not reach the parent's
+		// logger (see Status.LogsDropped).
+		LogsDropped uint64
 	}
 	// Restarting: a supervisor strategy will restart a failed actor after Delay.
 	Restarting struct {

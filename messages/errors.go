@@ -23,13 +23,18 @@ var (
 // FrameTooLargeError reports a frame whose length prefix exceeds the maximum. It matches
 // [ErrFrameTooLarge].
 type FrameTooLargeError struct {
-	Size uint64 // the declared (or, when writing, encoded) size of the body
-	Max  int    // the configured maximum
+	Size      uint64 // the declared size of the body; when writing, its encoded size or a lower bound of it
+	Max       int    // the maximum: the reader's own, or the one the receiver announced
+	Direction string // which way the frame went ("to the child", "from the child"...), where the side knows
 }
 
 // Error implements error.
 func (e *FrameTooLargeError) Error() string {
-	return fmt.Sprintf("procsup/messages: frame of %d bytes exceeds the maximum of %d", e.Size, e.Max)
+	dir := ""
+	if e.Direction != "" {
+		dir = " " + e.Direction
+	}
+	return fmt.Sprintf("procsup/messages: frame of %d bytes%s exceeds the maximum of %d", e.Size, dir, e.Max)
 }
 
 // Is reports whether target is [ErrFrameTooLarge].

@@ -81,6 +81,7 @@ func Decode(body []byte) (Wire, error) {
 type Reader struct {
 	r   *bufio.Reader
 	max int
+	dir string
 }
 
 // NewReader returns a Reader over r that rejects bodies larger than maxFrame bytes
@@ -91,6 +92,13 @@ func NewReader(r io.Reader, maxFrame int) *Reader {
 	}
 	return &Reader{r: bufio.NewReaderSize(r, readBuffer), max: maxFrame}
 }
+
+// Limit returns the largest body r accepts.
+func (r *Reader) Limit() int { return r.max }
+
+// SetDirection names the way this reader's frames go ("from the child", say), for its
+// [FrameTooLargeError]s.
+func (r *Reader) SetDirection(direction string) { r.dir = direction }
 
 // Read reads and decodes the next frame. At an end of stream between frames (a clean one,
 // or a reset because the peer exited with data unread) it returns an error matching
@@ -124,7 +132,7 @@ func (r *Reader) ReadFrame() ([]byte, error) {
 	}
 	n := binary.BigEndian.Uint32(hdr[:])
 	if uint64(n) > uint64(r.max) {
-		return nil, &FrameTooLargeError{Size: uint64(n), Max: r.max}
+		return nil, &FrameTooLargeError{Size: uint64(n), Max: r.max, Direction: r.dir}
 	}
 	body := make([]byte, n)
 	if _, err := io.ReadFull(r.r, body); err != nil {
@@ -142,6 +150,7 @@ type Writer struct {
 	mu  sync.Mutex
 	w   io.Writer
 	max int
+	dir string
 	buf bytes.Buffer
 }
 
@@ -154,11 +163,43 @@ func NewWriter(w io.Writer, maxFrame int) *Writer {
 	return &Writer{w: w, max: maxFrame}
 }
 
+// SetLimit sets the cap on the bodies w sends (DefaultMaxFrame when maxFrame <= 0), as
+// the receiver announced it in the handshake, and names the way they go ("to the child",
+// say) for the [FrameTooLargeError]s it returns. It is safe to call while others write.
+func (w *Writer) SetLimit(maxFrame int, direction string) {
+	if maxFrame <= 0 {
+		maxFrame = DefaultMaxFrame
+	}
+	w.mu.Lock()
+	w.max, w.dir = maxFrame, direction
+	w.mu.Unlock()
+}
+
+// Limit returns the cap on the bodies w sends.
+func (w *Writer) Limit() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.max
+}
+
+// sized is a message that knows a lower bound of its encoded body's size, so that one
+// far over the cap is refused before it is encoded.
+type sized interface{ minSize() int }
+
+func (m *Message) minSize() int   { return len(m.Kind) + len(m.Body) }
+func (m *Request) minSize() int   { return len(m.Kind) + len(m.Body) }
+func (m *Reply) minSize() int     { return len(m.Body) + len(m.Error) }
+func (m *LogRecord) minSize() int { return len(m.Message) + len(m.Logger) }
+
 // Write encodes m and writes it as one frame. A body over the cap is refused with a
-// [FrameTooLargeError] and nothing is written.
+// [FrameTooLargeError] and nothing is written; where the message's size is known from
+// its fields (the body of a message, request or reply), before it is encoded.
 func (w *Writer) Write(m Wire) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if s, ok := m.(sized); ok && s.minSize() > w.max {
+		return &FrameTooLargeError{Size: uint64(s.minSize()), Max: w.max, Direction: w.dir}
+	}
 	w.buf.Reset()
 	w.buf.Write([]byte{0, 0, 0, 0})
 	if err := encodeBody(&w.buf, m); err != nil {
@@ -166,7 +207,7 @@ func (w *Writer) Write(m Wire) error {
 	}
 	b := w.buf.Bytes()
 	if len(b)-4 > w.max {
-		return &FrameTooLargeError{Size: uint64(len(b) - 4), Max: w.max}
+		return &FrameTooLargeError{Size: uint64(len(b) - 4), Max: w.max, Direction: w.dir}
 	}
 	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
 	_, err := w.w.Write(b)

@@ -40,6 +40,11 @@ func AttrFromSlog(a slog.Attr) Attr {
 // Slog converts a wire attribute back to a slog attribute. A value that does not match its
 // kind (a child may send anything) is kept as it came, never dropped.
 func (a Attr) Slog() slog.Attr {
+	if a.Value == nil {
+		if z, ok := zeroOfKind(a.Key, a.Kind); ok {
+			return z
+		}
+	}
 	switch a.Kind {
 	case "group":
 		members := make([]any, 0, len(a.Group))
@@ -107,4 +112,25 @@ func asInt64(v any) (int64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// zeroOfKind is the attribute a missing value of kind stands for: its kind's zero.
+func zeroOfKind(key, kind string) (slog.Attr, bool) {
+	switch kind {
+	case "string", "any":
+		return slog.String(key, ""), true
+	case "int":
+		return slog.Int64(key, 0), true
+	case "uint":
+		return slog.Uint64(key, 0), true
+	case "float":
+		return slog.Float64(key, 0), true
+	case "bool":
+		return slog.Bool(key, false), true
+	case "time":
+		return slog.Time(key, time.Time{}), true
+	case "duration":
+		return slog.Duration(key, 0), true
+	}
+	return slog.Attr{}, false
 }

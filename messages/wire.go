@@ -26,18 +26,24 @@ type Wire interface {
 
 // InitializeRequest is the parent's first message: the ping settings the child should
 // expect, and an opaque payload for the child's own configuration.
+//
+// MaxFrame is the largest frame body the parent accepts from the child: the child must not
+// send a larger one (0, from an older parent, means [DefaultMaxFrame]).
 type InitializeRequest struct {
 	PingInterval      time.Duration `msgpack:"ping_interval_ns"`
 	PingTimeout       time.Duration `msgpack:"ping_timeout_ns"`
 	HighPingThreshold time.Duration `msgpack:"high_ping_threshold_ns"`
 	Debug             bool          `msgpack:"debug"`
 	Payload           []byte        `msgpack:"payload"`
+	MaxFrame          int           `msgpack:"max_frame"`
 }
 
 // InitializeResponse is the child's first message. Error is empty when initialization
-// succeeded.
+// succeeded. MaxFrame is the largest frame body the child accepts from the parent: the
+// parent sends nothing larger (0 means [DefaultMaxFrame]).
 type InitializeResponse struct {
-	Error string `msgpack:"error"`
+	Error    string `msgpack:"error"`
+	MaxFrame int    `msgpack:"max_frame"`
 }
 
 // PingRequest carries the parent's send time, in the parent's monotonic nanoseconds; the
@@ -58,19 +64,27 @@ type ShutdownRequest struct {
 	Reason string `msgpack:"reason"`
 }
 
-// Exiting is the child's last control message before it exits.
+// Exiting is the child's last control message before it exits. LogRecords is how many
+// log records the child's logger took in all (sent or dropped): the parent counts what
+// did not reach it against it. Panic is set when the child ends because its code
+// panicked: the panic's value and the stack.
 type Exiting struct {
-	Reason string `msgpack:"reason"`
+	Reason     string `msgpack:"reason"`
+	LogRecords uint64 `msgpack:"log_records"`
+	Panic      string `msgpack:"panic,omitempty"`
 }
 
 // Attr is one attribute of a LogRecord. Kind says how to read Value: "string", "int"
 // (int64), "uint" (uint64), "float" (float64), "bool", "time" (Unix nanoseconds),
 // "duration" (nanoseconds), "any" (a string rendering) or "group" (Value is empty and
 // Group holds the members).
+//
+// A zero value travels as itself (0, false, ""), never omitted; a receiver reads a missing
+// or nil value as the zero of its kind.
 type Attr struct {
 	Key   string `msgpack:"key"`
 	Kind  string `msgpack:"kind"`
-	Value any    `msgpack:"value,omitempty"`
+	Value any    `msgpack:"value"`
 	Group []Attr `msgpack:"group,omitempty"`
 }
 
@@ -83,7 +97,8 @@ type Source struct {
 
 // LogRecord is one child log record, sent on the log socket. Level uses slog's numbering
 // (DEBUG -4, INFO 0, WARN 4, ERROR 8). Dropped counts the records the child dropped
-// since the previous record it sent, because the parent was not reading.
+// since the previous record it sent, because the parent was not reading. Seq numbers every
+// record the child's logger took, from 1, sent or dropped: a gap is records dropped.
 type LogRecord struct {
 	Time    int64   `msgpack:"time_ns"`
 	Level   int     `msgpack:"level"`
@@ -92,6 +107,7 @@ type LogRecord struct {
 	Attrs   []Attr  `msgpack:"attrs"`
 	Source  *Source `msgpack:"source,omitempty"`
 	Dropped uint64  `msgpack:"dropped,omitempty"`
+	Seq     uint64  `msgpack:"seq,omitempty"`
 }
 
 // Message is a one-way application message, in either direction. Body is the
@@ -111,11 +127,23 @@ type Request struct {
 }
 
 // Reply answers a Request. Error is non-empty when the request failed; Body is then empty.
+// Code, when set, classifies the failure for programs: one of the Code constants.
 type Reply struct {
 	ID    uint64 `msgpack:"id"`
 	Body  []byte `msgpack:"body"`
 	Error string `msgpack:"error"`
+	Code  string `msgpack:"code,omitempty"`
 }
+
+// The codes of a failed [Reply].
+const (
+	// CodeFrameTooLarge: the reply was larger than the asker accepts, so it was not sent.
+	CodeFrameTooLarge = "frame_too_large"
+	// CodePanic: the handler panicked.
+	CodePanic = "panic"
+	// CodeUnhandled: the receiver has no handler for the request's kind.
+	CodeUnhandled = "unhandled"
+)
 
 // WireType implements Wire.
 func (*InitializeRequest) WireType() Type { return TypeInitializeRequest }

@@ -1,0 +1,66 @@
+package childproc
+
+import (
+	"sync"
+
+	"github.com/procsup/procsup/messages"
+)
+
+// messageQueue holds one-way messages for the message handler, bounded by the bytes of
+// their bodies: put waits only while more than max bytes wait (one message is always
+// taken, however large), so a slow handler never stops the read loop below that.
+type messageQueue struct {
+	mu     sync.Mutex
+	cond   sync.Cond
+	items  []*messages.Message
+	bytes  int
+	max    int
+	closed bool
+}
+
+func newMessageQueue(max int) *messageQueue {
+	q := &messageQueue{max: max}
+	q.cond.L = &q.mu
+	return q
+}
+
+// put adds m, waiting while the queue is over its bound; it drops m once closed.
+func (q *messageQueue) put(m *messages.Message) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for q.bytes > q.max && !q.closed {
+		q.cond.Wait()
+	}
+	if q.closed {
+		return
+	}
+	q.items = append(q.items, m)
+	q.bytes += len(m.Body)
+	q.cond.Broadcast()
+}
+
+// take returns the oldest message, waiting for one; false once closed.
+func (q *messageQueue) take() (*messages.Message, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.items) == 0 && !q.closed {
+		q.cond.Wait()
+	}
+	if q.closed {
+		return nil, false
+	}
+	m := q.items[0]
+	q.items[0] = nil
+	q.items = q.items[1:]
+	q.bytes -= len(m.Body)
+	q.cond.Broadcast()
+	return m, true
+}
+
+// close wakes every waiter; later puts are dropped and takes return false.
+func (q *messageQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.cond.Broadcast()
+}
