@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -37,6 +39,8 @@ func TestMain(m *testing.M) {
 func workerHandler() childproc.Handler {
 	mode := os.Getenv("WORKER_MODE")
 	var hog [][]byte
+	unblock := make(chan struct{})
+	var handled atomic.Int64
 	return childproc.HandlerFuncs{
 		InitFunc: func(ctx context.Context, req *messages.InitializeRequest) error {
 			switch mode {
@@ -48,6 +52,11 @@ func workerHandler() childproc.Handler {
 				time.Sleep(100 * time.Millisecond)
 			case "initcrash":
 				os.Exit(4)
+			case "initwait": // until the parent's ShutdownRequest cancels Init
+				<-ctx.Done()
+				return ctx.Err()
+			case "initpanic":
+				panic("init exploded")
 			}
 			return nil
 		},
@@ -59,6 +68,8 @@ func workerHandler() childproc.Handler {
 				os.Exit(3)
 			case "exit0":
 				return nil
+			case "panic":
+				panic("boom")
 			case "ignoreshutdown":
 				select {}
 			case "memhog":
@@ -90,8 +101,35 @@ func workerHandler() childproc.Handler {
 			return nil
 		},
 		RequestFunc: func(ctx context.Context, p *childproc.Peer, r *messages.Request) ([]byte, error) {
-			if r.Kind == "fail" {
+			switch r.Kind {
+			case "fail":
 				return nil, errors.New("refused")
+			case "panic":
+				panic("request exploded")
+			case "crash":
+				os.Exit(3)
+			case "big": // a reply of the size the body names
+				n, _ := strconv.Atoi(string(r.Body))
+				return make([]byte, n), nil
+			case "send-big", "request-big": // the child sends the parent a body of that size
+				n, _ := strconv.Atoi(string(r.Body))
+				var err error
+				if r.Kind == "send-big" {
+					err = p.Send("big", make([]byte, n))
+				} else {
+					_, err = p.Request(ctx, "big", make([]byte, n))
+				}
+				return nil, err
+			case "log-big": // one record of that size, then a small one
+				n, _ := strconv.Atoi(string(r.Body))
+				p.Logger().Info(strings.Repeat("x", n))
+				p.Logger().Info("after the big record")
+				return nil, nil
+			case "unblock":
+				close(unblock)
+				return nil, nil
+			case "handled":
+				return []byte(strconv.FormatInt(handled.Load(), 10)), nil
 			}
 			return append([]byte("echo:"), r.Body...), nil
 		},
@@ -101,7 +139,35 @@ func workerHandler() childproc.Handler {
 				p.Logger().Warn("child says hello", "n", 42)
 			case "exit":
 				os.Exit(3) // a crash on cue, for tests that must not race initialization
+			case "block": // the message handler waits for an "unblock" request
+				<-unblock
+			case "panic":
+				panic("message exploded")
+			case "log-zeros":
+				p.Logger().Info("zeros", slog.Int("n", 0), slog.Bool("ok", false), slog.String("s", ""),
+					slog.Duration("d", 0), slog.Float64("f", 0), slog.Uint64("u", 0))
+			case "log-reserved":
+				p.Logger().Info("reserved", "pid", 1, "actor", "impostor", "msg", "mine")
+			case "log-deep":
+				var deep any = slog.Int("leaf", 1)
+				for i := 19; i >= 0; i-- {
+					deep = slog.Group("g"+strconv.Itoa(i), deep)
+				}
+				p.Logger().Info("deep", deep)
+				many := make([]any, 0, 2000)
+				for i := range 1000 {
+					many = append(many, "k"+strconv.Itoa(i), i)
+				}
+				p.Logger().Info("many", many...)
+				p.Logger().Info("after the odd records")
+			case "log-burst": // n records as fast as it can, then exit
+				n, _ := strconv.Atoi(string(m.Body))
+				for i := range n {
+					p.Logger().Info("burst", "i", i)
+				}
+				os.Exit(0)
 			}
+			handled.Add(1)
 		},
 	}
 }
@@ -134,6 +200,15 @@ func rawChild(mode string) {
 		w.Write(&messages.InitializeResponse{}) // a second one, while running
 	case "noread":
 		w.Write(&messages.InitializeResponse{})
+	case "logjunk": // an unknown type, a body that does not decode and a ping on the log socket, then a record
+		w.Write(&messages.InitializeResponse{})
+		logs := os.NewFile(4, "logs")
+		lw := messages.NewWriter(logs, 0)
+		body := []byte{0x82, 0xa4, 't', 'y', 'p', 'e', 0xa6, 'f', 'u', 't', 'u', 'r', 'e', 0xa4, 'd', 'a', 't', 'a', 0x80}
+		logs.Write(append([]byte{0, 0, 0, byte(len(body))}, body...))
+		logs.Write([]byte{0, 0, 0, 1, 0xc1})
+		lw.Write(&messages.PingRequest{})
+		lw.Write(&messages.LogRecord{Message: "still heard", Seq: 4})
 	}
 	time.Sleep(time.Hour)
 }
@@ -328,6 +403,15 @@ func (h *recordingHandler) find(msg string) (map[string]slog.Value, bool) {
 }
 
 func slogWith(h *recordingHandler) *slog.Logger { return slog.New(h) }
+
+// each calls f with every record so far.
+func (h *recordingHandler) each(f func(slog.Record)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range *h.records {
+		f(r)
+	}
+}
 
 // count returns how many records have message msg.
 func (h *recordingHandler) count(msg string) int {

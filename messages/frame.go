@@ -38,13 +38,22 @@ func Encode(m Wire) ([]byte, error) {
 	return b, nil
 }
 
+// encodeBody writes m's body to buf: the envelope's map header and type, then the
+// message's fields straight into buf (no copy of a large body through an intermediate).
 func encodeBody(buf *bytes.Buffer, m Wire) error {
-	data, err := msgpack.Marshal(m)
-	if err != nil {
+	if sm, ok := m.(sized); ok {
+		buf.Grow(sm.minSize() + 256) // one allocation for a large body, not a doubling series
+	}
+	enc := msgpack.GetEncoder()
+	defer msgpack.PutEncoder(enc)
+	enc.Reset(buf)
+	if err := enc.EncodeMapLen(2); err != nil {
 		return err
 	}
-	enc := msgpack.NewEncoder(buf)
-	return enc.Encode(envelope{Type: m.WireType(), Data: data})
+	enc.EncodeString("type")
+	enc.EncodeString(string(m.WireType()))
+	enc.EncodeString("data")
+	return enc.Encode(m)
 }
 
 // Decode decodes one frame body (without its length prefix). It checks the body's shape
@@ -56,6 +65,9 @@ func Decode(body []byte) (Wire, error) {
 	}
 	if err := checkShape(body); err != nil {
 		return nil, &DecodeError{Err: err}
+	}
+	if m, ok, err := decodeTypeFirst(body); ok {
+		return m, err
 	}
 	var env envelope
 	if err := msgpack.Unmarshal(body, &env); err != nil {
@@ -74,6 +86,38 @@ func Decode(body []byte) (Wire, error) {
 		}
 	}
 	return m, nil
+}
+
+// decodeTypeFirst decodes a body whose map has exactly "type" then "data", as this
+// package writes it, decoding the fields straight from body (a large body is copied once,
+// not twice). ok is false for any other layout, which Decode then reads the general way.
+func decodeTypeFirst(body []byte) (m Wire, ok bool, err error) {
+	dec := msgpack.GetDecoder()
+	defer msgpack.PutDecoder(dec)
+	dec.Reset(bytes.NewReader(body))
+	if n, err := dec.DecodeMapLen(); err != nil || n != 2 {
+		return nil, false, nil
+	}
+	if k, err := dec.DecodeString(); err != nil || k != "type" {
+		return nil, false, nil
+	}
+	t, err := dec.DecodeString()
+	if err != nil {
+		return nil, false, nil
+	}
+	if k, err := dec.DecodeString(); err != nil || k != "data" {
+		return nil, false, nil
+	}
+	if t == "" {
+		return nil, true, &DecodeError{Err: errors.New("no message type")}
+	}
+	if m = newWire(Type(t)); m == nil {
+		return nil, true, &UnknownTypeError{Type: t}
+	}
+	if err := dec.Decode(m); err != nil {
+		return nil, true, &DecodeError{Type: t, Err: err}
+	}
+	return m, true, nil
 }
 
 // Reader reads frames from a stream. It is not safe for concurrent use: one goroutine

@@ -1,0 +1,212 @@
+package procsup_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/procsup/procsup/actors"
+	"github.com/procsup/procsup/actors/actortest"
+	"github.com/procsup/procsup/messages"
+)
+
+// askErrorTyped reports whether err is one of the errors actors.Ask documents for a
+// process that ends under it.
+func askErrorTyped(err error) bool {
+	return err == nil || errors.Is(err, actors.ErrNotRunning) || errors.Is(err, actors.ErrProcessEnded) ||
+		errors.Is(err, actors.ErrChildNotReading)
+}
+
+// An Ask sent the moment the actor is spawned is held until the process runs, then
+// answered.
+func TestAskBeforeRunningIsHeld(t *testing.T) {
+	system := newSystem(t)
+	cfg := workerConfig("init100ms", nil)
+	probe, pid := spawn(t, system, cfg, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	body, err := actors.Ask(ctx, system, pid, "echo", []byte("early"))
+	if err != nil || string(body) != "echo:early" {
+		t.Fatalf("ask before running: %q, %v", body, err)
+	}
+	// It was held: the process ran only after the Ask was sent.
+	running(probe)
+	// A Send sent as early is held too, in order: the child logs for "log" and counts it.
+	system.Root.Send(pid, &messages.Send{Kind: "noop"})
+	if body, err := actors.Ask(ctx, system, pid, "handled", nil); err != nil || string(body) != "1" {
+		t.Fatalf("handled after a held send: %q, %v", body, err)
+	}
+}
+
+// Asks held for a process whose initialization fails are failed, with the reason.
+func TestHeldAsksFailWhenInitializationFails(t *testing.T) {
+	system := newSystem(t)
+	_, pid := spawn(t, system, workerConfig("initfail", nil), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := actors.Ask(ctx, system, pid, "echo", nil)
+	if !errors.Is(err, actors.ErrNotRunning) || !errors.Is(err, messages.ReasonInitFailed) {
+		t.Fatalf("ask: %v, want ErrNotRunning with the init failure", err)
+	}
+}
+
+// MaxHeld bounds what waits for a process that is not running yet.
+func TestHeldAsksAreBounded(t *testing.T) {
+	system := newSystem(t)
+	cfg := workerConfig("initwait", nil)
+	cfg.MaxHeld = 2
+	probe, pid := spawn(t, system, cfg, nil)
+	for range 3 {
+		probe.Send(pid, &messages.Ask{Kind: "echo"})
+	}
+	r := actortest.ExpectType[*messages.Response](probe, 10*time.Second)
+	if !errors.Is(r.Err, actors.ErrHeldFull) {
+		t.Fatalf("third ask: %v, want ErrHeldFull", r.Err)
+	}
+	system.Root.Send(pid, &messages.Close{})
+	for range 2 {
+		r := actortest.ExpectType[*messages.Response](probe, 10*time.Second)
+		if !errors.Is(r.Err, actors.ErrNotRunning) || !errors.Is(r.Err, messages.ReasonClosed) {
+			t.Fatalf("held ask after close: %v", r.Err)
+		}
+	}
+	probe.ExpectNoMessage(200*time.Millisecond, func(m any) bool { _, ok := m.(*messages.Response); return ok })
+}
+
+// Hundreds of Asks in flight when the process is killed, and more while the actor stops
+// and after it stopped: each gets exactly one answer, long before its deadline, and each
+// error is a documented one.
+func TestAsksDuringKillAnsweredExactlyOnce(t *testing.T) {
+	system := newSystem(t)
+	probe, pid := spawn(t, system, workerConfig("healthy", nil), nil)
+	running(probe)
+	const n = 300
+	for i := range n {
+		probe.Send(pid, &messages.Ask{Kind: "echo", Body: []byte(fmt.Sprint(i))})
+	}
+	system.Root.Send(pid, &messages.Kill{})
+	for range n {
+		probe.Send(pid, &messages.Ask{Kind: "echo"})
+	}
+	terminated(probe, pid)
+	for range n {
+		probe.Send(pid, &messages.Ask{Kind: "echo"})
+	}
+	isAnswer := func(m any) bool {
+		switch m.(type) {
+		case *messages.Response, *actor.DeadLetterResponse:
+			return true
+		}
+		return false
+	}
+	var ok, failed, dead int
+	for range 3 * n {
+		switch r := probe.Expect(20*time.Second, "an answer to every Ask", isAnswer).(type) {
+		case *messages.Response:
+			if !askErrorTyped(r.Err) {
+				t.Fatalf("an Ask failed with an undocumented error: %v", r.Err)
+			}
+			if r.Err == nil {
+				ok++
+			} else {
+				failed++
+			}
+		case *actor.DeadLetterResponse:
+			dead++
+		}
+	}
+	probe.ExpectNoMessage(300*time.Millisecond, isAnswer)
+	if dead == 0 || failed == 0 {
+		t.Fatalf("answers: %d replies, %d failed, %d dead letters: the Kill did not land among the Asks", ok, failed, dead)
+	}
+	t.Logf("answers: %d replies, %d failed, %d dead letters", ok, failed, dead)
+}
+
+// Asks that reach the actor while it stops (its stop waits for the process) are
+// answered, and actors.Ask to a stopped actor fails at once with ErrNotRunning.
+func TestAskWhileStoppingAndAfter(t *testing.T) {
+	system := newSystem(t)
+	cfg := workerConfig("ignoreshutdown", nil)
+	cfg.CloseTimeout = 500 * time.Millisecond
+	probe, pid := spawn(t, system, cfg, nil)
+	running(probe)
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		stopped <- actors.StopAndWait(ctx, system, pid)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for {
+		_, err := actors.Ask(ctx, system, pid, "echo", nil)
+		if !askErrorTyped(err) {
+			t.Fatalf("ask while stopping: %v", err)
+		}
+		select {
+		case err := <-stopped:
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := actors.Ask(ctx, system, pid, "echo", nil); !errors.Is(err, actors.ErrNotRunning) {
+				t.Fatalf("ask to a stopped actor: %v, want ErrNotRunning", err)
+			}
+			if _, err := actors.Status(ctx, system, pid); !errors.Is(err, actors.ErrNotRunning) {
+				t.Fatalf("status of a stopped actor: %v, want ErrNotRunning", err)
+			}
+			return
+		default:
+		}
+	}
+}
+
+// A child that dies under a stream of Asks: every one fails with a documented error,
+// never a raw "broken pipe".
+func TestAskErrorsAreTypedWhileTheChildDies(t *testing.T) {
+	system := newSystem(t)
+	probe, pid := spawn(t, system, workerConfig("healthy", nil), nil)
+	run := running(probe)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	signal(t, run.OSPid, syscall.SIGKILL)
+	for {
+		_, err := actors.Ask(ctx, system, pid, "echo", nil)
+		if !askErrorTyped(err) {
+			t.Fatalf("ask while the child dies: %v", err)
+		}
+		if errors.Is(err, actors.ErrNotRunning) {
+			break
+		}
+	}
+	if ex := exited(probe); ex.Reason != messages.ReasonCrashed {
+		t.Fatalf("exited: %v", ex)
+	}
+	// A request that kills the child: the asker learns the process ended, and why.
+	_, pid2 := spawn(t, system, workerConfig("healthy", nil), nil)
+	_, err := actors.Ask(ctx, system, pid2, "crash", nil)
+	if !errors.Is(err, actors.ErrProcessEnded) || !errors.Is(err, messages.ReasonCrashed) {
+		t.Fatalf("ask that crashes the child: %v, want ErrProcessEnded with the crash", err)
+	}
+	// Asks to a tree are refused, not left unanswered.
+	tree := system.Root.Spawn(actors.NewTree(nil))
+	stopAtEnd(t, system, tree)
+	if _, err := actors.Ask(ctx, system, tree, "echo", nil); !errors.Is(err, actors.ErrNotProcess) {
+		t.Fatalf("ask to a tree: %v, want ErrNotProcess", err)
+	}
+}
+
+// A cancelled context ends the wait, and the late answer goes nowhere.
+func TestAskHonoursItsContext(t *testing.T) {
+	system := newSystem(t)
+	probe, pid := spawn(t, system, workerConfig("initwait", nil), nil)
+	actortest.ExpectType(probe, 10*time.Second, func(e *messages.StateChanged) bool { return e.To == messages.Initializing })
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := actors.Ask(ctx, system, pid, "echo", nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("ask: %v, want the context's deadline", err)
+	}
+}
