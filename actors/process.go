@@ -251,7 +251,7 @@ func (p *process) launch(ctx actor.Context) {
 	err = p.send(&messages.InitializeRequest{
 		PingInterval: p.cfg.PingInterval, PingTimeout: p.cfg.PingTimeout,
 		HighPingThreshold: p.cfg.HighPingThreshold, Debug: p.cfg.Debug, Payload: p.cfg.Payload,
-		MaxFrame: p.maxFrame(),
+		MaxFrame: p.maxFrame(), Fragments: true,
 	})
 	if err != nil {
 		p.killFor(messages.ReasonProtocolError, fmt.Errorf("sending InitializeRequest: %w", err))
@@ -300,6 +300,7 @@ func (p *process) initializing(ctx actor.Context) {
 			p.runCancels()
 			p.giveSlotBack()
 			p.w.SetLimit(resp.MaxFrame, "to the child")
+			p.w.SetFragments(resp.Fragments)
 			p.log.Info("process initialized", "elapsed", time.Since(p.startedAt))
 			p.startChecks(ctx)
 			p.ran = true

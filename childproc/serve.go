@@ -120,6 +120,7 @@ func (s *session) serve(ctx context.Context) error {
 	}
 	// The parent accepts frames up to its MaxFrame: nothing larger is sent, logs included.
 	s.w.SetLimit(req.MaxFrame, "to the parent")
+	s.w.SetFragments(req.Fragments)
 	s.logs.sink.w.SetLimit(req.MaxFrame, "to the parent")
 	s.peer = &Peer{w: s.w, logger: slog.New(s.logs), init: req, pending: map[uint64]chan *messages.Reply{}}
 
@@ -153,7 +154,7 @@ func (s *session) serve(ctx context.Context) error {
 		}
 		return &InitError{Err: initErr}
 	default:
-		if err := s.w.Write(&messages.InitializeResponse{MaxFrame: s.r.Limit()}); err != nil {
+		if err := s.w.Write(&messages.InitializeResponse{MaxFrame: s.r.Limit(), Fragments: true}); err != nil {
 			result, reason = ErrParentGone, ErrParentGone.Error()
 			break
 		}

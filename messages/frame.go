@@ -16,6 +16,10 @@ import (
 // DefaultMaxFrame is the default cap on a frame's body: 16 MiB.
 const DefaultMaxFrame = 16 << 20
 
+// FragmentSize is the largest part of a large frame in one [Fragment]: a small frame
+// waits behind at most one part.
+const FragmentSize = 256 << 10
+
 // readBuffer is a Reader's buffer: small, because a parent holds two readers per child;
 // a larger body is read straight into its own allocation.
 const readBuffer = 4 << 10
@@ -123,9 +127,10 @@ func decodeTypeFirst(body []byte) (m Wire, ok bool, err error) {
 // Reader reads frames from a stream. It is not safe for concurrent use: one goroutine
 // reads, as the parent's reader actor and the child runtime's read loop do.
 type Reader struct {
-	r   *bufio.Reader
-	max int
-	dir string
+	r       *bufio.Reader
+	max     int
+	dir     string
+	partial []byte // the parts of a fragmented frame so far
 }
 
 // NewReader returns a Reader over r that rejects bodies larger than maxFrame bytes
@@ -151,12 +156,58 @@ func (r *Reader) SetDirection(direction string) { r.dir = direction }
 // anything is allocated. Errors of the underlying stream (a deadline, say) are returned
 // as they are. After ErrFrameTooLarge or a truncated frame the stream is out of step and
 // must be closed; after ErrUnknownType or another ErrMalformed the next frame can be read.
+//
+// Fragments are reassembled: Read returns the small frames that come between a large
+// frame's fragments as they come, and the large frame when its last fragment is read.
 func (r *Reader) Read() (Wire, error) {
-	body, err := r.ReadFrame()
-	if err != nil {
-		return nil, err
+	for {
+		body, err := r.ReadFrame()
+		if err != nil {
+			return nil, err
+		}
+		m, err := Decode(body)
+		f, ok := m.(*Fragment)
+		if !ok {
+			return m, err
+		}
+		whole, err := r.assemble(f)
+		if err != nil || whole == nil {
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		m, err = Decode(whole)
+		if _, nested := m.(*Fragment); nested {
+			return nil, &DecodeError{Type: string(TypeFragment), Err: errors.New("a fragment inside a fragmented frame")}
+		}
+		return m, err
 	}
-	return Decode(body)
+}
+
+// assemble adds f to the frame being reassembled and returns the whole body after the
+// last part. The whole is held to the reader's cap: a first fragment that announces more
+// is refused before anything is allocated.
+func (r *Reader) assemble(f *Fragment) ([]byte, error) {
+	if f.Size > 0 {
+		if f.Size > uint64(r.max) {
+			r.partial = nil
+			return nil, &FrameTooLargeError{Size: f.Size, Max: r.max, Direction: r.dir}
+		}
+		r.partial = make([]byte, 0, f.Size)
+	}
+	if len(r.partial)+len(f.Part) > r.max {
+		size := uint64(len(r.partial) + len(f.Part))
+		r.partial = nil
+		return nil, &FrameTooLargeError{Size: size, Max: r.max, Direction: r.dir}
+	}
+	r.partial = append(r.partial, f.Part...)
+	if f.More {
+		return nil, nil
+	}
+	whole := r.partial
+	r.partial = nil
+	return whole, nil
 }
 
 // ReadFrame reads the next frame's body without decoding it.
@@ -191,11 +242,13 @@ func (r *Reader) ReadFrame() ([]byte, error) {
 // Writer writes frames to a stream. It is safe for concurrent use: each frame goes out in
 // one Write call under a lock, so frames from several goroutines never interleave.
 type Writer struct {
-	mu  sync.Mutex
-	w   io.Writer
-	max int
-	dir string
-	buf bytes.Buffer
+	mu        sync.Mutex // held for one frame
+	bulk      sync.Mutex // held for the whole of a fragmented frame
+	w         io.Writer
+	max       int
+	dir       string
+	fragments bool // the receiver reads fragments
+	buf       bytes.Buffer
 }
 
 // NewWriter returns a Writer over w that refuses to send bodies larger than maxFrame
@@ -216,6 +269,15 @@ func (w *Writer) SetLimit(maxFrame int, direction string) {
 	}
 	w.mu.Lock()
 	w.max, w.dir = maxFrame, direction
+	w.mu.Unlock()
+}
+
+// SetFragments says whether the receiver reassembles [Fragment]s (it said so in the
+// handshake): then a message larger than [FragmentSize] goes out in parts, and the small
+// frames written meanwhile go between them.
+func (w *Writer) SetFragments(on bool) {
+	w.mu.Lock()
+	w.fragments = on
 	w.mu.Unlock()
 }
 
@@ -240,10 +302,54 @@ func (m *LogRecord) minSize() int { return len(m.Message) + len(m.Logger) }
 // its fields (the body of a message, request or reply), before it is encoded.
 func (w *Writer) Write(m Wire) error {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	if s, ok := m.(sized); ok && s.minSize() > w.max {
-		return &FrameTooLargeError{Size: uint64(s.minSize()), Max: w.max, Direction: w.dir}
+	if s, ok := m.(sized); ok {
+		if s.minSize() > w.max {
+			defer w.mu.Unlock()
+			return &FrameTooLargeError{Size: uint64(s.minSize()), Max: w.max, Direction: w.dir}
+		}
+		if w.fragments && s.minSize() > FragmentSize {
+			w.mu.Unlock()
+			return w.writeFragmented(m)
+		}
 	}
+	defer w.mu.Unlock()
+	return w.writeLocked(m)
+}
+
+// writeFragmented writes m in fragments, one frame lock each, so that other writers'
+// small frames go between them; one fragmented frame at a time.
+func (w *Writer) writeFragmented(m Wire) error {
+	w.bulk.Lock()
+	defer w.bulk.Unlock()
+	var buf bytes.Buffer
+	if err := encodeBody(&buf, m); err != nil {
+		return err
+	}
+	body := buf.Bytes()
+	w.mu.Lock()
+	max, dir := w.max, w.dir
+	w.mu.Unlock()
+	if len(body) > max {
+		return &FrameTooLargeError{Size: uint64(len(body)), Max: max, Direction: dir}
+	}
+	for off := 0; off < len(body); off += FragmentSize {
+		end := min(off+FragmentSize, len(body))
+		f := &Fragment{More: end < len(body), Part: body[off:end]}
+		if off == 0 {
+			f.Size = uint64(len(body))
+		}
+		w.mu.Lock()
+		err := w.writeLocked(f)
+		w.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeLocked encodes m and writes it as one frame; w.mu is held.
+func (w *Writer) writeLocked(m Wire) error {
 	w.buf.Reset()
 	w.buf.Write([]byte{0, 0, 0, 0})
 	if err := encodeBody(&w.buf, m); err != nil {

@@ -28,8 +28,10 @@ var update = flag.Bool("update", false, "rewrite testdata/vectors.txt")
 func samples() map[string]Wire {
 	return map[string]Wire{
 		"initialize_request": &InitializeRequest{PingInterval: 2500 * time.Millisecond, PingTimeout: time.Minute,
-			HighPingThreshold: 500 * time.Millisecond, Debug: true, Payload: []byte("cfg"), MaxFrame: 16 << 20},
-		"initialize_response":     &InitializeResponse{MaxFrame: 1 << 20},
+			HighPingThreshold: 500 * time.Millisecond, Debug: true, Payload: []byte("cfg"), MaxFrame: 16 << 20, Fragments: true},
+		"initialize_response":     &InitializeResponse{MaxFrame: 1 << 20, Fragments: true},
+		"fragment_first":          &Fragment{Size: 5, More: true, Part: []byte{0x82, 0xa4}},
+		"fragment_last":           &Fragment{Part: []byte{0x74, 0x79, 0x70}},
 		"initialize_response_err": &InitializeResponse{Error: "no model"},
 		"ping_request":            &PingRequest{SentAt: 1234567890},
 		"pong_response":           &PongResponse{SentAt: 1234567890, ChildTime: 1700000000000000000},
@@ -99,6 +101,9 @@ func TestRoundTripOverSocket(t *testing.T) {
 	w := NewWriter(a, 0)
 	r := NewReader(b, 0)
 	for name, m := range samples() {
+		if _, ok := m.(*Fragment); ok {
+			continue // a Reader reassembles fragments: TestFragments* cover them
+		}
 		go func() {
 			if err := w.Write(m); err != nil {
 				t.Errorf("%s: write: %v", name, err)
@@ -298,7 +303,7 @@ func TestVectors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := NewReader(bytes.NewReader(raw), 0).Read()
+		got, err := Decode(raw[4:]) // one frame each: a Reader would reassemble fragments
 		if err != nil {
 			t.Fatalf("%s: %v", parts[0], err)
 		}
@@ -313,5 +318,93 @@ func TestVectors(t *testing.T) {
 	}
 	if n != len(samples()) {
 		t.Fatalf("%d vectors for %d samples: run go test -run TestVectors -update", n, len(samples()))
+	}
+}
+
+// A large message goes out in fragments when the receiver reads them; the small frames
+// written meanwhile go between its parts, and the reader returns them as they come, then
+// the whole message.
+func TestFragmentsInterleaveWithSmallFrames(t *testing.T) {
+	a, b := socketPair(t)
+	w := NewWriter(a, 0)
+	w.SetFragments(true)
+	body := make([]byte, 48*FragmentSize+17)
+	for i := range body {
+		body[i] = byte(i)
+	}
+	done := make(chan error, 1)
+	go func() { done <- w.Write(&Request{ID: 1, Kind: "big", Body: body}) }()
+	stop := make(chan struct{})
+	pinged := make(chan struct{})
+	go func() { // pings, for as long as the request is on its way
+		defer close(pinged)
+		for i := int64(0); ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			w.Write(&PingRequest{SentAt: i})
+		}
+	}()
+	r := NewReader(b, 0)
+	pings := 0
+	for {
+		m, err := r.Read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := m.(*PingRequest); ok {
+			pings++
+			continue
+		}
+		q, ok := m.(*Request)
+		if !ok || !bytes.Equal(q.Body, body) || q.Kind != "big" {
+			t.Fatalf("read a %T, want the whole request", m)
+		}
+		break
+	}
+	close(stop)
+	go func() { // take what the pinger wrote meanwhile, so that it can end
+		for {
+			if _, err := r.Read(); err != nil {
+				return
+			}
+		}
+	}()
+	<-pinged
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if pings == 0 {
+		t.Fatal("no ping came out between the request's fragments")
+	}
+}
+
+// Fragments are held to the reader's cap, announced or not, and may not nest.
+func TestFragmentsObeyTheCap(t *testing.T) {
+	frames := func(ms ...Wire) []byte {
+		var out []byte
+		for _, m := range ms {
+			b, err := Encode(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, b...)
+		}
+		return out
+	}
+	r := NewReader(bytes.NewReader(frames(&Fragment{Size: 1 << 30, More: true, Part: []byte{1}})), 1024)
+	if _, err := r.Read(); !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("announced size over the cap: %v", err)
+	}
+	r = NewReader(bytes.NewReader(frames(&Fragment{More: true, Part: make([]byte, 600)}, &Fragment{Part: make([]byte, 600)})), 1024)
+	if _, err := r.Read(); !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("parts over the cap: %v", err)
+	}
+	inner, _ := Encode(&Fragment{Part: []byte{1}})
+	r = NewReader(bytes.NewReader(frames(&Fragment{Part: inner[4:]})), 1024)
+	if _, err := r.Read(); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("nested fragment: %v", err)
 	}
 }

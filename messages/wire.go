@@ -17,6 +17,7 @@ const (
 	TypeMessage            Type = "message"
 	TypeRequest            Type = "request"
 	TypeReply              Type = "reply"
+	TypeFragment           Type = "fragment"
 )
 
 // Wire is a message that crosses the socket between parent and child.
@@ -36,14 +37,16 @@ type InitializeRequest struct {
 	Debug             bool          `msgpack:"debug"`
 	Payload           []byte        `msgpack:"payload"`
 	MaxFrame          int           `msgpack:"max_frame"`
+	Fragments         bool          `msgpack:"fragments"` // the parent reads fragment frames
 }
 
 // InitializeResponse is the child's first message. Error is empty when initialization
 // succeeded. MaxFrame is the largest frame body the child accepts from the parent: the
 // parent sends nothing larger (0 means [DefaultMaxFrame]).
 type InitializeResponse struct {
-	Error    string `msgpack:"error"`
-	MaxFrame int    `msgpack:"max_frame"`
+	Error     string `msgpack:"error"`
+	MaxFrame  int    `msgpack:"max_frame"`
+	Fragments bool   `msgpack:"fragments"` // the child reads fragment frames
 }
 
 // PingRequest carries the parent's send time, in the parent's monotonic nanoseconds; the
@@ -145,6 +148,20 @@ const (
 	CodeUnhandled = "unhandled"
 )
 
+// Fragment carries one part of a large frame, so that the small frames of the same
+// direction (pings, pongs) go between its parts instead of waiting behind it. The Parts
+// of consecutive fragments, concatenated, are one frame body; Size, on the first fragment,
+// is that body's length; More is false on the last. A side sends fragments only to a peer
+// that announced it reads them (Fragments in the handshake); [Reader] reassembles them.
+type Fragment struct {
+	Size uint64 `msgpack:"size,omitempty"`
+	More bool   `msgpack:"more"`
+	Part []byte `msgpack:"part"`
+}
+
+// WireType implements Wire.
+func (*Fragment) WireType() Type { return TypeFragment }
+
 // WireType implements Wire.
 func (*InitializeRequest) WireType() Type { return TypeInitializeRequest }
 
@@ -198,6 +215,8 @@ func newWire(t Type) Wire {
 		return new(Request)
 	case TypeReply:
 		return new(Reply)
+	case TypeFragment:
+		return new(Fragment)
 	}
 	return nil
 }
