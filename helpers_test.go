@@ -40,6 +40,7 @@ func workerHandler() childproc.Handler {
 	mode := os.Getenv("WORKER_MODE")
 	var hog [][]byte
 	unblock := make(chan struct{})
+	quit := make(chan struct{}) // Run returns: the child ends as a program does, flushing its logs
 	var handled atomic.Int64
 	return childproc.HandlerFuncs{
 		InitFunc: func(ctx context.Context, req *messages.InitializeRequest) error {
@@ -97,7 +98,10 @@ func workerHandler() childproc.Handler {
 				}
 				p.Send("grandchild", []byte(strconv.Itoa(cmd.Process.Pid)))
 			}
-			<-ctx.Done()
+			select {
+			case <-ctx.Done():
+			case <-quit:
+			}
 			return nil
 		},
 		RequestFunc: func(ctx context.Context, p *childproc.Peer, r *messages.Request) ([]byte, error) {
@@ -160,12 +164,12 @@ func workerHandler() childproc.Handler {
 				}
 				p.Logger().Info("many", many...)
 				p.Logger().Info("after the odd records")
-			case "log-burst": // n records as fast as it can, then exit
+			case "log-burst": // n records as fast as it can, then Run returns
 				n, _ := strconv.Atoi(string(m.Body))
 				for i := range n {
 					p.Logger().Info("burst", "i", i)
 				}
-				os.Exit(0)
+				close(quit)
 			}
 			handled.Add(1)
 		},

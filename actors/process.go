@@ -109,6 +109,9 @@ type process struct {
 	startedAt time.Time
 	pinger    *actor.PID
 	logsDone  chan struct{}
+	// controlDone: the control socket's reader has stopped (at its end, after the
+	// child's last frame, Exiting included, was handed over).
+	controlDone bool
 	pongs     *pongs
 	logStats  *logStats
 	cancels   []func()
@@ -158,6 +161,17 @@ func (p *process) Receive(ctx actor.Context) {
 	case *messages.GetStatus:
 		ctx.Respond(p.statusNow())
 	case *actor.Terminated:
+	case *readFailed:
+		if p.staleOrNot(m) {
+			return
+		}
+		if !m.logs {
+			p.controlDone = true
+		}
+		p.behavior.Receive(ctx)
+		if p.exited && p.drained() {
+			p.finish(ctx)
+		}
 	default:
 		if p.staleOrNot(m) {
 			return
@@ -534,9 +548,13 @@ func (p *process) common(ctx actor.Context) {
 		p.proc.Kill()
 	case *processExited:
 		p.onExit(ctx, m.status)
-	case *logsDrained, *logsWaitOver:
-		if p.exited {
+	case *logsDrained:
+		if p.exited && p.drained() {
 			p.finish(ctx)
+		}
+	case *logsWaitOver:
+		if p.exited {
+			p.finish(ctx) // a descendant holds a socket open: the end does not wait for it
 		}
 	}
 }
@@ -580,7 +598,8 @@ func (p *process) kill() {
 	p.proc.Kill()
 }
 
-// onExit records the exit and finishes once the logs are drained.
+// onExit records the exit and finishes once both sockets are drained (at most logsWait
+// later).
 func (p *process) onExit(ctx actor.Context, st childproc.ExitStatus) {
 	p.exited, p.status = true, st
 	p.runCancels()
@@ -589,11 +608,21 @@ func (p *process) onExit(ctx actor.Context, st childproc.ExitStatus) {
 		ctx.Stop(p.pinger)
 		p.pinger = nil
 	}
+	if p.drained() {
+		p.finish(ctx)
+		return
+	}
+	p.cancels = append(p.cancels, sendAfter(p.system, logsWait, p.self, &logsWaitOver{about{p.proc.Pid()}}))
+}
+
+// drained reports whether both sockets were read to their end: every log record and the
+// child's last control frame (its Exiting) are in.
+func (p *process) drained() bool {
 	select {
 	case <-p.logsDone:
-		p.finish(ctx)
+		return p.controlDone
 	default:
-		p.cancels = append(p.cancels, sendAfter(p.system, logsWait, p.self, &logsWaitOver{about{p.proc.Pid()}}))
+		return false
 	}
 }
 

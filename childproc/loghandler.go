@@ -207,12 +207,13 @@ func limitAttrs(as []messages.Attr) []messages.Attr {
 	return out
 }
 
-// limitLevel keeps as, at group depth depth under the key prefix prefix, within budget
-// (which goes negative by the number left out).
+// limitLevel keeps as, the attributes of a group nested depth-1 deep (1: the record's
+// own), under the key prefix prefix, within budget (which goes negative by the number
+// left out).
 func limitLevel(as []messages.Attr, depth int, prefix string, budget *int) []messages.Attr {
 	var out []messages.Attr
 	for _, a := range as {
-		if a.Kind == "group" && depth >= MaxLogGroupDepth {
+		if a.Kind == "group" && depth > MaxLogGroupDepth {
 			out = append(out, limitLevel(a.Group, depth, prefix+a.Key+".", budget)...)
 			continue
 		}
