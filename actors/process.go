@@ -112,12 +112,12 @@ type process struct {
 	// controlDone: the control socket's reader has stopped (at its end, after the
 	// child's last frame, Exiting included, was handed over).
 	controlDone bool
-	pongs     *pongs
-	logStats  *logStats
-	cancels   []func()
-	held      []held // Asks and Sends that came before the process ran
-	ran       bool   // it reached running
-	exiting   *messages.Exiting
+	pongs       *pongs
+	logStats    *logStats
+	cancels     []func()
+	held        []held // Asks and Sends that came before the process ran
+	ran         bool   // it reached running
+	exiting     *messages.Exiting
 
 	// How it ends: decided when procsup intervenes, completed when the exit is known.
 	reason    messages.Reason
