@@ -53,6 +53,8 @@ func workerHandler() childproc.Handler {
 				time.Sleep(100 * time.Millisecond)
 			case "initcrash":
 				os.Exit(4)
+			case "initexit0":
+				os.Exit(0)
 			case "initwait": // until the parent's ShutdownRequest cancels Init
 				<-ctx.Done()
 				return ctx.Err()

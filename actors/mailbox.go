@@ -6,43 +6,48 @@ import (
 )
 
 // protoactor drops, without a word, the user messages still in an actor's mailbox when
-// the actor has stopped: an Ask among them would wait out its whole timeout. The process
-// actor's mailbox answers them instead: an Ask or a Send with a sender gets a Response
-// with ErrNotRunning, any other request a DeadLetterResponse (a future then fails at once
-// with actor.ErrDeadLetter), exactly as if it had been sent after the stop.
+// the actor has stopped: an Ask among them would wait out its whole timeout, an event
+// on its way up a tree would be lost. The mailboxes here hand each such message to a
+// function instead: the process actor's answers it (an Ask or a Send with a sender gets a
+// Response with ErrNotRunning, any other request a DeadLetterResponse, so a future fails
+// at once with actor.ErrDeadLetter, exactly as if it had been sent after the stop); a
+// tree's passes an event on to its parent.
 
-// answeringMailbox is the process actor's mailbox: protoactor's unbounded one, with an
-// invoker that answers what comes after the stop.
-func answeringMailbox() actor.Mailbox {
-	return &answering{Mailbox: actor.Unbounded()()}
+// lateMailbox returns a mailbox producer: protoactor's unbounded mailbox, whose messages
+// that come after the actor stopped go to late, with the actor's (stopped) context.
+func lateMailbox(late func(c actor.Context, envelope any)) actor.MailboxProducer {
+	return func() actor.Mailbox { return &lateBox{Mailbox: actor.Unbounded()(), late: late} }
 }
 
-type answering struct{ actor.Mailbox }
-
-func (m *answering) RegisterHandlers(invoker actor.MessageInvoker, dispatcher actor.Dispatcher) {
-	m.Mailbox.RegisterHandlers(&answeringInvoker{MessageInvoker: invoker}, dispatcher)
+type lateBox struct {
+	actor.Mailbox
+	late func(c actor.Context, envelope any)
 }
 
-// answeringInvoker is called by the mailbox, one message at a time.
-type answeringInvoker struct {
+func (m *lateBox) RegisterHandlers(invoker actor.MessageInvoker, dispatcher actor.Dispatcher) {
+	m.Mailbox.RegisterHandlers(&lateInvoker{MessageInvoker: invoker, late: m.late}, dispatcher)
+}
+
+// lateInvoker is called by the mailbox, one message at a time.
+type lateInvoker struct {
 	actor.MessageInvoker
+	late     func(c actor.Context, envelope any)
 	stopping bool // a Stop came: from then on, check whether the actor has stopped
 }
 
-func (i *answeringInvoker) InvokeSystemMessage(m any) {
+func (i *lateInvoker) InvokeSystemMessage(m any) {
 	if _, ok := m.(*actor.Stop); ok {
 		i.stopping = true
 	}
 	i.MessageInvoker.InvokeSystemMessage(m)
 }
 
-func (i *answeringInvoker) InvokeUserMessage(envelope any) {
+func (i *lateInvoker) InvokeUserMessage(envelope any) {
 	if i.stopping {
 		// The invoker is the actor's context; a stopped actor is out of the registry.
 		if c, ok := i.MessageInvoker.(actor.Context); ok {
-			system := c.ActorSystem()
-			if _, live := system.ProcessRegistry.Get(c.Self()); !live {
-				answerStopped(system, c.Self(), envelope)
+			if _, live := c.ActorSystem().ProcessRegistry.Get(c.Self()); !live {
+				i.late(c, envelope)
 				return
 			}
 		}
@@ -51,15 +56,30 @@ func (i *answeringInvoker) InvokeUserMessage(envelope any) {
 }
 
 // answerStopped answers a message that reached a stopped process actor.
-func answerStopped(system *actor.ActorSystem, self *actor.PID, envelope any) {
+func answerStopped(c actor.Context, envelope any) {
 	_, msg, sender := actor.UnwrapEnvelope(envelope)
 	if sender == nil {
 		return
 	}
 	switch msg.(type) {
 	case *messages.Ask, *messages.Send:
-		system.Root.Send(sender, &messages.Response{Err: ErrNotRunning})
+		c.ActorSystem().Root.Send(sender, &messages.Response{Err: ErrNotRunning})
 	default:
-		system.Root.Send(sender, &actor.DeadLetterResponse{Target: self})
+		c.ActorSystem().Root.Send(sender, &actor.DeadLetterResponse{Target: c.Self()})
 	}
+}
+
+// forwardStopped passes an event (a message without a sender) that reached a stopped
+// tree on to the tree's parent; a request is answered as by a stopped process actor.
+func forwardStopped(c actor.Context, envelope any) {
+	_, msg, sender := actor.UnwrapEnvelope(envelope)
+	switch msg.(type) {
+	case *messages.Close, *messages.Kill, *messages.Send, *messages.Ask, *messages.GetStatus:
+	default:
+		if sender == nil && c.Parent() != nil {
+			c.ActorSystem().Root.Send(c.Parent(), msg)
+			return
+		}
+	}
+	answerStopped(c, envelope)
 }

@@ -43,7 +43,7 @@ func NewProcess(cfg Config) (*actor.Props, error) {
 	reg := &incarnations{m: map[string]*incarnation{}}
 	return actor.PropsFromProducer(func() actor.Actor {
 		return &process{cfg: cfg, reg: reg}
-	}, actor.WithMailbox(answeringMailbox)), nil
+	}, actor.WithMailbox(lateMailbox(answerStopped))), nil
 }
 
 // incarnations remembers, per actor, what outlives an instance: a restart makes a new

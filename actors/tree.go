@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/procsup/procsup/messages"
@@ -32,10 +33,30 @@ func NewTree(strategy actor.SupervisorStrategy, specs ...Spec) *actor.Props {
 	if strategy == nil {
 		strategy = NewStrategy(DefaultBackoff)
 	}
-	return actor.PropsFromProducer(func() actor.Actor { return &tree{specs: specs} }, actor.WithSupervisor(strategy))
+	t := &tree{specs: specs}
+	// Spawning a tree returns once its Started has spawned the children: a message sent to
+	// a child's PID (ChildPID) right after spawning the tree finds the child.
+	spawn := func(system *actor.ActorSystem, id string, props *actor.Props, parent actor.SpawnerContext) (*actor.PID, error) {
+		ready := make(chan struct{})
+		t.starting.Store(id, ready)
+		pid, err := actor.DefaultSpawner(system, id, props, parent)
+		if err != nil {
+			t.starting.Delete(id)
+			return pid, err
+		}
+		<-ready
+		return pid, nil
+	}
+	return actor.PropsFromProducer(func() actor.Actor { return t },
+		actor.WithSupervisor(strategy), actor.WithMailbox(lateMailbox(forwardStopped)), actor.WithSpawnFunc(spawn))
 }
 
-type tree struct{ specs []Spec }
+// tree holds no state of a spawn but the channels its spawners wait on, so one instance
+// serves every spawn of its props.
+type tree struct {
+	specs    []Spec
+	starting sync.Map // a spawned tree's id -> chan closed once its children are spawned
+}
 
 // Receive spawns the children, passes Close and Kill down to them, refuses the commands
 // only a process takes, and forwards everything else that comes without a sender (the
@@ -43,10 +64,9 @@ type tree struct{ specs []Spec }
 func (t *tree) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		for _, s := range t.specs {
-			if _, err := ctx.SpawnNamed(s.Props, s.Name); err != nil {
-				ctx.Logger().Error("procsup: tree could not spawn a child", "name", s.Name, "error", err)
-			}
+		t.spawnChildren(ctx)
+		if ready, ok := t.starting.LoadAndDelete(ctx.Self().Id); ok {
+			close(ready.(chan struct{}))
 		}
 	case *actor.Stopping, *actor.Stopped, *actor.Restarting, *actor.Terminated:
 	case *messages.Close, *messages.Kill:
@@ -60,6 +80,22 @@ func (t *tree) Receive(ctx actor.Context) {
 	default:
 		if ctx.Parent() != nil && ctx.Sender() == nil {
 			ctx.Send(ctx.Parent(), m)
+		}
+	}
+}
+
+// spawnChildren spawns each spec that has no child yet.
+func (t *tree) spawnChildren(ctx actor.Context) {
+	have := map[string]bool{}
+	for _, c := range ctx.Children() {
+		have[c.Id] = true
+	}
+	for _, s := range t.specs {
+		if have[ChildPID(ctx.Self(), s.Name).Id] {
+			continue
+		}
+		if _, err := ctx.SpawnNamed(s.Props, s.Name); err != nil {
+			ctx.Logger().Error("procsup: tree could not spawn a child", "name", s.Name, "error", err)
 		}
 	}
 }
