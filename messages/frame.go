@@ -70,6 +70,9 @@ func Decode(body []byte) (Wire, error) {
 	if err := checkShape(body); err != nil {
 		return nil, &DecodeError{Err: err}
 	}
+	if !isMap(body[0]) {
+		return nil, &DecodeError{Err: errors.New("the body is not a map")}
+	}
 	if m, ok, err := decodeTypeFirst(body); ok {
 		return m, err
 	}
@@ -85,6 +88,9 @@ func Decode(body []byte) (Wire, error) {
 		return nil, &UnknownTypeError{Type: string(env.Type)}
 	}
 	if len(env.Data) > 0 {
+		if !isMap(env.Data[0]) && env.Data[0] != 0xc0 {
+			return nil, &DecodeError{Type: string(env.Type), Err: errors.New("data is not a map")}
+		}
 		if err := msgpack.Unmarshal(env.Data, m); err != nil {
 			return nil, &DecodeError{Type: string(env.Type), Err: err}
 		}
@@ -118,11 +124,17 @@ func decodeTypeFirst(body []byte) (m Wire, ok bool, err error) {
 	if m = newWire(Type(t)); m == nil {
 		return nil, true, &UnknownTypeError{Type: t}
 	}
+	if c, err := dec.PeekCode(); err == nil && !isMap(c) && c != 0xc0 {
+		return nil, true, &DecodeError{Type: t, Err: errors.New("data is not a map")}
+	}
 	if err := dec.Decode(m); err != nil {
 		return nil, true, &DecodeError{Type: t, Err: err}
 	}
 	return m, true, nil
 }
+
+// isMap reports whether c starts a msgpack map.
+func isMap(c byte) bool { return c >= 0x80 && c <= 0x8f || c == 0xde || c == 0xdf }
 
 // Reader reads frames from a stream. It is not safe for concurrent use: one goroutine
 // reads, as the parent's reader actor and the child runtime's read loop do.

@@ -105,7 +105,7 @@ func checkShape(b []byte) error {
 			if count > uint64(len(b)-pos) {
 				return fmt.Errorf("container of %d elements in %d remaining bytes", count, len(b)-pos)
 			}
-			if len(stack) >= MaxDepth {
+			if len(stack) > MaxDepth { // this container is at level len(stack), the body itself at 1
 				return fmt.Errorf("nesting deeper than %d", MaxDepth)
 			}
 			if count > 0 {
