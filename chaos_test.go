@@ -29,35 +29,47 @@ type fault struct {
 }
 
 func chaosFaults() []fault {
+	// Pings are frequent, but every limit a healthy child must stay within is generous:
+	// a loaded machine may delay a pong or an exit by a second or more, and that must not
+	// change how a lifecycle ends. Only the faults that need a short limit set one.
 	quick := func(c actors.Config) actors.Config {
-		c.PingInterval, c.PingTimeout, c.CloseTimeout = 50*time.Millisecond, 400*time.Millisecond, 300*time.Millisecond
+		c.PingInterval, c.PingTimeout, c.CloseTimeout = 50*time.Millisecond, 10*time.Second, 10*time.Second
 		return c
 	}
 	closeIt := func(s *actor.ActorSystem, pid *actor.PID, _ int) { s.Root.Send(pid, &messages.Close{}) }
+	// crashIt crashes the child on cue (exit 3) once it runs: the restarted child does
+	// not crash again, so the lifecycle does not race the machine's load.
+	crashIt := func(s *actor.ActorSystem, pid *actor.PID, _ int) { s.Root.Send(pid, &messages.Send{Kind: "exit"}) }
 	return []fault{
 		{name: "crash", config: func() actors.Config { return quick(workerConfig("crash", nil)) }, reason: messages.ReasonCrashed},
-		{name: "hang", config: func() actors.Config { return quick(workerConfig("healthy", nil)) },
+		{name: "hang", config: func() actors.Config {
+			c := quick(workerConfig("healthy", nil))
+			c.PingTimeout = 400 * time.Millisecond // stopped: it never answers again
+			return c
+		},
 			act:    func(_ *actor.ActorSystem, _ *actor.PID, ospid int) { syscall.Kill(ospid, syscall.SIGSTOP) },
 			reason: messages.ReasonUnresponsive, killed: true},
 		{name: "garbage", config: func() actors.Config { return quick(rawConfig("garbage")) }, reason: messages.ReasonProtocolError, killed: true},
 		{name: "memory", config: func() actors.Config {
 			c := quick(workerConfig("memhog", nil))
 			c.MemoryLimitMB, c.MemorySampleInterval = 100, 20*time.Millisecond
-			c.PingTimeout = 5 * time.Second // a child busy allocating may answer late; only memory ends it
 			return c
 		}, reason: messages.ReasonMemoryLimit, killed: true},
-		{name: "ignore-shutdown", config: func() actors.Config { return quick(workerConfig("ignoreshutdown", nil)) },
-			act: closeIt, reason: messages.ReasonClosed, killed: true},
+		{name: "ignore-shutdown", config: func() actors.Config {
+			c := quick(workerConfig("ignoreshutdown", nil))
+			c.CloseTimeout = 300 * time.Millisecond // it never exits by itself
+			return c
+		}, act: closeIt, reason: messages.ReasonClosed, killed: true},
 		{name: "exit-during-init", config: func() actors.Config { return quick(workerConfig("initcrash", nil)) }, reason: messages.ReasonInitFailed},
 		{name: "close", config: func() actors.Config { return quick(workerConfig("healthy", nil)) }, act: closeIt, reason: messages.ReasonClosed},
 		{name: "kill", config: func() actors.Config { return quick(workerConfig("healthy", nil)) },
 			act:    func(s *actor.ActorSystem, pid *actor.PID, _ int) { s.Root.Send(pid, &messages.Kill{}) },
 			reason: messages.ReasonKilled, killed: true},
 		{name: "tree-restart", config: func() actors.Config {
-			c := quick(workerConfig("crash", nil))
+			c := quick(workerConfig("healthy", nil))
 			c.Restart = actors.Permanent
 			return c
-		}, tree: true, reason: messages.ReasonCrashed},
+		}, act: crashIt, tree: true, reason: messages.ReasonCrashed},
 	}
 }
 
