@@ -104,7 +104,8 @@ func Decode(body []byte) (Wire, error) {
 func decodeTypeFirst(body []byte) (m Wire, ok bool, err error) {
 	dec := msgpack.GetDecoder()
 	defer msgpack.PutDecoder(dec)
-	dec.Reset(bytes.NewReader(body))
+	br := bytes.NewReader(body)
+	dec.Reset(br)
 	if n, err := dec.DecodeMapLen(); err != nil || n != 2 {
 		return nil, false, nil
 	}
@@ -126,6 +127,14 @@ func decodeTypeFirst(body []byte) (m Wire, ok bool, err error) {
 	}
 	if c, err := dec.PeekCode(); err == nil && !isMap(c) && c != 0xc0 {
 		return nil, true, &DecodeError{Type: t, Err: errors.New("data is not a map")}
+	}
+	if len(body) > aliasAbove {
+		if ok, err := decodeAliased(dec, br, body, m); ok {
+			if err != nil {
+				return nil, true, &DecodeError{Type: t, Err: err}
+			}
+			return m, true, nil
+		}
 	}
 	if err := dec.Decode(m); err != nil {
 		return nil, true, &DecodeError{Type: t, Err: err}

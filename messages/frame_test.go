@@ -408,3 +408,35 @@ func TestFragmentsObeyTheCap(t *testing.T) {
 		t.Fatalf("nested fragment: %v", err)
 	}
 }
+
+// Large messages decode the same whichever way their body is read: every field, by
+// name, in any order, with unknown fields skipped.
+func TestLargeBodiesDecodeAsSmallOnes(t *testing.T) {
+	big := bytes.Repeat([]byte{7}, aliasAbove+1)
+	for _, m := range []Wire{
+		&Message{Kind: "k", Body: big},
+		&Request{ID: 1<<63 + 5, Kind: "k", Body: big},
+		&Reply{ID: 3, Body: big, Error: "e", Code: CodePanic},
+		&Reply{ID: 3, Error: string(big)},
+	} {
+		b, err := Encode(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Decode(b[4:])
+		if err != nil || !reflect.DeepEqual(got, m) {
+			t.Fatalf("%T: decoded differently (%v)", m, err)
+		}
+	}
+	// Fields in another order, an unknown one, a nil, str for the body: as the rules say.
+	r := newRaw().m(2).s("type").s("request").s("data").m(4).s("later").a(1).i(1).s("body").s(string(big)).s("kind").nil().s("id").i(-1)
+	got, err := Decode(r.Bytes())
+	want := &Request{ID: 1<<64 - 1, Body: big}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("odd large request: %v", err)
+	}
+	bad := newRaw().m(2).s("type").s("request").s("data").m(2).s("body").b(big).s("id").f(1.5)
+	if _, err := Decode(bad.Bytes()); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("a float id in a large request: %v", err)
+	}
+}
