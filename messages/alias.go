@@ -13,18 +13,22 @@ import (
 // it, on the goroutine that also reads the pongs.
 
 // aliasAbove is the frame size above which Message, Request and Reply bodies alias their
-// frame.
-const aliasAbove = FragmentSize
+// frame: above the frames a Reader reads into its reused buffer.
+const aliasAbove = scratchMax
 
-// decodeAliased decodes the fields of m (a *Message, *Request or *Reply) from dec, which
-// reads br, a reader over frame; a body field becomes a slice of frame. It reads the fields
-// as the general decoder does (by name, any order, unknown ones skipped, nil as zero), and
-// reports false for any other message.
-func decodeAliased(dec *msgpack.Decoder, br *bytes.Reader, frame []byte, m Wire) (bool, error) {
+// decodeAliased decodes the fields of m (a *Message, *Request or *Reply, or f, a
+// *Fragment) from dec, which reads br, a reader over frame; a body or part becomes a slice
+// of frame (a Fragment's Part is copied out by the Reader before it reads again). It reads
+// the fields as the general decoder does (by name, any order, unknown ones skipped, nil as
+// zero), and reports false for any other message.
+func decodeAliased(dec *msgpack.Decoder, br *bytes.Reader, frame []byte, m Wire, f *Fragment) (bool, error) {
 	var body *[]byte
 	var kind, errText, code *string
-	var id *uint64
+	var id, size *uint64
+	var more *bool
 	switch m := m.(type) {
+	case *Fragment:
+		body, size, more = &m.Part, &m.Size, &m.More
 	case *Message:
 		body, kind = &m.Body, &m.Kind
 	case *Request:
@@ -44,7 +48,7 @@ func decodeAliased(dec *msgpack.Decoder, br *bytes.Reader, frame []byte, m Wire)
 			return true, err
 		}
 		switch {
-		case key == "body":
+		case key == "body" && f == nil, key == "part" && f != nil:
 			l, err := dec.DecodeBytesLen()
 			if err != nil {
 				return true, err
@@ -66,6 +70,10 @@ func decodeAliased(dec *msgpack.Decoder, br *bytes.Reader, frame []byte, m Wire)
 			*code, err = dec.DecodeString()
 		case key == "id" && id != nil:
 			*id, err = dec.DecodeUint64()
+		case key == "size" && size != nil:
+			*size, err = dec.DecodeUint64()
+		case key == "more" && more != nil:
+			*more, err = dec.DecodeBool()
 		default:
 			err = dec.Skip()
 		}

@@ -128,8 +128,8 @@ func decodeTypeFirst(body []byte) (m Wire, ok bool, err error) {
 	if c, err := dec.PeekCode(); err == nil && !isMap(c) && c != 0xc0 {
 		return nil, true, &DecodeError{Type: t, Err: errors.New("data is not a map")}
 	}
-	if len(body) > aliasAbove {
-		if ok, err := decodeAliased(dec, br, body, m); ok {
+	if f, ok := m.(*Fragment); ok || len(body) > aliasAbove {
+		if ok, err := decodeAliased(dec, br, body, m, f); ok {
 			if err != nil {
 				return nil, true, &DecodeError{Type: t, Err: err}
 			}
@@ -152,6 +152,7 @@ type Reader struct {
 	max     int
 	dir     string
 	partial []byte // the parts of a fragmented frame so far
+	scratch []byte // reused for frames up to scratchMax
 }
 
 // NewReader returns a Reader over r that rejects bodies larger than maxFrame bytes
@@ -182,7 +183,7 @@ func (r *Reader) SetDirection(direction string) { r.dir = direction }
 // frame's fragments as they come, and the large frame when its last fragment is read.
 func (r *Reader) Read() (Wire, error) {
 	for {
-		body, err := r.ReadFrame()
+		body, err := r.readFrame(true)
 		if err != nil {
 			return nil, err
 		}
@@ -222,17 +223,29 @@ func (r *Reader) assemble(f *Fragment) ([]byte, error) {
 		r.partial = nil
 		return nil, &FrameTooLargeError{Size: size, Max: r.max, Direction: r.dir}
 	}
-	r.partial = append(r.partial, f.Part...)
+	r.partial = append(r.partial, f.Part...) // Part may alias the scratch buffer: copied here
 	if f.More {
 		return nil, nil
 	}
 	whole := r.partial
 	r.partial = nil
+	if cap(r.scratch) > readBuffer {
+		r.scratch = nil // a reader of an idle child keeps no large buffer
+	}
 	return whole, nil
 }
 
 // ReadFrame reads the next frame's body without decoding it.
-func (r *Reader) ReadFrame() ([]byte, error) {
+func (r *Reader) ReadFrame() ([]byte, error) { return r.readFrame(false) }
+
+// scratchMax is the largest frame Read reads into its reused buffer (a fragment fits):
+// its messages are decoded into memory of their own, so the buffer is free again when
+// Read returns. Larger frames get a buffer each (their bodies may alias it).
+const scratchMax = FragmentSize + 1024
+
+// readFrame reads the next frame's body, into the reader's reused buffer when scratch is
+// set and the frame fits.
+func (r *Reader) readFrame(scratch bool) ([]byte, error) {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r.r, hdr[:]); err != nil {
 		switch {
@@ -250,7 +263,15 @@ func (r *Reader) ReadFrame() ([]byte, error) {
 	if uint64(n) > uint64(r.max) {
 		return nil, &FrameTooLargeError{Size: uint64(n), Max: r.max, Direction: r.dir}
 	}
-	body := make([]byte, n)
+	var body []byte
+	if scratch && n <= scratchMax {
+		if cap(r.scratch) < int(n) {
+			r.scratch = make([]byte, n)
+		}
+		body = r.scratch[:n]
+	} else {
+		body = make([]byte, n)
+	}
 	if _, err := io.ReadFull(r.r, body); err != nil {
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			return nil, &DecodeError{Err: io.ErrUnexpectedEOF}
