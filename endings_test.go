@@ -141,9 +141,7 @@ func TestHandlerPanicsAreSurvived(t *testing.T) {
 	if body, err := actors.Ask(ctx, system, pid, "echo", []byte("on")); err != nil || string(body) != "echo:on" {
 		t.Fatalf("ask after: %q %v", body, err)
 	}
-	if st := status(t, system, pid); st.State != messages.Running || st.Pid != run.OSPid {
-		t.Fatalf("status %+v", st)
-	}
+	stillRunning(t, system, pid, run.OSPid)
 }
 
 // A message handler that blocks does not stop the child answering pings: two hundred

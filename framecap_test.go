@@ -39,9 +39,7 @@ func TestAskOverTheChildsCapFailsTheAsker(t *testing.T) {
 	if body, err := actors.Ask(ctx, system, pid, "echo", []byte("x")); err != nil || string(body) != "echo:x" {
 		t.Fatalf("ask after: %q %v", body, err)
 	}
-	if st := status(t, system, pid); st.State != messages.Running || st.Pid != run.OSPid {
-		t.Fatalf("status %+v", st)
-	}
+	stillRunning(t, system, pid, run.OSPid)
 }
 
 // The parent accepts 1 MiB: the child's reply, Send, Request and log record over it fail
@@ -84,9 +82,7 @@ func TestChildToParentOverTheCap(t *testing.T) {
 	if !truncated {
 		t.Fatal("the big record did not arrive cut short with procsup.truncated")
 	}
-	if st := status(t, system, pid); st.State != messages.Running || st.Pid != run.OSPid {
-		t.Fatalf("status %+v", st)
-	}
+	stillRunning(t, system, pid, run.OSPid)
 }
 
 // A 15 MiB Ask under the cap does not starve liveness: the pings around it are answered,
@@ -108,7 +104,5 @@ func TestLargeAskDoesNotStarvePings(t *testing.T) {
 		}
 	}
 	probe.ExpectNoMessage(0, func(m any) bool { _, ok := m.(*messages.Exited); return ok })
-	if st := status(t, system, pid); st.State != messages.Running || st.Pid != run.OSPid {
-		t.Fatalf("status %+v", st)
-	}
+	stillRunning(t, system, pid, run.OSPid)
 }

@@ -339,6 +339,14 @@ func status(t *testing.T, system *actor.ActorSystem, pid *actor.PID) *messages.S
 	return res.(*messages.Status)
 }
 
+// stillRunning checks that pid runs the same OS process ospid: nothing ended it.
+func stillRunning(t *testing.T, system *actor.ActorSystem, pid *actor.PID, ospid int) {
+	t.Helper()
+	if st := status(t, system, pid); st.State != messages.Running || st.Pid != ospid {
+		t.Fatalf("status %+v, want running with pid %d", st, ospid)
+	}
+}
+
 func ask(t *testing.T, system *actor.ActorSystem, pid *actor.PID, kind, body string) *messages.Response {
 	t.Helper()
 	res, err := system.Root.RequestFuture(pid, &messages.Ask{Kind: kind, Body: []byte(body)}, 5*time.Second).Result()

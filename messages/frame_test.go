@@ -279,46 +279,59 @@ func TestVectors(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	n := readTable(t, path, func(name string, raw []byte, _ string) {
+		want, ok := samples()[name]
+		if !ok {
+			t.Fatalf("vector %q has no sample", name)
+		}
+		got, err := Decode(raw[4:]) // one frame each: a Reader would reassemble fragments
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !reflect.DeepEqual(normalize(got), want) {
+			t.Errorf("%s: decoded %#v, want %#v", name, got, want)
+		}
+		if enc, _ := Encode(want); !bytes.Equal(enc, raw) {
+			t.Errorf("%s: encodes to %x, vector says %x", name, enc, raw)
+		}
+	})
+	if n != len(samples()) {
+		t.Fatalf("%d vectors for %d samples: run go test -run TestVectors -update", n, len(samples()))
+	}
+}
+
+// readTable calls row with each line of a test table (name, a frame in hex, and the rest
+// of the line), skipping comments, and returns how many rows there were.
+func readTable(t *testing.T, path string, row func(name string, frame []byte, rest string)) int {
+	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
 	n := 0
 	for sc.Scan() {
 		line := sc.Text()
 		if strings.HasPrefix(line, "#") || line == "" {
 			continue
 		}
-		parts := strings.Split(line, "\t")
+		parts := strings.SplitN(line, "\t", 3)
 		if len(parts) != 3 {
 			t.Fatalf("bad line %q", line)
 		}
-		want, ok := samples()[parts[0]]
-		if !ok {
-			t.Fatalf("vector %q has no sample", parts[0])
-		}
-		raw, err := hex.DecodeString(parts[1])
+		frame, err := hex.DecodeString(parts[1])
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := Decode(raw[4:]) // one frame each: a Reader would reassemble fragments
-		if err != nil {
-			t.Fatalf("%s: %v", parts[0], err)
-		}
-		if !reflect.DeepEqual(normalize(got), want) {
-			t.Errorf("%s: decoded %#v, want %#v", parts[0], got, want)
-		}
-		enc, _ := Encode(want)
-		if !bytes.Equal(enc, raw) {
-			t.Errorf("%s: encodes to %x, vector says %x", parts[0], enc, raw)
-		}
+		row(parts[0], frame, parts[2])
 		n++
 	}
-	if n != len(samples()) {
-		t.Fatalf("%d vectors for %d samples: run go test -run TestVectors -update", n, len(samples()))
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
 	}
+	return n
 }
 
 // A large message goes out in fragments when the receiver reads them; the small frames

@@ -1,7 +1,6 @@
 package messages
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
@@ -120,31 +119,11 @@ func TestRules(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	n := 0
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") || line == "" {
-			continue
+	n := readTable(t, path, func(name string, fr []byte, want string) {
+		if got := outcome(fr); got != want {
+			t.Errorf("%s: %s, rules.txt says %s", name, got, want)
 		}
-		parts := strings.SplitN(line, "\t", 3)
-		if len(parts) != 3 {
-			t.Fatalf("bad line %q", line)
-		}
-		fr, err := hex.DecodeString(parts[1])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := outcome(fr); got != parts[2] {
-			t.Errorf("%s: %s, rules.txt says %s", parts[0], got, parts[2])
-		}
-		n++
-	}
+	})
 	if n != len(rules()) {
 		t.Fatalf("%d rules in the file for %d in the code: run go test -run TestRules -update", n, len(rules()))
 	}
