@@ -2,6 +2,7 @@ package actors_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -88,4 +89,29 @@ func ExampleNewTree() {
 	// restart #2 in 20ms: crashed
 	// restart #3 in 40ms: crashed
 	// gave up after 4 failures
+}
+
+// Ask a process actor the moment it is spawned: the Ask is held until the child runs. Once
+// the actor has stopped, an Ask fails at once with a typed error.
+func ExampleAsk() {
+	system := quietSystem()
+	defer system.Shutdown()
+
+	cmd, _ := childproc.SelfCommand("echo")
+	cfg := actors.NewConfig(cmd)
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	props, _ := actors.NewProcess(cfg)
+	pid := system.Root.Spawn(props)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	reply, err := actors.Ask(ctx, system, pid, "echo", []byte("at once"))
+	fmt.Printf("reply: %s, error: %v\n", reply, err)
+
+	actors.StopAndWait(ctx, system, pid)
+	_, err = actors.Ask(ctx, system, pid, "echo", []byte("too late"))
+	fmt.Println("after the stop:", errors.Is(err, actors.ErrNotRunning))
+	// Output:
+	// reply: at once, error: <nil>
+	// after the stop: true
 }
