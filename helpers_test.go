@@ -166,12 +166,14 @@ func workerHandler() childproc.Handler {
 				}
 				p.Logger().Info("many", many...)
 				p.Logger().Info("after the odd records")
-			case "log-burst": // n records as fast as it can, then Run returns
+			case "log-burst", "log-burst-stay": // n records as fast as it can, then Run returns (or not)
 				n, _ := strconv.Atoi(string(m.Body))
 				for i := range n {
 					p.Logger().Info("burst", "i", i)
 				}
-				close(quit)
+				if m.Kind == "log-burst" {
+					close(quit)
+				}
 			}
 			handled.Add(1)
 		},

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/procsup/procsup/actors"
 	"github.com/procsup/procsup/childproc"
 	"github.com/procsup/procsup/messages"
 )
@@ -49,6 +50,29 @@ func TestLogBurstIntoSlowHandlerIsCounted(t *testing.T) {
 	warn, ok := rec.find("child log records were lost")
 	if !ok || warn["dropped"].Uint64() != ex.LogsDropped {
 		t.Fatalf("warning %v (found %v), want dropped=%d", warn, ok, ex.LogsDropped)
+	}
+}
+
+// The same when the actor is stopped after the burst: the count includes what the child
+// still held when it flushed its logs on the way out.
+func TestLogBurstCountedWhenTheActorStops(t *testing.T) {
+	system := newSystem(t)
+	rec := newRecorder()
+	cfg := workerConfig("healthy", slog.New(slowHandler{rec, 200 * time.Microsecond}))
+	cfg.LogRate = 0
+	probe, pid := spawn(t, system, cfg, nil)
+	running(probe)
+	const n = 20000
+	system.Root.Send(pid, &messages.Send{Kind: "log-burst-stay", Body: []byte(strconv.Itoa(n))})
+	within(t, 10*time.Second, "the burst under way", func() bool { return rec.count("burst") > 0 })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := actors.StopAndWait(ctx, system, pid); err != nil {
+		t.Fatal(err)
+	}
+	ex := exited(probe)
+	if got := uint64(rec.count("burst")); got+ex.LogsDropped != n || ex.Reason != messages.ReasonClosed {
+		t.Fatalf("%v: %d records delivered + %d counted as dropped, want %d", ex, got, ex.LogsDropped, n)
 	}
 }
 

@@ -52,8 +52,10 @@ func (s *socketActor) receive(ctx actor.Context, loop func()) {
 // reader reads control frames and hands them to the process actor.
 type reader struct {
 	socketActor
-	asks  *asks
-	pongs *pongs
+	asks     *asks
+	pongs    *pongs
+	done     chan struct{}                     // closed at the end, before readFailed is sent
+	lastWord *atomic.Pointer[messages.Exiting] // the child's Exiting, as soon as it is read
 }
 
 func (a *reader) Receive(ctx actor.Context) { a.receive(ctx, a.loop) }
@@ -66,10 +68,13 @@ func (a *reader) loop() {
 			continue
 		}
 		if err != nil {
+			close(a.done)
 			a.system.Root.Send(a.owner, &readFailed{about: about{a.ospid}, err: err})
 			return
 		}
 		switch m := m.(type) {
+		case *messages.Exiting:
+			a.lastWord.Store(m)
 		case *messages.Reply:
 			a.asks.answer(m) // straight to the asker: one mailbox hop fewer
 			continue

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -109,15 +110,17 @@ type process struct {
 	startedAt time.Time
 	pinger    *actor.PID
 	logsDone  chan struct{}
-	// controlDone: the control socket's reader has stopped (at its end, after the
-	// child's last frame, Exiting included, was handed over).
-	controlDone bool
-	pongs       *pongs
-	logStats    *logStats
-	cancels     []func()
-	held        []held // Asks and Sends that came before the process ran
-	ran         bool   // it reached running
-	exiting     *messages.Exiting
+	// controlDone is closed when the control socket's reader has stopped (at its end,
+	// after the child's last frame).
+	controlDone chan struct{}
+	// lastWord is the child's Exiting, stored by the reader as it reads it, so that every
+	// ending, the synchronous one too, knows it once controlDone is closed.
+	lastWord *atomic.Pointer[messages.Exiting]
+	pongs    *pongs
+	logStats *logStats
+	cancels  []func()
+	held     []held // Asks and Sends that came before the process ran
+	ran      bool   // it reached running
 
 	// How it ends: decided when procsup intervenes, completed when the exit is known.
 	reason    messages.Reason
@@ -164,9 +167,6 @@ func (p *process) Receive(ctx actor.Context) {
 	case *readFailed:
 		if p.staleOrNot(m) {
 			return
-		}
-		if !m.logs {
-			p.controlDone = true
 		}
 		p.behavior.Receive(ctx)
 		if p.exited && p.drained() {
@@ -254,10 +254,12 @@ func (p *process) launch(ctx actor.Context) {
 	// Until the child announces its cap in the handshake, it is taken to accept the default.
 	p.w = messages.NewWriter(deadlineConn{proc.Control(), p.cfg.WriteTimeout}, messages.DefaultMaxFrame)
 	p.w.SetLimit(messages.DefaultMaxFrame, "to the child")
-	p.logsDone = make(chan struct{})
+	p.logsDone, p.controlDone = make(chan struct{}), make(chan struct{})
+	p.lastWord = &atomic.Pointer[messages.Exiting]{}
 	p.logStats = &logStats{}
 	p.pongs = newPongs(p.system, p.self, p.cfg.HighPingThreshold)
-	p.spawnChild(ctx, "reader", &reader{socketActor: p.socketActor(proc.Control()), asks: p.asks, pongs: p.pongs})
+	p.spawnChild(ctx, "reader", &reader{socketActor: p.socketActor(proc.Control()), asks: p.asks, pongs: p.pongs,
+		done: p.controlDone, lastWord: p.lastWord})
 	p.spawnChild(ctx, "logs", &logReader{socketActor: p.socketActor(proc.Logs()), rate: p.cfg.LogRate, done: p.logsDone, stats: p.logStats})
 	p.spawnChild(ctx, "joiner", &joiner{system: p.system, owner: p.self, proc: proc})
 
@@ -476,7 +478,7 @@ func (p *process) frame(ctx actor.Context, m messages.Wire) {
 			p.send(&messages.Reply{ID: m.ID, Error: "reply not sent: " + err.Error(), Code: messages.CodeFrameTooLarge})
 		}
 	case *messages.Exiting:
-		p.exitingSaid(m)
+		p.log.Info("process exiting", "reason", m.Reason)
 	default:
 		p.killFor(messages.ReasonProtocolError, fmt.Errorf("unexpected %s from a running child", m.WireType()))
 	}
@@ -487,7 +489,7 @@ func (p *process) closing(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *frameIn:
 		if f, ok := m.m.(*messages.Exiting); ok {
-			p.exitingSaid(f)
+			p.log.Info("process exiting", "reason", f.Reason)
 		}
 	case *closeTimedOut:
 		p.log.Error("process did not exit in time, killing process")
@@ -509,12 +511,6 @@ func (p *process) dead(ctx actor.Context) {
 	case *messages.Ask, *messages.Send:
 		respond(ctx.Sender(), p.system, ErrNotRunning)
 	}
-}
-
-// exitingSaid records the child's last word.
-func (p *process) exitingSaid(m *messages.Exiting) {
-	p.exiting = m
-	p.log.Info("process exiting", "reason", m.Reason)
 }
 
 // common handles what every live state handles alike.
@@ -618,12 +614,14 @@ func (p *process) onExit(ctx actor.Context, st childproc.ExitStatus) {
 // drained reports whether both sockets were read to their end: every log record and the
 // child's last control frame (its Exiting) are in.
 func (p *process) drained() bool {
-	select {
-	case <-p.logsDone:
-		return p.controlDone
-	default:
-		return false
+	for _, done := range []chan struct{}{p.logsDone, p.controlDone} {
+		select {
+		case <-done:
+		default:
+			return false
+		}
 	}
+	return true
 }
 
 // finish reports Exited, releases the process and decides what becomes of the actor:
@@ -675,8 +673,8 @@ func (p *process) report() *messages.Exited {
 			if !p.status.Success() {
 				ev.Reason = messages.ReasonCrashed
 			}
-			if p.exiting != nil {
-				ev.Err = &messages.ChildError{Reason: p.exiting.Reason, Panic: p.exiting.Panic}
+			if last := p.lastWord.Load(); last != nil {
+				ev.Err = &messages.ChildError{Reason: last.Reason, Panic: last.Panic}
 			}
 			if !p.ran {
 				// Any exit before the InitializeResponse is a failed initialization.
@@ -702,8 +700,8 @@ func (p *process) report() *messages.Exited {
 // says so in a warning. Only final once the logs are drained.
 func (p *process) logsLost() uint64 {
 	var total uint64
-	if p.exiting != nil {
-		total = p.exiting.LogRecords
+	if last := p.lastWord.Load(); last != nil {
+		total = last.LogRecords
 	}
 	n := p.logStats.lost(total)
 	if n > 0 {
@@ -755,10 +753,14 @@ func (p *process) endNow(r messages.Reason) {
 		p.exited = true
 	}
 	p.clearGroup()
-	select {
-	case <-p.logsDone:
-	case <-time.After(logsWait):
+	wait := time.NewTimer(logsWait)
+	for _, done := range []chan struct{}{p.logsDone, p.controlDone} {
+		select {
+		case <-done:
+		case <-wait.C:
+		}
 	}
+	wait.Stop()
 	ev := p.report()
 	p.enter(p.state, messages.Dead)
 	p.publish(ev)
