@@ -238,3 +238,16 @@ func TestTreeTakesCommandsAndForwardsRestarts(t *testing.T) {
 		t.Fatalf("restart limit %+v", l)
 	}
 }
+
+// With StderrTail, Exited carries the end of what a dying child wrote to its stderr.
+func TestStderrTailInExited(t *testing.T) {
+	system := newSystem(t)
+	cfg := workerConfig("stderr", nil)
+	cfg.Launcher.(*childproc.Command).Stderr = nil
+	cfg.StderrTail = 64
+	probe, _ := spawn(t, system, cfg, nil)
+	ex := exited(probe)
+	if ex.Reason != messages.ReasonCrashed || len(ex.Stderr) != 64 || !strings.HasSuffix(ex.Stderr, "fatal error: all goroutines are asleep\n") {
+		t.Fatalf("exited %v, stderr %q", ex, ex.Stderr)
+	}
+}

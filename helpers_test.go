@@ -71,6 +71,9 @@ func workerHandler() childproc.Handler {
 				os.Exit(3)
 			case "exit0":
 				return nil
+			case "stderr":
+				fmt.Fprint(os.Stderr, strings.Repeat("noise\n", 1000)+"fatal error: all goroutines are asleep\n")
+				os.Exit(2)
 			case "panic":
 				panic("boom")
 			case "ignoreshutdown":

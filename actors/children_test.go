@@ -48,3 +48,13 @@ func TestLogsDrainedOnlyAfterDone(t *testing.T) {
 		t.Fatal("logsDrained was sent before the logs were marked drained")
 	}
 }
+
+func TestTailKeepsTheEnd(t *testing.T) {
+	tl := &tail{max: 5}
+	for _, w := range []string{"ab", "cd", "efg", "", "0123456789", "x"} {
+		tl.Write([]byte(w))
+	}
+	if got := tl.String(); got != "6789x" {
+		t.Fatalf("tail %q, want 6789x", got)
+	}
+}

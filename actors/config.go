@@ -114,6 +114,12 @@ type Config struct {
 	// LogRate caps the child's log records re-emitted per second (with a burst of as
 	// many); records over it are dropped and counted in a warning. 0 is no cap.
 	LogRate float64
+	// StderrTail, when positive and the launcher is a *childproc.Command whose Stderr is
+	// nil, keeps the last StderrTail bytes the child writes to its stderr, for
+	// Exited.Stderr: what a child said as it died (a Go runtime's fatal error, say) that
+	// no log record carried. It costs a pipe and a goroutine per child; 0 keeps nothing
+	// (stderr is discarded).
+	StderrTail int
 	// MaxHeld is how many Asks and Sends may wait for a process that is not running
 	// yet (starting or initializing): they are sent, in order, when it runs, and failed
 	// with ErrNotRunning (the reason wrapped) if it ends first. More are refused with
@@ -190,6 +196,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxHeld < 0 {
 		bad("MaxHeld is negative")
+	}
+	if c.StderrTail < 0 {
+		bad("StderrTail is negative")
 	}
 	return errors.Join(errs...)
 }

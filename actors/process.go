@@ -120,6 +120,7 @@ type process struct {
 	logStats *logStats
 	cancels  []func()
 	held     []held // Asks and Sends that came before the process ran
+	stderr   *tail  // the end of the child's stderr, when the config keeps it
 	ran      bool   // it reached running
 
 	// How it ends: decided when procsup intervenes, completed when the exit is known.
@@ -242,7 +243,14 @@ func (p *process) giveSlotBack() {
 
 // launch starts the process, spawns the child actors and sends InitializeRequest.
 func (p *process) launch(ctx actor.Context) {
-	proc, err := childproc.Start(context.Background(), p.cfg.Launcher)
+	launcher := p.cfg.Launcher
+	if cmd, ok := launcher.(*childproc.Command); ok && p.cfg.StderrTail > 0 && cmd.Stderr == nil {
+		c := *cmd // the config's Command is shared by every start: change a copy
+		p.stderr = &tail{max: p.cfg.StderrTail}
+		c.Stderr = p.stderr
+		launcher = &c
+	}
+	proc, err := childproc.Start(context.Background(), launcher)
 	if err != nil {
 		p.log.Error("failed to start process", "error", err)
 		p.reason, p.err = messages.ReasonStartFailed, err
@@ -682,6 +690,9 @@ func (p *process) report() *messages.Exited {
 			}
 		}
 		ev.LogsDropped = p.logsLost()
+		if p.stderr != nil {
+			ev.Stderr = p.stderr.String() // complete: the process was reaped, its stderr read to the end
+		}
 		if !p.status.Success() && !ev.Killed {
 			p.log.Error(fmt.Sprintf("process exited with non-zero exit code %d", p.status.Code), "status", p.status.String())
 		}

@@ -208,6 +208,9 @@ type (
 		// LogsDropped counts the child's log records that did not reach the parent's
 		// logger (see Status.LogsDropped).
 		LogsDropped uint64
+		// Stderr is the end of what the child wrote to its stderr, when the config keeps
+		// it (actors.Config.StderrTail).
+		Stderr string
 	}
 	// Restarting: a supervisor strategy will restart a failed actor after Delay.
 	Restarting struct {
