@@ -226,3 +226,19 @@ func TestPoolChurnThenStop(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// An answer to Acquire that is not an *Acquired is an error, not a crash.
+func TestAcquireFromANonPool(t *testing.T) {
+	system := newSystem(t)
+	notPool := system.Root.Spawn(actor.PropsFromFunc(func(c actor.Context) {
+		if _, ok := c.Message().(*messages.Acquire); ok {
+			c.Respond("something else")
+		}
+	}))
+	stopAtEnd(t, system, notPool)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := actors.Acquire(ctx, system, notPool); !errors.Is(err, actors.ErrNotPool) {
+		t.Fatalf("acquire from a non-pool: %v, want ErrNotPool", err)
+	}
+}

@@ -271,13 +271,14 @@ type pinger struct {
 type pongs struct {
 	system    *actor.ActorSystem
 	owner     *actor.PID
+	ospid     int // the process the pongs come from
 	threshold time.Duration
 	last      atomic.Int64 // monoNow of the last pong (or of the start)
 	armed     atomic.Bool  // pings are out: before, a pong is a protocol error
 }
 
-func newPongs(system *actor.ActorSystem, owner *actor.PID, threshold time.Duration) *pongs {
-	p := &pongs{system: system, owner: owner, threshold: threshold}
+func newPongs(system *actor.ActorSystem, owner *actor.PID, ospid int, threshold time.Duration) *pongs {
+	p := &pongs{system: system, owner: owner, ospid: ospid, threshold: threshold}
 	p.last.Store(monoNow())
 	return p
 }
@@ -287,7 +288,7 @@ func (p *pongs) got(m *messages.PongResponse) {
 	now := monoNow()
 	p.last.Store(now)
 	if rtt := time.Duration(now - m.SentAt); p.threshold > 0 && rtt > p.threshold {
-		p.system.Root.Send(p.owner, &highPing{rtt: rtt})
+		p.system.Root.Send(p.owner, &highPing{about: about{p.ospid}, rtt: rtt})
 	}
 }
 
@@ -304,12 +305,12 @@ func (a *pinger) Receive(ctx actor.Context) {
 		if a.timeout > 0 && !a.reported {
 			if silence := a.pongs.silence(); silence > a.timeout {
 				a.reported = true
-				ctx.Send(a.owner, &unresponsive{silence: silence})
+				ctx.Send(a.owner, &unresponsive{about: about{a.pongs.ospid}, silence: silence})
 				return
 			}
 		}
 		if err := a.w.Write(&messages.PingRequest{SentAt: monoNow()}); errors.Is(err, os.ErrDeadlineExceeded) {
-			ctx.Send(a.owner, &childNotReading{})
+			ctx.Send(a.owner, &childNotReading{about{a.pongs.ospid}})
 			return
 		}
 		a.cancel = tickAfter(a.system, a.interval, a.interval, ctx.Self(), &pingTick{})
@@ -357,9 +358,9 @@ func (a *memoryMonitor) Receive(ctx actor.Context) {
 		}
 		switch a.policy.Decide(&a.state, s, s.At) {
 		case monitor.Warn:
-			ctx.Send(a.owner, &memoryWarning{s: s, growth: a.state.Growth(s.Bytes)})
+			ctx.Send(a.owner, &memoryWarning{about: about{a.ospid}, s: s, growth: a.state.Growth(s.Bytes)})
 		case monitor.OverLimit:
-			ctx.Send(a.owner, &memoryOverLimit{s: s})
+			ctx.Send(a.owner, &memoryOverLimit{about: about{a.ospid}, s: s})
 			return
 		}
 		a.cancel = tickAfter(a.system, a.interval, a.interval, ctx.Self(), &memoryTick{})

@@ -58,3 +58,19 @@ func TestTailKeepsTheEnd(t *testing.T) {
 		t.Fatalf("tail %q, want 6789x", got)
 	}
 }
+
+// Every message the process actor's children and timers send it names the process it is
+// about, so that one about an earlier process of a restarted actor is dropped.
+func TestInternalMessagesNameTheirProcess(t *testing.T) {
+	for _, m := range []any{&frameIn{}, &readFailed{}, &processExited{}, &logsDrained{}, &initTimedOut{},
+		&closeTimedOut{}, &logsWaitOver{}, &eofGraceOver{}, &stackDumpOver{}, &initFailGraceOver{},
+		&childNotReading{}, &highPing{}, &unresponsive{}, &memoryWarning{}, &memoryOverLimit{}} {
+		if _, ok := m.(aboutProcess); !ok {
+			t.Errorf("%T does not say which process it is about", m)
+		}
+	}
+	p := &process{}
+	if !p.staleOrNot(&highPing{about: about{42}}) {
+		t.Error("a message about a process, before any process: not stale")
+	}
+}

@@ -38,17 +38,28 @@ type (
 	stackDumpOver     struct{ about }
 	initFailGraceOver struct{ about }
 
-	childNotReading struct{}
-	slotGranted     struct{ owner *process } // the limiter's grant, to the instance that asked
-	pingTick        struct{}
-	memoryTick      struct{}
-	highPing        struct{ rtt time.Duration }
-	unresponsive    struct{ silence time.Duration }
-	memoryWarning   struct {
+	childNotReading struct{ about }
+	highPing        struct {
+		about
+		rtt time.Duration
+	}
+	unresponsive struct {
+		about
+		silence time.Duration
+	}
+	memoryWarning struct {
+		about
 		s      monitor.Sample
 		growth uint64
 	}
-	memoryOverLimit struct{ s monitor.Sample }
+	memoryOverLimit struct {
+		about
+		s monitor.Sample
+	}
+
+	slotGranted struct{ owner *process } // the limiter's grant, to the instance that asked
+	pingTick    struct{}                 // to the pinger, from its own timer
+	memoryTick  struct{}                 // to the memory monitor, from its own timer
 )
 
 func (a about) aboutPid() int { return a.ospid }

@@ -19,6 +19,8 @@ var (
 	// ErrAcquireTimeout answers an Acquire whose deadline passed before a process was
 	// ready.
 	ErrAcquireTimeout = errors.New("procsup/actors: no process ready before the deadline")
+	// ErrNotPool answers an Acquire sent to an actor that is not a pool.
+	ErrNotPool = errors.New("procsup/actors: not a pool")
 	// ErrStartsFailing answers the waiting Acquires when a start failed and no other
 	// start is under way, or MaxStarting starts in a row failed; it wraps the last
 	// start's failure.
@@ -82,7 +84,10 @@ func Acquire(ctx context.Context, system *actor.ActorSystem, pool *actor.PID) (*
 	done := make(chan result, 1)
 	go func() {
 		res, err := f.Result()
-		a, _ := res.(*messages.Acquired)
+		a, ok := res.(*messages.Acquired)
+		if err == nil && !ok {
+			err = fmt.Errorf("%w: %s answered Acquire with %T", ErrNotPool, pool.GetId(), res)
+		}
 		done <- result{a, err}
 	}()
 	select {

@@ -265,7 +265,7 @@ func (p *process) launch(ctx actor.Context) {
 	p.logsDone, p.controlDone = make(chan struct{}), make(chan struct{})
 	p.lastWord = &atomic.Pointer[messages.Exiting]{}
 	p.logStats = &logStats{}
-	p.pongs = newPongs(p.system, p.self, p.cfg.HighPingThreshold)
+	p.pongs = newPongs(p.system, p.self, proc.Pid(), p.cfg.HighPingThreshold)
 	p.spawnChild(ctx, "reader", &reader{socketActor: p.socketActor(proc.Control()), asks: p.asks, pongs: p.pongs,
 		done: p.controlDone, lastWord: p.lastWord})
 	p.spawnChild(ctx, "logs", &logReader{socketActor: p.socketActor(proc.Logs()), rate: p.cfg.LogRate, done: p.logsDone, stats: p.logStats})
