@@ -18,6 +18,7 @@ import (
 	"github.com/procsup/procsup/actors/actortest"
 	"github.com/procsup/procsup/childproc"
 	"github.com/procsup/procsup/messages"
+	"github.com/procsup/procsup/messages/wire"
 )
 
 func TestHealthyLifecycle(t *testing.T) {
@@ -246,7 +247,7 @@ func TestGarbageOnControlSocket(t *testing.T) {
 	probe, _ := spawn(t, system, rawConfig("garbage"), nil)
 	ex := exited(probe)
 	// Text read as a length prefix is a frame far over the cap.
-	if ex.Reason != messages.ReasonProtocolError || !ex.Killed || !errors.Is(ex.Err, messages.ErrFrameTooLarge) {
+	if ex.Reason != messages.ReasonProtocolError || !ex.Killed || !errors.Is(ex.Err, wire.ErrFrameTooLarge) {
 		t.Fatalf("exited: %v", ex)
 	}
 	// The parent is unharmed: its other child still answers.

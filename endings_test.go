@@ -13,6 +13,7 @@ import (
 	"github.com/procsup/procsup/actors/actortest"
 	"github.com/procsup/procsup/childproc"
 	"github.com/procsup/procsup/messages"
+	"github.com/procsup/procsup/messages/wire"
 )
 
 // recordingStrategy stops a failed child and hands the failure to failures.
@@ -131,7 +132,7 @@ func TestHandlerPanicsAreSurvived(t *testing.T) {
 	defer cancel()
 	_, err := actors.Ask(ctx, system, pid, "panic", nil)
 	var remote *messages.RemoteError
-	if !errors.As(err, &remote) || remote.Code != messages.CodePanic || remote.Message != "panic: request exploded" {
+	if !errors.As(err, &remote) || remote.Code != wire.CodePanic || remote.Message != "panic: request exploded" {
 		t.Fatalf("ask that panics: %v", err)
 	}
 	system.Root.Send(pid, &messages.Send{Kind: "panic"})

@@ -12,6 +12,7 @@ import (
 	"github.com/procsup/procsup/actors"
 	"github.com/procsup/procsup/actors/actortest"
 	"github.com/procsup/procsup/messages"
+	"github.com/procsup/procsup/messages/wire"
 )
 
 // The parent accepts 64 MiB, the child its default 16 MiB: each learns the other's cap in
@@ -26,13 +27,13 @@ func TestAskOverTheChildsCapFailsTheAsker(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	_, err := actors.Ask(ctx, system, pid, "echo", make([]byte, 20<<20))
-	var tooLarge *messages.FrameTooLargeError
-	if !errors.As(err, &tooLarge) || tooLarge.Max != messages.DefaultMaxFrame || tooLarge.Direction != "to the child" {
+	var tooLarge *wire.FrameTooLargeError
+	if !errors.As(err, &tooLarge) || tooLarge.Max != wire.DefaultMaxFrame || tooLarge.Direction != "to the child" {
 		t.Fatalf("oversized ask: %v, want a FrameTooLargeError to the child with the child's cap", err)
 	}
 	// A Send with a sender learns the same.
 	probe.Send(pid, &messages.Send{Kind: "noop", Body: make([]byte, 20<<20)})
-	if r := actortest.ExpectType[*messages.Response](probe, 10*time.Second); !errors.Is(r.Err, messages.ErrFrameTooLarge) {
+	if r := actortest.ExpectType[*messages.Response](probe, 10*time.Second); !errors.Is(r.Err, wire.ErrFrameTooLarge) {
 		t.Fatalf("oversized send: %v", r.Err)
 	}
 	// Nothing was sent: the child runs on and answers.
@@ -57,7 +58,7 @@ func TestChildToParentOverTheCap(t *testing.T) {
 
 	_, err := actors.Ask(ctx, system, pid, "big", big)
 	var remote *messages.RemoteError
-	if !errors.As(err, &remote) || !errors.Is(err, messages.ErrFrameTooLarge) || !strings.Contains(remote.Message, "to the parent") {
+	if !errors.As(err, &remote) || !errors.Is(err, wire.ErrFrameTooLarge) || !strings.Contains(remote.Message, "to the parent") {
 		t.Fatalf("oversized reply: %v, want an error reply that matches ErrFrameTooLarge", err)
 	}
 	for _, kind := range []string{"send-big", "request-big"} {

@@ -21,6 +21,7 @@ import (
 	"github.com/procsup/procsup/childproc"
 	"github.com/procsup/procsup/childproc/childproctest"
 	"github.com/procsup/procsup/messages"
+	"github.com/procsup/procsup/messages/wire"
 )
 
 // The test binary is also every child program the tests start: TestMain runs the entry
@@ -43,7 +44,7 @@ func workerHandler() childproc.Handler {
 	quit := make(chan struct{}) // Run returns: the child ends as a program does, flushing its logs
 	var handled atomic.Int64
 	return childproc.HandlerFuncs{
-		InitFunc: func(ctx context.Context, req *messages.InitializeRequest) error {
+		InitFunc: func(ctx context.Context, req *wire.InitializeRequest) error {
 			switch mode {
 			case "initfail":
 				return errors.New("model file missing")
@@ -109,7 +110,7 @@ func workerHandler() childproc.Handler {
 			}
 			return nil
 		},
-		RequestFunc: func(ctx context.Context, p *childproc.Peer, r *messages.Request) ([]byte, error) {
+		RequestFunc: func(ctx context.Context, p *childproc.Peer, r *wire.Request) ([]byte, error) {
 			switch r.Kind {
 			case "fail":
 				return nil, errors.New("refused")
@@ -142,7 +143,7 @@ func workerHandler() childproc.Handler {
 			}
 			return append([]byte("echo:"), r.Body...), nil
 		},
-		MessageFunc: func(ctx context.Context, p *childproc.Peer, m *messages.Message) {
+		MessageFunc: func(ctx context.Context, p *childproc.Peer, m *wire.Message) {
 			switch m.Kind {
 			case "log":
 				p.Logger().Warn("child says hello", "n", 42)
@@ -186,40 +187,40 @@ func workerHandler() childproc.Handler {
 // rawChild speaks the protocol by hand, to misbehave in ways the runtime never would.
 func rawChild(mode string) {
 	f := os.NewFile(3, "control")
-	r, w := messages.NewReader(f, 0), messages.NewWriter(f, 0)
+	r, w := wire.NewReader(f, 0), wire.NewWriter(f, 0)
 	if _, err := r.Read(); err != nil {
 		os.Exit(1)
 	}
 	switch mode {
 	case "garbage":
-		w.Write(&messages.InitializeResponse{})
+		w.Write(&wire.InitializeResponse{})
 		f.Write([]byte("this is not a frame, it is garbage \x00\xff\xfe"))
 	case "closesocket":
-		w.Write(&messages.InitializeResponse{})
+		w.Write(&wire.InitializeResponse{})
 		f.Close()
 	case "wrongfirst":
-		w.Write(&messages.PongResponse{})
+		w.Write(&wire.PongResponse{})
 	case "hugelength":
-		w.Write(&messages.InitializeResponse{})
+		w.Write(&wire.InitializeResponse{})
 		f.Write([]byte{0x7f, 0xff, 0xff, 0xff, 1, 2, 3})
 	case "partial":
-		w.Write(&messages.InitializeResponse{})
-		frame, _ := messages.Encode(&messages.Exiting{Reason: "half of this frame never comes"})
+		w.Write(&wire.InitializeResponse{})
+		frame, _ := wire.Encode(&wire.Exiting{Reason: "half of this frame never comes"})
 		f.Write(frame[:len(frame)/2])
 	case "wrongtime":
-		w.Write(&messages.InitializeResponse{})
-		w.Write(&messages.InitializeResponse{}) // a second one, while running
+		w.Write(&wire.InitializeResponse{})
+		w.Write(&wire.InitializeResponse{}) // a second one, while running
 	case "noread":
-		w.Write(&messages.InitializeResponse{})
+		w.Write(&wire.InitializeResponse{})
 	case "logjunk": // an unknown type, a body that does not decode and a ping on the log socket, then a record
-		w.Write(&messages.InitializeResponse{})
+		w.Write(&wire.InitializeResponse{})
 		logs := os.NewFile(4, "logs")
-		lw := messages.NewWriter(logs, 0)
+		lw := wire.NewWriter(logs, 0)
 		body := []byte{0x82, 0xa4, 't', 'y', 'p', 'e', 0xa6, 'f', 'u', 't', 'u', 'r', 'e', 0xa4, 'd', 'a', 't', 'a', 0x80}
 		logs.Write(append([]byte{0, 0, 0, byte(len(body))}, body...))
 		logs.Write([]byte{0, 0, 0, 1, 0xc1})
-		lw.Write(&messages.PingRequest{})
-		lw.Write(&messages.LogRecord{Message: "still heard", Seq: 4})
+		lw.Write(&wire.PingRequest{})
+		lw.Write(&wire.LogRecord{Message: "still heard", Seq: 4})
 	}
 	time.Sleep(time.Hour)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/procsup/procsup/actors"
 	"github.com/procsup/procsup/messages"
+	"github.com/procsup/procsup/messages/wire"
 )
 
 // Each hostile child ends with a clear error and is killed; the parent never panics,
@@ -22,8 +23,8 @@ func TestHostileChildren(t *testing.T) {
 		reason messages.Reason
 		err    error
 	}{
-		{mode: "garbage", reason: messages.ReasonProtocolError, err: messages.ErrFrameTooLarge},
-		{mode: "hugelength", reason: messages.ReasonProtocolError, err: messages.ErrFrameTooLarge},
+		{mode: "garbage", reason: messages.ReasonProtocolError, err: wire.ErrFrameTooLarge},
+		{mode: "hugelength", reason: messages.ReasonProtocolError, err: wire.ErrFrameTooLarge},
 		{mode: "wrongfirst", reason: messages.ReasonProtocolError},
 		{mode: "wrongtime", reason: messages.ReasonProtocolError},
 		{mode: "closesocket", reason: messages.ReasonProtocolError},

@@ -13,8 +13,8 @@ import (
 // it does. Every Ask gets exactly one answer; its error is always one of these:
 //
 //   - a *messages.RemoteError: the child's handler returned an error (errors.As); one
-//     whose reply was too large to send matches messages.ErrFrameTooLarge;
-//   - a *messages.FrameTooLargeError (messages.ErrFrameTooLarge): the request is larger
+//     whose reply was too large to send matches wire.ErrFrameTooLarge;
+//   - a *wire.FrameTooLargeError (wire.ErrFrameTooLarge): the request is larger
 //     than the child accepts; nothing was sent;
 //   - [ErrNotRunning]: the actor is stopped or closing, or its process ended before it
 //     ran (then the reason is wrapped too: errors.Is(err, messages.ReasonInitFailed));

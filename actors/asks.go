@@ -5,6 +5,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/procsup/procsup/messages"
+	"github.com/procsup/procsup/messages/wire"
 )
 
 // asks holds the Asks a process has not answered yet. The process actor adds to it; the
@@ -45,7 +46,7 @@ func (a *asks) forget(id uint64) bool {
 }
 
 // answer sends the Response for r to whoever asked; a reply nobody waits for is dropped.
-func (a *asks) answer(r *messages.Reply) {
+func (a *asks) answer(r *wire.Reply) {
 	a.mu.Lock()
 	to, ok := a.wait[r.ID]
 	delete(a.wait, r.ID)

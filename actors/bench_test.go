@@ -16,6 +16,7 @@ import (
 	"github.com/procsup/procsup/childproc"
 	"github.com/procsup/procsup/childproc/childproctest"
 	"github.com/procsup/procsup/messages"
+	"github.com/procsup/procsup/messages/wire"
 )
 
 func echoConfig(b *testing.B) actors.Config {
@@ -92,7 +93,7 @@ func startRaw(tb testing.TB, env ...string) rawChild {
 
 // echo sends the child one frame and reads it back.
 func (k rawChild) echo() {
-	frame, _ := messages.Encode(&messages.InitializeRequest{})
+	frame, _ := wire.Encode(&wire.InitializeRequest{})
 	k.conn.Write(frame)
 	io.ReadFull(k.conn, make([]byte, len(frame)))
 }
@@ -185,6 +186,6 @@ func BenchmarkFloorRoundTrip(b *testing.B) {
 // requestFloor is the floor of BenchmarkRequestReply: the request's bytes echoed
 // unparsed.
 func requestFloor(b *testing.B) *childproctest.EchoFloor {
-	frame, _ := messages.Encode(&messages.Request{ID: 1, Kind: "echo", Body: []byte("ping")})
+	frame, _ := wire.Encode(&wire.Request{ID: 1, Kind: "echo", Body: []byte("ping")})
 	return childproctest.NewEchoFloor(b, frame)
 }

@@ -14,7 +14,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/procsup/procsup/childproc"
-	"github.com/procsup/procsup/messages"
+	"github.com/procsup/procsup/messages/wire"
 	"github.com/procsup/procsup/monitor"
 )
 
@@ -30,7 +30,7 @@ type socketActor struct {
 	owner  *actor.PID
 	ospid  int
 	conn   net.Conn
-	r      *messages.Reader
+	r      *wire.Reader
 	log    *slog.Logger
 	ended  chan struct{}
 }
@@ -54,8 +54,8 @@ type reader struct {
 	socketActor
 	asks     *asks
 	pongs    *pongs
-	done     chan struct{}                     // closed at the end, before readFailed is sent
-	lastWord *atomic.Pointer[messages.Exiting] // the child's Exiting, as soon as it is read
+	done     chan struct{}                 // closed at the end, before readFailed is sent
+	lastWord *atomic.Pointer[wire.Exiting] // the child's Exiting, as soon as it is read
 }
 
 func (a *reader) Receive(ctx actor.Context) { a.receive(ctx, a.loop) }
@@ -63,7 +63,7 @@ func (a *reader) Receive(ctx actor.Context) { a.receive(ctx, a.loop) }
 func (a *reader) loop() {
 	for {
 		m, err := a.r.Read()
-		if errors.Is(err, messages.ErrUnknownType) {
+		if errors.Is(err, wire.ErrUnknownType) {
 			a.log.Warn("ignoring a message of unknown type from the child", "error", err)
 			continue
 		}
@@ -73,12 +73,12 @@ func (a *reader) loop() {
 			return
 		}
 		switch m := m.(type) {
-		case *messages.Exiting:
+		case *wire.Exiting:
 			a.lastWord.Store(m)
-		case *messages.Reply:
+		case *wire.Reply:
 			a.asks.answer(m) // straight to the asker: one mailbox hop fewer
 			continue
-		case *messages.PongResponse:
+		case *wire.PongResponse:
 			if a.pongs.armed.Load() {
 				a.pongs.got(m)
 				continue
@@ -151,7 +151,7 @@ func (a *logReader) loop() {
 	warned := false
 	for {
 		m, err := a.r.Read()
-		if err != nil && (errors.Is(err, messages.ErrUnknownType) || isBadBody(err)) {
+		if err != nil && (errors.Is(err, wire.ErrUnknownType) || isBadBody(err)) {
 			// The stream is still in step: skip the frame (a numbered record's gap counts it).
 			if !warned {
 				a.log.Warn("skipping unreadable frames on the child's log socket", "error", err)
@@ -164,13 +164,13 @@ func (a *logReader) loop() {
 			// done is closed before logsDrained is sent: whatever the process actor
 			// handles after logsDrained (the exit, above all) finds the logs drained.
 			close(a.done)
-			if !errors.Is(err, messages.ErrClosed) && !errors.Is(err, net.ErrClosed) {
+			if !errors.Is(err, wire.ErrClosed) && !errors.Is(err, net.ErrClosed) {
 				a.system.Root.Send(a.owner, &readFailed{about: about{a.ospid}, logs: true, err: err})
 			}
 			a.system.Root.Send(a.owner, &logsDrained{about{a.ospid}})
 			return
 		}
-		rec, ok := m.(*messages.LogRecord)
+		rec, ok := m.(*wire.LogRecord)
 		if !ok {
 			if !warned {
 				a.log.Warn("skipping a message that is not a log record on the child's log socket", "type", m.WireType())
@@ -212,7 +212,7 @@ func (a *logReader) loop() {
 // isBadBody reports whether err is a frame whose body did not decode, the frame itself
 // read whole (not one cut short, after which the stream is out of step).
 func isBadBody(err error) bool {
-	return errors.Is(err, messages.ErrMalformed) && !errors.Is(err, io.ErrUnexpectedEOF)
+	return errors.Is(err, wire.ErrMalformed) && !errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // tokenBucket allows rate events a second with a burst of rate; a zero rate allows all.
@@ -257,7 +257,7 @@ func (a *joiner) Receive(ctx actor.Context) {
 type pinger struct {
 	system   *actor.ActorSystem
 	owner    *actor.PID
-	w        *messages.Writer
+	w        *wire.Writer
 	interval time.Duration
 	timeout  time.Duration
 	pongs    *pongs
@@ -284,7 +284,7 @@ func newPongs(system *actor.ActorSystem, owner *actor.PID, ospid int, threshold 
 }
 
 // got records a pong, on the reader's goroutine.
-func (p *pongs) got(m *messages.PongResponse) {
+func (p *pongs) got(m *wire.PongResponse) {
 	now := monoNow()
 	p.last.Store(now)
 	if rtt := time.Duration(now - m.SentAt); p.threshold > 0 && rtt > p.threshold {
@@ -309,7 +309,7 @@ func (a *pinger) Receive(ctx actor.Context) {
 				return
 			}
 		}
-		if err := a.w.Write(&messages.PingRequest{SentAt: monoNow()}); errors.Is(err, os.ErrDeadlineExceeded) {
+		if err := a.w.Write(&wire.PingRequest{SentAt: monoNow()}); errors.Is(err, os.ErrDeadlineExceeded) {
 			ctx.Send(a.owner, &childNotReading{about{a.pongs.ospid}})
 			return
 		}

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/procsup/procsup/messages"
+	"github.com/procsup/procsup/messages/wire"
 )
 
 // checkOnSend is an actor.Process that runs check on the sender's goroutine, at the
@@ -40,7 +40,7 @@ func TestLogsDrainedOnlyAfterDone(t *testing.T) {
 	defer parent.Close()
 	a := &logReader{
 		socketActor: socketActor{system: system, owner: owner, ospid: 1, conn: parent,
-			r: messages.NewReader(parent, 0), log: slog.New(slog.DiscardHandler)},
+			r: wire.NewReader(parent, 0), log: slog.New(slog.DiscardHandler)},
 		done: done,
 	}
 	a.loop()

@@ -100,7 +100,7 @@ type Config struct {
 	// Logger receives the actor's records and the child's own, with the child's pid and
 	// the actor's id; nil means slog.Default().
 	Logger *slog.Logger
-	// MaxFrame caps a frame from the child; 0 means messages.DefaultMaxFrame. The child
+	// MaxFrame caps a frame from the child; 0 means wire.DefaultMaxFrame. The child
 	// learns it in the handshake and sends nothing larger; the child's own cap, which it
 	// announces in turn, caps what the parent sends (an Ask over it fails at once).
 	MaxFrame int

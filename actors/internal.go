@@ -5,7 +5,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/procsup/procsup/childproc"
-	"github.com/procsup/procsup/messages"
+	"github.com/procsup/procsup/messages/wire"
 	"github.com/procsup/procsup/monitor"
 )
 
@@ -19,7 +19,7 @@ type (
 
 	frameIn struct {
 		about
-		m messages.Wire
+		m wire.Wire
 	}
 	readFailed struct {
 		about

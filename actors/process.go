@@ -15,6 +15,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/procsup/procsup/childproc"
 	"github.com/procsup/procsup/messages"
+	"github.com/procsup/procsup/messages/wire"
 	"github.com/procsup/procsup/monitor"
 )
 
@@ -106,7 +107,7 @@ type process struct {
 	previous incarnation // how the earlier instance's process ended
 
 	proc      *childproc.Process
-	w         *messages.Writer
+	w         *wire.Writer
 	startedAt time.Time
 	pinger    *actor.PID
 	logsDone  chan struct{}
@@ -115,7 +116,7 @@ type process struct {
 	controlDone chan struct{}
 	// lastWord is the child's Exiting, stored by the reader as it reads it, so that every
 	// ending, the synchronous one too, knows it once controlDone is closed.
-	lastWord *atomic.Pointer[messages.Exiting]
+	lastWord *atomic.Pointer[wire.Exiting]
 	pongs    *pongs
 	logStats *logStats
 	cancels  []func()
@@ -260,10 +261,10 @@ func (p *process) launch(ctx actor.Context) {
 	p.proc, p.startedAt = proc, proc.StartTime()
 	p.log = p.log.With("pid", proc.Pid())
 	// Until the child announces its cap in the handshake, it is taken to accept the default.
-	p.w = messages.NewWriter(deadlineConn{proc.Control(), p.cfg.WriteTimeout}, messages.DefaultMaxFrame)
-	p.w.SetLimit(messages.DefaultMaxFrame, "to the child")
+	p.w = wire.NewWriter(deadlineConn{proc.Control(), p.cfg.WriteTimeout}, wire.DefaultMaxFrame)
+	p.w.SetLimit(wire.DefaultMaxFrame, "to the child")
 	p.logsDone, p.controlDone = make(chan struct{}), make(chan struct{})
-	p.lastWord = &atomic.Pointer[messages.Exiting]{}
+	p.lastWord = &atomic.Pointer[wire.Exiting]{}
 	p.logStats = &logStats{}
 	p.pongs = newPongs(p.system, p.self, proc.Pid(), p.cfg.HighPingThreshold)
 	p.spawnChild(ctx, "reader", &reader{socketActor: p.socketActor(proc.Control()), asks: p.asks, pongs: p.pongs,
@@ -272,7 +273,7 @@ func (p *process) launch(ctx actor.Context) {
 	p.spawnChild(ctx, "joiner", &joiner{system: p.system, owner: p.self, proc: proc})
 
 	p.log.Info("initializing process")
-	err = p.send(&messages.InitializeRequest{
+	err = p.send(&wire.InitializeRequest{
 		PingInterval: p.cfg.PingInterval, PingTimeout: p.cfg.PingTimeout,
 		HighPingThreshold: p.cfg.HighPingThreshold, Debug: p.cfg.Debug, Payload: p.cfg.Payload,
 		MaxFrame: p.maxFrame(), Fragments: true,
@@ -288,7 +289,7 @@ func (p *process) launch(ctx actor.Context) {
 
 // socketActor is the common part of the actors that read conn.
 func (p *process) socketActor(conn net.Conn) socketActor {
-	r := messages.NewReader(conn, p.cfg.MaxFrame)
+	r := wire.NewReader(conn, p.cfg.MaxFrame)
 	r.SetDirection("from the child")
 	return socketActor{system: p.system, owner: p.self, ospid: p.proc.Pid(), conn: conn, r: r, log: p.log}
 }
@@ -298,7 +299,7 @@ func (p *process) maxFrame() int {
 	if p.cfg.MaxFrame > 0 {
 		return p.cfg.MaxFrame
 	}
-	return messages.DefaultMaxFrame
+	return wire.DefaultMaxFrame
 }
 
 func (p *process) spawnChild(ctx actor.Context, name string, a actor.Actor) *actor.PID {
@@ -313,10 +314,10 @@ func (p *process) spawnChild(ctx actor.Context, name string, a actor.Actor) *act
 func (p *process) initializing(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *frameIn:
-		resp, ok := m.m.(*messages.InitializeResponse)
+		resp, ok := m.m.(*wire.InitializeResponse)
 		switch {
 		case !ok:
-			p.killFor(messages.ReasonProtocolError, fmt.Errorf("first message was %s, want %s", m.m.WireType(), messages.TypeInitializeResponse))
+			p.killFor(messages.ReasonProtocolError, fmt.Errorf("first message was %s, want %s", m.m.WireType(), wire.TypeInitializeResponse))
 		case resp.Error != "":
 			p.log.Error("process initialization failed: " + resp.Error)
 			p.initFailed(errors.New(resp.Error))
@@ -361,7 +362,7 @@ func (p *process) failedInit(ctx actor.Context) {
 		p.kill()
 	case *frameIn, *messages.Close:
 	case *readFailed:
-		if m.logs || !errors.Is(m.err, messages.ErrClosed) {
+		if m.logs || !errors.Is(m.err, wire.ErrClosed) {
 			p.common(ctx)
 		}
 	default:
@@ -469,12 +470,12 @@ func (p *process) running(ctx actor.Context) {
 }
 
 // frame handles a control frame from a running child.
-func (p *process) frame(ctx actor.Context, m messages.Wire) {
+func (p *process) frame(ctx actor.Context, m wire.Wire) {
 	switch m := m.(type) {
-	case *messages.Message:
+	case *wire.Message:
 		p.publish(&messages.ChildMessage{PID: p.self, OSPid: p.proc.Pid(), Kind: m.Kind, Body: m.Body})
-	case *messages.Request:
-		reply := &messages.Reply{ID: m.ID}
+	case *wire.Request:
+		reply := &wire.Reply{ID: m.ID}
 		if p.cfg.OnRequest == nil {
 			reply.Error = "the parent does not take requests"
 		} else if body, err := p.cfg.OnRequest(m.Kind, m.Body); err != nil {
@@ -482,10 +483,10 @@ func (p *process) frame(ctx actor.Context, m messages.Wire) {
 		} else {
 			reply.Body = body
 		}
-		if err := p.send(reply); errors.Is(err, messages.ErrFrameTooLarge) {
-			p.send(&messages.Reply{ID: m.ID, Error: "reply not sent: " + err.Error(), Code: messages.CodeFrameTooLarge})
+		if err := p.send(reply); errors.Is(err, wire.ErrFrameTooLarge) {
+			p.send(&wire.Reply{ID: m.ID, Error: "reply not sent: " + err.Error(), Code: wire.CodeFrameTooLarge})
 		}
-	case *messages.Exiting:
+	case *wire.Exiting:
 		p.log.Info("process exiting", "reason", m.Reason)
 	default:
 		p.killFor(messages.ReasonProtocolError, fmt.Errorf("unexpected %s from a running child", m.WireType()))
@@ -496,7 +497,7 @@ func (p *process) frame(ctx actor.Context, m messages.Wire) {
 func (p *process) closing(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *frameIn:
-		if f, ok := m.m.(*messages.Exiting); ok {
+		if f, ok := m.m.(*wire.Exiting); ok {
 			p.log.Info("process exiting", "reason", f.Reason)
 		}
 	case *closeTimedOut:
@@ -536,7 +537,7 @@ func (p *process) common(ctx actor.Context) {
 		switch {
 		case m.logs:
 			p.killFor(messages.ReasonProtocolError, fmt.Errorf("log socket: %w", m.err))
-		case errors.Is(m.err, messages.ErrClosed):
+		case errors.Is(m.err, wire.ErrClosed):
 			// Either the child is exiting, or it closed its socket and lives on: give it
 			// a moment to exit before calling it a protocol error.
 			p.eof = true
@@ -569,7 +570,7 @@ func (p *process) close(ctx actor.Context, why string) {
 	if p.cfg.CloseTimeout == 0 {
 		p.kill()
 	} else {
-		p.send(&messages.ShutdownRequest{Reason: why})
+		p.send(&wire.ShutdownRequest{Reason: why})
 		p.cancels = append(p.cancels, sendAfter(p.system, p.cfg.CloseTimeout, p.self, &closeTimedOut{about{p.proc.Pid()}}))
 	}
 	p.become(p.state, messages.Closing, p.closing)
@@ -748,7 +749,7 @@ func (p *process) endNow(r messages.Reason) {
 	p.setReason(r, nil)
 	if !p.exited {
 		if p.state == messages.Running || p.state == messages.Initializing {
-			p.w.Write(&messages.ShutdownRequest{Reason: "actor stopping"})
+			p.w.Write(&wire.ShutdownRequest{Reason: "actor stopping"})
 		}
 		timer := time.NewTimer(p.cfg.CloseTimeout)
 		select {
@@ -798,7 +799,7 @@ func (p *process) ask(sender *actor.PID, m *messages.Ask) {
 		respond(sender, p.system, ErrNotRunning)
 		return
 	}
-	if err := p.send(&messages.Request{ID: id, Kind: m.Kind, Body: m.Body}); err != nil {
+	if err := p.send(&wire.Request{ID: id, Kind: m.Kind, Body: m.Body}); err != nil {
 		if p.asks.forget(id) {
 			respond(sender, p.system, sendError(err))
 		}
@@ -807,7 +808,7 @@ func (p *process) ask(sender *actor.PID, m *messages.Ask) {
 
 // sendApp sends a one-way message to the child; a sender learns how it went.
 func (p *process) sendApp(sender *actor.PID, m *messages.Send) {
-	err := p.send(&messages.Message{Kind: m.Kind, Body: m.Body})
+	err := p.send(&wire.Message{Kind: m.Kind, Body: m.Body})
 	if err != nil {
 		err = sendError(err)
 		p.log.Warn("failed to send a message to the child", "kind", m.Kind, "error", err)
@@ -822,7 +823,7 @@ func (p *process) sendApp(sender *actor.PID, m *messages.Send) {
 // (a broken pipe: the child is gone) as ErrProcessEnded.
 func sendError(err error) error {
 	switch {
-	case errors.Is(err, messages.ErrFrameTooLarge):
+	case errors.Is(err, wire.ErrFrameTooLarge):
 		return err
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return ErrChildNotReading
@@ -832,7 +833,7 @@ func sendError(err error) error {
 
 // send writes m to the child. A child that has not read its socket for the whole
 // WriteTimeout is killed for it.
-func (p *process) send(m messages.Wire) error {
+func (p *process) send(m wire.Wire) error {
 	err := p.w.Write(m)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		p.killFor(messages.ReasonProtocolError, ErrChildNotReading)

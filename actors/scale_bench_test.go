@@ -19,6 +19,7 @@ import (
 	"github.com/procsup/procsup/actors/actortest"
 	"github.com/procsup/procsup/childproc"
 	"github.com/procsup/procsup/messages"
+	"github.com/procsup/procsup/messages/wire"
 )
 
 // idleHold is how long BenchmarkIdleChildren holds the children while it measures CPU:
@@ -171,7 +172,7 @@ func idleFloor(b *testing.B, n int) {
 	for _, k := range kids {
 		wg.Go(func() { io.Copy(io.Discard, k.conn) }) // the reader
 	}
-	ping, _ := messages.Encode(&messages.PingRequest{SentAt: 1})
+	ping, _ := wire.Encode(&wire.PingRequest{SentAt: 1})
 	stop := make(chan struct{})
 	wg.Go(func() {
 		t := time.NewTicker(actors.DefaultPingInterval)

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/procsup/procsup/childproc/childproctest"
-	"github.com/procsup/procsup/messages"
+	"github.com/procsup/procsup/messages/wire"
 )
 
 // BenchmarkFrameRoundTrip sends a ping frame to a child and reads its pong: the codec on
@@ -15,12 +15,12 @@ import (
 func BenchmarkFrameRoundTrip(b *testing.B) {
 	floor := pingFloor(b)
 	c := start(b, "echo")
-	c.initialize(b, &messages.InitializeRequest{})
+	c.initialize(b, &wire.InitializeRequest{})
 	var frames, floors time.Duration
 	b.ResetTimer()
 	for i := range b.N {
 		began := time.Now()
-		if err := c.w.Write(&messages.PingRequest{SentAt: int64(i)}); err != nil {
+		if err := c.w.Write(&wire.PingRequest{SentAt: int64(i)}); err != nil {
 			b.Fatal(err)
 		}
 		if _, err := c.r.Read(); err != nil {
@@ -37,7 +37,7 @@ func BenchmarkFrameRoundTrip(b *testing.B) {
 // pingFloor is the floor of BenchmarkFrameRoundTrip: a ping frame's bytes echoed
 // unparsed.
 func pingFloor(b *testing.B) *childproctest.EchoFloor {
-	frame, _ := messages.Encode(&messages.PingRequest{SentAt: 1 << 40})
+	frame, _ := wire.Encode(&wire.PingRequest{SentAt: 1 << 40})
 	return childproctest.NewEchoFloor(b, frame)
 }
 

@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/procsup/procsup/childproc"
-	"github.com/procsup/procsup/messages"
+	"github.com/procsup/procsup/messages/wire"
 )
 
 // Launch a child (here this same binary, re-executed as the registered "echo" entry),
@@ -22,17 +22,17 @@ func ExampleStart() {
 		return
 	}
 	defer p.Close()
-	r, w := messages.NewReader(p.Control(), 0), messages.NewWriter(p.Control(), 0)
+	r, w := wire.NewReader(p.Control(), 0), wire.NewWriter(p.Control(), 0)
 
-	w.Write(&messages.InitializeRequest{})
+	w.Write(&wire.InitializeRequest{})
 	resp, _ := r.Read()
-	fmt.Printf("initialized, error %q\n", resp.(*messages.InitializeResponse).Error)
+	fmt.Printf("initialized, error %q\n", resp.(*wire.InitializeResponse).Error)
 
-	w.Write(&messages.Request{ID: 1, Kind: "echo", Body: []byte("hello")})
+	w.Write(&wire.Request{ID: 1, Kind: "echo", Body: []byte("hello")})
 	reply, _ := r.Read()
-	fmt.Printf("reply: %s\n", reply.(*messages.Reply).Body)
+	fmt.Printf("reply: %s\n", reply.(*wire.Reply).Body)
 
-	w.Write(&messages.ShutdownRequest{Reason: "example over"})
+	w.Write(&wire.ShutdownRequest{Reason: "example over"})
 	st, _ := p.Wait(context.Background())
 	fmt.Println("exit:", st)
 	// Output:

@@ -5,7 +5,7 @@ package childproc
 import (
 	"context"
 
-	"github.com/procsup/procsup/messages"
+	"github.com/procsup/procsup/messages/wire"
 )
 
 // Handler is a child program's side of the protocol, driven by [Serve].
@@ -13,7 +13,7 @@ type Handler interface {
 	// Init runs once, with the parent's InitializeRequest (its Payload is the
 	// application's configuration). An error goes back to the parent as the
 	// initialization error and Serve returns.
-	Init(ctx context.Context, req *messages.InitializeRequest) error
+	Init(ctx context.Context, req *wire.InitializeRequest) error
 	// Run is the child's work. Its context is cancelled when the parent asks for
 	// shutdown or goes away; Serve waits for Run to return. When Run returns by itself,
 	// the child exits: nil means success.
@@ -23,27 +23,27 @@ type Handler interface {
 // MessageHandler is implemented by a Handler that takes one-way messages from the
 // parent. Messages are delivered in order, one at a time.
 type MessageHandler interface {
-	HandleMessage(ctx context.Context, p *Peer, m *messages.Message)
+	HandleMessage(ctx context.Context, p *Peer, m *wire.Message)
 }
 
 // RequestHandler is implemented by a Handler that answers requests from the parent.
 // Requests are handled concurrently; the returned body or error goes back as the reply.
 type RequestHandler interface {
-	HandleRequest(ctx context.Context, p *Peer, r *messages.Request) ([]byte, error)
+	HandleRequest(ctx context.Context, p *Peer, r *wire.Request) ([]byte, error)
 }
 
 // HandlerFuncs is a [Handler], [MessageHandler] and [RequestHandler] made of functions;
 // any of them may be nil. A nil RunFunc waits for shutdown; a nil RequestFunc answers
 // every request with an error.
 type HandlerFuncs struct {
-	InitFunc    func(ctx context.Context, req *messages.InitializeRequest) error
+	InitFunc    func(ctx context.Context, req *wire.InitializeRequest) error
 	RunFunc     func(ctx context.Context, p *Peer) error
-	MessageFunc func(ctx context.Context, p *Peer, m *messages.Message)
-	RequestFunc func(ctx context.Context, p *Peer, r *messages.Request) ([]byte, error)
+	MessageFunc func(ctx context.Context, p *Peer, m *wire.Message)
+	RequestFunc func(ctx context.Context, p *Peer, r *wire.Request) ([]byte, error)
 }
 
 // Init calls InitFunc.
-func (h HandlerFuncs) Init(ctx context.Context, req *messages.InitializeRequest) error {
+func (h HandlerFuncs) Init(ctx context.Context, req *wire.InitializeRequest) error {
 	if h.InitFunc == nil {
 		return nil
 	}
@@ -60,14 +60,14 @@ func (h HandlerFuncs) Run(ctx context.Context, p *Peer) error {
 }
 
 // HandleMessage calls MessageFunc.
-func (h HandlerFuncs) HandleMessage(ctx context.Context, p *Peer, m *messages.Message) {
+func (h HandlerFuncs) HandleMessage(ctx context.Context, p *Peer, m *wire.Message) {
 	if h.MessageFunc != nil {
 		h.MessageFunc(ctx, p, m)
 	}
 }
 
 // HandleRequest calls RequestFunc.
-func (h HandlerFuncs) HandleRequest(ctx context.Context, p *Peer, r *messages.Request) ([]byte, error) {
+func (h HandlerFuncs) HandleRequest(ctx context.Context, p *Peer, r *wire.Request) ([]byte, error) {
 	if h.RequestFunc == nil {
 		return nil, &UnhandledError{Kind: r.Kind}
 	}

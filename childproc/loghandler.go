@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/procsup/procsup/messages"
+	"github.com/procsup/procsup/messages/wire"
 )
 
 // DefaultLogBuffer is how many records a [LogHandler] holds for the parent before it
@@ -39,20 +39,20 @@ type LogHandler struct {
 	sink   *logSink
 	level  slog.Leveler
 	logger string
-	attrs  []messages.Attr // attributes added outside any group
-	groups []openGroup     // groups opened with WithGroup, outermost first
+	attrs  []wire.Attr // attributes added outside any group
+	groups []openGroup // groups opened with WithGroup, outermost first
 }
 
 type openGroup struct {
 	name  string
-	attrs []messages.Attr
+	attrs []wire.Attr
 }
 
 type logSink struct {
-	w         *messages.Writer
+	w         *wire.Writer
 	mu        sync.Mutex // numbers and queues a record in one step, so records go out in order
 	closed    bool
-	ch        chan *messages.LogRecord
+	ch        chan *wire.LogRecord
 	seq       uint64 // records taken, under mu
 	taken     atomic.Uint64
 	dropped   atomic.Uint64 // since the last record sent
@@ -63,14 +63,14 @@ type logSink struct {
 // NewLogHandler returns a handler writing to w that keeps up to buffer records
 // ([DefaultLogBuffer] when buffer <= 0) and passes records at or above level (all when
 // nil). Call [LogHandler.Close] to flush it.
-func NewLogHandler(w *messages.Writer, buffer int, level slog.Leveler) *LogHandler {
+func NewLogHandler(w *wire.Writer, buffer int, level slog.Leveler) *LogHandler {
 	if buffer <= 0 {
 		buffer = DefaultLogBuffer
 	}
 	if level == nil {
 		level = slog.LevelDebug - 100
 	}
-	s := &logSink{w: w, ch: make(chan *messages.LogRecord, buffer), done: make(chan struct{})}
+	s := &logSink{w: w, ch: make(chan *wire.LogRecord, buffer), done: make(chan struct{})}
 	go s.run()
 	return &LogHandler{sink: s, level: level}
 }
@@ -86,24 +86,24 @@ func (s *logSink) run() {
 		}
 		rec.Dropped = s.dropped.Swap(0)
 		err := s.w.Write(rec)
-		if errors.Is(err, messages.ErrFrameTooLarge) {
+		if errors.Is(err, wire.ErrFrameTooLarge) {
 			s.truncated.Add(1)
 			err = s.w.Write(shrink(rec, s.w.Limit()))
-			if errors.Is(err, messages.ErrFrameTooLarge) {
-				err = s.w.Write(&messages.LogRecord{Time: rec.Time, Level: rec.Level, Seq: rec.Seq, Dropped: rec.Dropped,
-					Message: cut(rec.Message, 64), Attrs: []messages.Attr{truncatedAttr}})
+			if errors.Is(err, wire.ErrFrameTooLarge) {
+				err = s.w.Write(&wire.LogRecord{Time: rec.Time, Level: rec.Level, Seq: rec.Seq, Dropped: rec.Dropped,
+					Message: cut(rec.Message, 64), Attrs: []wire.Attr{truncatedAttr}})
 			}
 		}
-		if err != nil && !errors.Is(err, messages.ErrFrameTooLarge) {
+		if err != nil && !errors.Is(err, wire.ErrFrameTooLarge) {
 			broken = true // the parent is gone; drain the buffer without writing
 		}
 	}
 }
 
-var truncatedAttr = messages.Attr{Key: "procsup.truncated", Kind: "bool", Value: true}
+var truncatedAttr = wire.Attr{Key: "procsup.truncated", Kind: "bool", Value: true}
 
 // shrink returns rec with every string cut so that the whole fits well within max bytes.
-func shrink(rec *messages.LogRecord, max int) *messages.LogRecord {
+func shrink(rec *wire.LogRecord, max int) *wire.LogRecord {
 	c := *rec
 	n := 1
 	countAttrs(rec.Attrs, &n)
@@ -118,15 +118,15 @@ func shrink(rec *messages.LogRecord, max int) *messages.LogRecord {
 	return &c
 }
 
-func countAttrs(as []messages.Attr, n *int) {
+func countAttrs(as []wire.Attr, n *int) {
 	for _, a := range as {
 		*n++
 		countAttrs(a.Group, n)
 	}
 }
 
-func cutAttrs(as []messages.Attr, each int) []messages.Attr {
-	out := make([]messages.Attr, len(as))
+func cutAttrs(as []wire.Attr, each int) []wire.Attr {
+	out := make([]wire.Attr, len(as))
 	for i, a := range as {
 		a.Key = cut(a.Key, each)
 		if v, ok := a.Value.(string); ok {
@@ -153,7 +153,7 @@ func (h *LogHandler) Enabled(_ context.Context, level slog.Level) bool {
 // Handle queues r for the parent, or counts it as dropped when the buffer is full or the
 // handler is closed.
 func (h *LogHandler) Handle(_ context.Context, r slog.Record) error {
-	rec := &messages.LogRecord{
+	rec := &wire.LogRecord{
 		Time:    r.Time.UnixNano(),
 		Level:   int(r.Level),
 		Message: r.Message,
@@ -161,25 +161,25 @@ func (h *LogHandler) Handle(_ context.Context, r slog.Record) error {
 	}
 	if r.PC != 0 {
 		f, _ := runtime.CallersFrames([]uintptr{r.PC}).Next()
-		rec.Source = &messages.Source{Function: f.Function, File: f.File, Line: f.Line}
+		rec.Source = &wire.Source{Function: f.Function, File: f.File, Line: f.Line}
 	}
-	var leaf []messages.Attr
+	var leaf []wire.Attr
 	r.Attrs(func(a slog.Attr) bool {
 		if !a.Equal(slog.Attr{}) {
-			leaf = append(leaf, messages.AttrFromSlog(a))
+			leaf = append(leaf, wire.AttrFromSlog(a))
 		}
 		return true
 	})
 	for i := len(h.groups) - 1; i >= 0; i-- {
 		g := h.groups[i]
-		members := append(append([]messages.Attr(nil), g.attrs...), leaf...)
+		members := append(append([]wire.Attr(nil), g.attrs...), leaf...)
 		if len(members) == 0 {
 			leaf = nil // slog drops empty groups
 			continue
 		}
-		leaf = []messages.Attr{{Key: g.name, Kind: "group", Group: members}}
+		leaf = []wire.Attr{{Key: g.name, Kind: "group", Group: members}}
 	}
-	rec.Attrs = limitAttrs(append(append([]messages.Attr(nil), h.attrs...), leaf...))
+	rec.Attrs = limitAttrs(append(append([]wire.Attr(nil), h.attrs...), leaf...))
 
 	s := h.sink
 	s.mu.Lock()
@@ -200,11 +200,11 @@ func (h *LogHandler) Handle(_ context.Context, r slog.Record) error {
 }
 
 // limitAttrs applies MaxLogGroupDepth and MaxLogAttrs to a record's attributes.
-func limitAttrs(as []messages.Attr) []messages.Attr {
+func limitAttrs(as []wire.Attr) []wire.Attr {
 	budget := MaxLogAttrs
 	out := limitLevel(as, 1, "", &budget)
 	if budget < 0 {
-		out = append(out, messages.Attr{Key: "procsup.attrs_dropped", Kind: "int", Value: int64(-budget)})
+		out = append(out, wire.Attr{Key: "procsup.attrs_dropped", Kind: "int", Value: int64(-budget)})
 	}
 	return out
 }
@@ -212,8 +212,8 @@ func limitAttrs(as []messages.Attr) []messages.Attr {
 // limitLevel keeps as, the attributes of a group nested depth-1 deep (1: the record's
 // own), under the key prefix prefix, within budget (which goes negative by the number
 // left out).
-func limitLevel(as []messages.Attr, depth int, prefix string, budget *int) []messages.Attr {
-	var out []messages.Attr
+func limitLevel(as []wire.Attr, depth int, prefix string, budget *int) []wire.Attr {
+	var out []wire.Attr
 	for _, a := range as {
 		if a.Kind == "group" && depth > MaxLogGroupDepth {
 			out = append(out, limitLevel(a.Group, depth, prefix+a.Key+".", budget)...)
@@ -248,9 +248,9 @@ func (h *LogHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 		return h
 	}
 	c := h.clone()
-	conv := make([]messages.Attr, 0, len(attrs))
+	conv := make([]wire.Attr, 0, len(attrs))
 	for _, a := range attrs {
-		conv = append(conv, messages.AttrFromSlog(a))
+		conv = append(conv, wire.AttrFromSlog(a))
 	}
 	if n := len(c.groups); n > 0 {
 		c.groups[n-1].attrs = append(c.groups[n-1].attrs[:len(c.groups[n-1].attrs):len(c.groups[n-1].attrs)], conv...)

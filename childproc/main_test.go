@@ -12,7 +12,7 @@ import (
 
 	"github.com/procsup/procsup/childproc"
 	"github.com/procsup/procsup/childproc/childproctest"
-	"github.com/procsup/procsup/messages"
+	"github.com/procsup/procsup/messages/wire"
 )
 
 // The test binary doubles as every child program the tests start.
@@ -28,19 +28,19 @@ func TestMain(m *testing.M) {
 // parent a question and sends back the answer).
 func echoChild() childproc.Handler {
 	return childproc.HandlerFuncs{
-		InitFunc: func(ctx context.Context, req *messages.InitializeRequest) error {
+		InitFunc: func(ctx context.Context, req *wire.InitializeRequest) error {
 			if string(req.Payload) == "fail" {
 				return errors.New("model file missing")
 			}
 			return nil
 		},
-		RequestFunc: func(ctx context.Context, p *childproc.Peer, r *messages.Request) ([]byte, error) {
+		RequestFunc: func(ctx context.Context, p *childproc.Peer, r *wire.Request) ([]byte, error) {
 			if r.Kind == "fail" {
 				return nil, errors.New("request refused")
 			}
 			return r.Body, nil
 		},
-		MessageFunc: func(ctx context.Context, p *childproc.Peer, m *messages.Message) {
+		MessageFunc: func(ctx context.Context, p *childproc.Peer, m *wire.Message) {
 			switch m.Kind {
 			case "log":
 				p.Logger().With("worker", 7).WithGroup("job").Warn("disk slow", "ms", 250, slog.Group("dev", "name", "sda"))

@@ -8,19 +8,19 @@ import (
 	"log/slog"
 	"sync"
 
-	"github.com/procsup/procsup/messages"
+	"github.com/procsup/procsup/messages/wire"
 )
 
 // Peer is the child's view of its parent: send it messages, ask it things, log to it.
 // Its methods are safe for concurrent use.
 type Peer struct {
-	w      *messages.Writer
+	w      *wire.Writer
 	logger *slog.Logger
-	init   *messages.InitializeRequest
+	init   *wire.InitializeRequest
 
 	mu      sync.Mutex
 	nextID  uint64
-	pending map[uint64]chan *messages.Reply
+	pending map[uint64]chan *wire.Reply
 	closed  bool
 }
 
@@ -34,11 +34,11 @@ func (e *ReplyError) Error() string { return e.Message }
 func (p *Peer) Logger() *slog.Logger { return p.logger }
 
 // InitRequest returns the parent's InitializeRequest.
-func (p *Peer) InitRequest() *messages.InitializeRequest { return p.init }
+func (p *Peer) InitRequest() *wire.InitializeRequest { return p.init }
 
 // Send sends a one-way message to the parent.
 func (p *Peer) Send(kind string, body []byte) error {
-	return p.w.Write(&messages.Message{Kind: kind, Body: body})
+	return p.w.Write(&wire.Message{Kind: kind, Body: body})
 }
 
 // Request sends a request to the parent and waits for its reply or ctx. A reply with an
@@ -51,7 +51,7 @@ func (p *Peer) Request(ctx context.Context, kind string, body []byte) ([]byte, e
 	}
 	p.nextID++
 	id := p.nextID
-	ch := make(chan *messages.Reply, 1)
+	ch := make(chan *wire.Reply, 1)
 	p.pending[id] = ch
 	p.mu.Unlock()
 	defer func() {
@@ -59,7 +59,7 @@ func (p *Peer) Request(ctx context.Context, kind string, body []byte) ([]byte, e
 		delete(p.pending, id)
 		p.mu.Unlock()
 	}()
-	if err := p.w.Write(&messages.Request{ID: id, Kind: kind, Body: body}); err != nil {
+	if err := p.w.Write(&wire.Request{ID: id, Kind: kind, Body: body}); err != nil {
 		return nil, err
 	}
 	select {
@@ -76,7 +76,7 @@ func (p *Peer) Request(ctx context.Context, kind string, body []byte) ([]byte, e
 	}
 }
 
-func (p *Peer) deliver(r *messages.Reply) {
+func (p *Peer) deliver(r *wire.Reply) {
 	p.mu.Lock()
 	ch := p.pending[r.ID]
 	p.mu.Unlock()

@@ -56,8 +56,8 @@ func (p *Process) Pid() int { return p.cmd.Process.Pid }
 // StartTime is when the child was started.
 func (p *Process) StartTime() time.Time { return p.started }
 
-// Control is the parent's end of the control socket; wrap it with messages.NewReader
-// and messages.NewWriter.
+// Control is the parent's end of the control socket; wrap it with wire.NewReader
+// and wire.NewWriter.
 func (p *Process) Control() net.Conn { return p.control }
 
 // Logs is the parent's end of the log socket.

@@ -17,13 +17,13 @@ import (
 
 	"github.com/procsup/procsup/actors/actortest"
 	"github.com/procsup/procsup/childproc"
-	"github.com/procsup/procsup/messages"
+	"github.com/procsup/procsup/messages/wire"
 )
 
 type conn struct {
 	p *childproc.Process
-	r *messages.Reader
-	w *messages.Writer
+	r *wire.Reader
+	w *wire.Writer
 }
 
 // start launches the test binary as the named child and makes sure it is gone when the
@@ -45,17 +45,17 @@ func start(t testing.TB, entry string, env ...string) *conn {
 		p.Wait(context.Background())
 		p.Close()
 	})
-	return &conn{p: p, r: messages.NewReader(p.Control(), 0), w: messages.NewWriter(p.Control(), 0)}
+	return &conn{p: p, r: wire.NewReader(p.Control(), 0), w: wire.NewWriter(p.Control(), 0)}
 }
 
-func (c *conn) send(t testing.TB, m messages.Wire) {
+func (c *conn) send(t testing.TB, m wire.Wire) {
 	t.Helper()
 	if err := c.w.Write(m); err != nil {
 		t.Fatalf("send %T: %v", m, err)
 	}
 }
 
-func (c *conn) recv(t testing.TB) messages.Wire {
+func (c *conn) recv(t testing.TB) wire.Wire {
 	t.Helper()
 	c.p.Control().SetReadDeadline(time.Now().Add(10 * time.Second))
 	m, err := c.r.Read()
@@ -65,11 +65,11 @@ func (c *conn) recv(t testing.TB) messages.Wire {
 	return m
 }
 
-func (c *conn) initialize(t testing.TB, req *messages.InitializeRequest) *messages.InitializeResponse {
+func (c *conn) initialize(t testing.TB, req *wire.InitializeRequest) *wire.InitializeResponse {
 	t.Helper()
 	c.send(t, req)
 	m := c.recv(t)
-	resp, ok := m.(*messages.InitializeResponse)
+	resp, ok := m.(*wire.InitializeResponse)
 	if !ok {
 		t.Fatalf("first message is %T, want InitializeResponse", m)
 	}
@@ -90,40 +90,40 @@ func (c *conn) wait(t testing.TB) childproc.ExitStatus {
 func TestLifecycle(t *testing.T) {
 	actortest.CheckLeaks(t)
 	c := start(t, "echo")
-	if resp := c.initialize(t, &messages.InitializeRequest{PingInterval: time.Second, PingTimeout: 5 * time.Second}); resp.Error != "" {
+	if resp := c.initialize(t, &wire.InitializeRequest{PingInterval: time.Second, PingTimeout: 5 * time.Second}); resp.Error != "" {
 		t.Fatalf("init error %q", resp.Error)
 	}
 	for i := range 3 {
-		c.send(t, &messages.PingRequest{SentAt: int64(100 + i)})
-		pong, ok := c.recv(t).(*messages.PongResponse)
+		c.send(t, &wire.PingRequest{SentAt: int64(100 + i)})
+		pong, ok := c.recv(t).(*wire.PongResponse)
 		if !ok || pong.SentAt != int64(100+i) || pong.ChildTime == 0 {
 			t.Fatalf("pong %d: %#v", i, pong)
 		}
 	}
-	c.send(t, &messages.Request{ID: 1, Kind: "echo", Body: []byte("hello")})
-	if r, ok := c.recv(t).(*messages.Reply); !ok || r.ID != 1 || string(r.Body) != "hello" || r.Error != "" {
+	c.send(t, &wire.Request{ID: 1, Kind: "echo", Body: []byte("hello")})
+	if r, ok := c.recv(t).(*wire.Reply); !ok || r.ID != 1 || string(r.Body) != "hello" || r.Error != "" {
 		t.Fatalf("reply: %#v", r)
 	}
-	c.send(t, &messages.Request{ID: 2, Kind: "fail"})
-	if r, ok := c.recv(t).(*messages.Reply); !ok || r.ID != 2 || r.Error != "request refused" {
+	c.send(t, &wire.Request{ID: 2, Kind: "fail"})
+	if r, ok := c.recv(t).(*wire.Reply); !ok || r.ID != 2 || r.Error != "request refused" {
 		t.Fatalf("error reply: %#v", r)
 	}
 	// The child asks the parent something and reports the answer.
-	c.send(t, &messages.Message{Kind: "ask", Body: []byte("2+2")})
-	req, ok := c.recv(t).(*messages.Request)
+	c.send(t, &wire.Message{Kind: "ask", Body: []byte("2+2")})
+	req, ok := c.recv(t).(*wire.Request)
 	if !ok || req.Kind != "question" || string(req.Body) != "2+2" {
 		t.Fatalf("child request: %#v", req)
 	}
-	c.send(t, &messages.Reply{ID: req.ID, Body: []byte("4")})
-	if m, ok := c.recv(t).(*messages.Message); !ok || m.Kind != "answer" || string(m.Body) != "4" {
+	c.send(t, &wire.Reply{ID: req.ID, Body: []byte("4")})
+	if m, ok := c.recv(t).(*wire.Message); !ok || m.Kind != "answer" || string(m.Body) != "4" {
 		t.Fatalf("answer: %#v", m)
 	}
-	c.send(t, &messages.ShutdownRequest{Reason: "test over"})
-	ex, ok := c.recv(t).(*messages.Exiting)
+	c.send(t, &wire.ShutdownRequest{Reason: "test over"})
+	ex, ok := c.recv(t).(*wire.Exiting)
 	if !ok || !strings.Contains(ex.Reason, "test over") {
 		t.Fatalf("exiting: %#v", ex)
 	}
-	if _, err := c.r.Read(); !errors.Is(err, messages.ErrClosed) {
+	if _, err := c.r.Read(); !errors.Is(err, wire.ErrClosed) {
 		t.Fatalf("after Exiting: %v, want ErrClosed", err)
 	}
 	if st := c.wait(t); !st.Success() {
@@ -134,7 +134,7 @@ func TestLifecycle(t *testing.T) {
 func TestInitErrorReachesParent(t *testing.T) {
 	actortest.CheckLeaks(t)
 	c := start(t, "echo")
-	resp := c.initialize(t, &messages.InitializeRequest{Payload: []byte("fail")})
+	resp := c.initialize(t, &wire.InitializeRequest{Payload: []byte("fail")})
 	if resp.Error != "model file missing" {
 		t.Fatalf("init error %q", resp.Error)
 	}
@@ -146,7 +146,7 @@ func TestInitErrorReachesParent(t *testing.T) {
 func TestChildExitsWhenParentCloses(t *testing.T) {
 	actortest.CheckLeaks(t)
 	c := start(t, "echo")
-	c.initialize(t, &messages.InitializeRequest{})
+	c.initialize(t, &wire.InitializeRequest{})
 	c.p.Close()
 	if st := c.wait(t); st.Code != 1 {
 		t.Fatalf("exit: %v, want exit code 1 (parent gone)", st)
@@ -156,7 +156,7 @@ func TestChildExitsWhenParentCloses(t *testing.T) {
 func TestChildExitsWhenParentFallsSilent(t *testing.T) {
 	actortest.CheckLeaks(t)
 	c := start(t, "echo", childproc.EnvSilenceGrace+"=100ms")
-	c.initialize(t, &messages.InitializeRequest{PingInterval: 50 * time.Millisecond, PingTimeout: 200 * time.Millisecond})
+	c.initialize(t, &wire.InitializeRequest{PingInterval: 50 * time.Millisecond, PingTimeout: 200 * time.Millisecond})
 	began := time.Now()
 	if st := c.wait(t); st.Code != 1 {
 		t.Fatalf("exit: %v, want exit code 1", st)
@@ -169,7 +169,7 @@ func TestChildExitsWhenParentFallsSilent(t *testing.T) {
 func TestChildExitsOnGarbageFromParent(t *testing.T) {
 	actortest.CheckLeaks(t)
 	c := start(t, "echo")
-	c.initialize(t, &messages.InitializeRequest{})
+	c.initialize(t, &wire.InitializeRequest{})
 	c.p.Control().Write([]byte{0, 0, 0, 3, 0xc1, 0xc1, 0xc1})
 	if st := c.wait(t); st.Code != 1 {
 		t.Fatalf("exit: %v, want exit code 1 (protocol error)", st)
@@ -179,7 +179,7 @@ func TestChildExitsOnGarbageFromParent(t *testing.T) {
 func TestWrongFirstMessage(t *testing.T) {
 	actortest.CheckLeaks(t)
 	c := start(t, "echo")
-	c.send(t, &messages.PingRequest{SentAt: 1})
+	c.send(t, &wire.PingRequest{SentAt: 1})
 	if st := c.wait(t); st.Code != 1 {
 		t.Fatalf("exit: %v, want exit code 1", st)
 	}
@@ -188,15 +188,15 @@ func TestWrongFirstMessage(t *testing.T) {
 func TestLogRecordsKeepLevelsAttrsAndGroups(t *testing.T) {
 	actortest.CheckLeaks(t)
 	c := start(t, "echo")
-	c.initialize(t, &messages.InitializeRequest{})
-	c.send(t, &messages.Message{Kind: "log"})
-	lr := messages.NewReader(c.p.Logs(), 0)
+	c.initialize(t, &wire.InitializeRequest{})
+	c.send(t, &wire.Message{Kind: "log"})
+	lr := wire.NewReader(c.p.Logs(), 0)
 	c.p.Logs().SetReadDeadline(time.Now().Add(10 * time.Second))
 	m, err := lr.Read()
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := m.(*messages.LogRecord)
+	rec := m.(*wire.LogRecord)
 	if rec.Message != "disk slow" || rec.Level != 4 || rec.Source == nil || !strings.HasSuffix(rec.Source.File, "main_test.go") {
 		t.Fatalf("record: %#v", rec)
 	}
@@ -215,24 +215,24 @@ func TestLogFloodIsBoundedAndCounted(t *testing.T) {
 	actortest.CheckLeaks(t)
 	const n = 50000
 	c := start(t, "flood", "FLOOD_N="+strconv.Itoa(n))
-	c.initialize(t, &messages.InitializeRequest{})
-	if m, ok := c.recv(t).(*messages.Message); !ok || m.Kind != "done" {
+	c.initialize(t, &wire.InitializeRequest{})
+	if m, ok := c.recv(t).(*wire.Message); !ok || m.Kind != "done" {
 		t.Fatalf("got %#v, want the done message", m)
 	}
 	// Only now does the parent read the logs.
-	c.send(t, &messages.ShutdownRequest{})
-	lr := messages.NewReader(c.p.Logs(), 0)
+	c.send(t, &wire.ShutdownRequest{})
+	lr := wire.NewReader(c.p.Logs(), 0)
 	var received, dropped uint64
 	for {
 		m, err := lr.Read()
-		if errors.Is(err, messages.ErrClosed) {
+		if errors.Is(err, wire.ErrClosed) {
 			break
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
 		received++
-		dropped += m.(*messages.LogRecord).Dropped
+		dropped += m.(*wire.LogRecord).Dropped
 	}
 	if dropped == 0 || received+dropped != n {
 		t.Fatalf("received %d + dropped %d, want some dropped and %d in all", received, dropped, n)
@@ -257,10 +257,10 @@ func TestCustomLauncher(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &conn{p: p, r: messages.NewReader(p.Control(), 0), w: messages.NewWriter(p.Control(), 0)}
+	c := &conn{p: p, r: wire.NewReader(p.Control(), 0), w: wire.NewWriter(p.Control(), 0)}
 	defer p.Close()
-	c.initialize(t, &messages.InitializeRequest{})
-	c.send(t, &messages.ShutdownRequest{})
+	c.initialize(t, &wire.InitializeRequest{})
+	c.send(t, &wire.ShutdownRequest{})
 	if st := c.wait(t); !launched || !st.Success() {
 		t.Fatalf("launched %v, exit %v", launched, st)
 	}
@@ -325,7 +325,7 @@ func TestChildInheritsOnlyItsSockets(t *testing.T) {
 	}
 	defer secret.Close()
 	c := start(t, "echo")
-	c.initialize(t, &messages.InitializeRequest{})
+	c.initialize(t, &wire.InitializeRequest{})
 	parent := fdTargets(t, "self")
 	child := fdTargets(t, strconv.Itoa(c.p.Pid()))
 	for fd, target := range child {
@@ -343,7 +343,7 @@ func TestChildInheritsOnlyItsSockets(t *testing.T) {
 			}
 		}
 	}
-	c.send(t, &messages.ShutdownRequest{})
+	c.send(t, &wire.ShutdownRequest{})
 	c.wait(t)
 }
 
@@ -365,7 +365,7 @@ func fdTargets(t *testing.T, pid string) map[int]string {
 func TestProcessGroup(t *testing.T) {
 	actortest.CheckLeaks(t)
 	c := start(t, "echo")
-	c.initialize(t, &messages.InitializeRequest{})
+	c.initialize(t, &wire.InitializeRequest{})
 	pgid, err := syscall.Getpgid(c.p.Pid())
 	if err != nil || pgid != c.p.Pid() {
 		t.Fatalf("pgid %d (%v), want %d", pgid, err, c.p.Pid())
@@ -390,8 +390,8 @@ func TestParentDeathKillsChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	c := &conn{p: p, r: messages.NewReader(p.Control(), 0), w: messages.NewWriter(p.Control(), 0)}
-	c.initialize(t, &messages.InitializeRequest{})
+	c := &conn{p: p, r: wire.NewReader(p.Control(), 0), w: wire.NewWriter(p.Control(), 0)}
+	c.initialize(t, &wire.InitializeRequest{})
 	line, err := bufio.NewReader(pr).ReadString('\n')
 	if err != nil {
 		t.Fatal(err)
@@ -412,20 +412,20 @@ func TestParentDeathKillsChild(t *testing.T) {
 func TestNoThreadPerChild(t *testing.T) {
 	actortest.CheckLeaks(t)
 	warm := start(t, "echo") // the starter thread and runtime threads exist from here
-	warm.initialize(t, &messages.InitializeRequest{})
+	warm.initialize(t, &wire.InitializeRequest{})
 	threads := actortest.CountThreads()
 	const n = 40
 	var cs []*conn
 	for range n {
 		c := start(t, "echo")
-		c.initialize(t, &messages.InitializeRequest{})
+		c.initialize(t, &wire.InitializeRequest{})
 		cs = append(cs, c)
 	}
 	if got := actortest.CountThreads(); got > threads+4 {
 		t.Errorf("%d children waited on with %d threads, started with %d", n, got, threads)
 	}
 	for _, c := range cs {
-		c.send(t, &messages.ShutdownRequest{})
+		c.send(t, &wire.ShutdownRequest{})
 	}
 	for _, c := range cs {
 		if st := c.wait(t); !st.Success() {

@@ -5,7 +5,7 @@ package childproc
 import (
 	"sync"
 
-	"github.com/procsup/procsup/messages"
+	"github.com/procsup/procsup/messages/wire"
 )
 
 // messageQueue holds one-way messages for the message handler, bounded by the bytes of
@@ -14,7 +14,7 @@ import (
 type messageQueue struct {
 	mu     sync.Mutex
 	cond   sync.Cond
-	items  []*messages.Message
+	items  []*wire.Message
 	bytes  int
 	max    int
 	closed bool
@@ -27,7 +27,7 @@ func newMessageQueue(max int) *messageQueue {
 }
 
 // put adds m, waiting while the queue is over its bound; it drops m once closed.
-func (q *messageQueue) put(m *messages.Message) {
+func (q *messageQueue) put(m *wire.Message) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for q.bytes > q.max && !q.closed {
@@ -42,7 +42,7 @@ func (q *messageQueue) put(m *messages.Message) {
 }
 
 // take returns the oldest message, waiting for one; false once closed.
-func (q *messageQueue) take() (*messages.Message, bool) {
+func (q *messageQueue) take() (*wire.Message, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for len(q.items) == 0 && !q.closed {

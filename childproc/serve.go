@@ -15,7 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/procsup/procsup/messages"
+	"github.com/procsup/procsup/messages/wire"
 )
 
 const (
@@ -66,9 +66,9 @@ func Serve(ctx context.Context, h Handler) error {
 	s := &session{
 		h:       h,
 		control: control,
-		r:       messages.NewReader(control, 0),
-		w:       messages.NewWriter(control, 0),
-		logs:    NewLogHandler(messages.NewWriter(logs, 0), 0, nil),
+		r:       wire.NewReader(control, 0),
+		w:       wire.NewWriter(control, 0),
+		logs:    NewLogHandler(wire.NewWriter(logs, 0), 0, nil),
 	}
 	return s.serve(ctx)
 }
@@ -105,8 +105,8 @@ func openFDs() (control, logs net.Conn, err error) {
 type session struct {
 	h       Handler
 	control net.Conn
-	r       *messages.Reader
-	w       *messages.Writer
+	r       *wire.Reader
+	w       *wire.Writer
 	logs    *LogHandler
 	peer    *Peer
 	idle    atomic.Int64 // once running: the silence after which the parent is presumed gone
@@ -124,7 +124,7 @@ func (s *session) serve(ctx context.Context) error {
 	s.w.SetLimit(req.MaxFrame, "to the parent")
 	s.w.SetFragments(req.Fragments)
 	s.logs.sink.w.SetLimit(req.MaxFrame, "to the parent")
-	s.peer = &Peer{w: s.w, logger: slog.New(s.logs), init: req, pending: map[uint64]chan *messages.Reply{}}
+	s.peer = &Peer{w: s.w, logger: slog.New(s.logs), init: req, pending: map[uint64]chan *wire.Reply{}}
 
 	// The read loop runs from the handshake on: a ShutdownRequest during Init cancels
 	// Init's context, and later every ping is answered whatever the handlers do.
@@ -147,7 +147,7 @@ func (s *session) serve(ctx context.Context) error {
 		result, reason = cause, cause.Error() // the parent went away while Init ran
 	case initErr != nil:
 		s.logs.Close(LogFlushTimeout)
-		s.w.Write(&messages.InitializeResponse{Error: initErr.Error()})
+		s.w.Write(&wire.InitializeResponse{Error: initErr.Error()})
 		s.control.Close()
 		<-readDone
 		s.peer.closePending()
@@ -156,7 +156,7 @@ func (s *session) serve(ctx context.Context) error {
 		}
 		return &InitError{Err: initErr}
 	default:
-		if err := s.w.Write(&messages.InitializeResponse{MaxFrame: s.r.Limit(), Fragments: true}); err != nil {
+		if err := s.w.Write(&wire.InitializeResponse{MaxFrame: s.r.Limit(), Fragments: true}); err != nil {
 			result, reason = ErrParentGone, ErrParentGone.Error()
 			break
 		}
@@ -168,7 +168,7 @@ func (s *session) serve(ctx context.Context) error {
 		result, reason, panicked = s.run(ctx, runCtx, cancel)
 	}
 	s.logs.Close(LogFlushTimeout)
-	s.w.Write(&messages.Exiting{Reason: reason, LogRecords: s.logs.Taken(), Panic: panicked})
+	s.w.Write(&wire.Exiting{Reason: reason, LogRecords: s.logs.Taken(), Panic: panicked})
 	s.control.Close()
 	<-readDone
 	s.peer.closePending()
@@ -220,7 +220,7 @@ func (s *session) shutdownWord() string {
 }
 
 // callInit calls the handler's Init, turning a panic into a [*PanicError].
-func (s *session) callInit(ctx context.Context, req *messages.InitializeRequest) (err error) {
+func (s *session) callInit(ctx context.Context, req *wire.InitializeRequest) (err error) {
 	defer s.recoverInto(&err, "Init")
 	return s.h.Init(ctx, req)
 }
@@ -245,23 +245,23 @@ func (s *session) recoverInto(err *error, where string) {
 }
 
 // handshake reads the InitializeRequest.
-func (s *session) handshake() (*messages.InitializeRequest, error) {
+func (s *session) handshake() (*wire.InitializeRequest, error) {
 	s.control.SetReadDeadline(time.Now().Add(HandshakeTimeout))
 	defer s.control.SetReadDeadline(time.Time{})
 	m, err := s.r.Read()
 	if err != nil {
 		return nil, readError("handshake", err)
 	}
-	req, ok := m.(*messages.InitializeRequest)
+	req, ok := m.(*wire.InitializeRequest)
 	if !ok {
-		return nil, &ProtocolError{Op: "handshake", Err: fmt.Errorf("first message is %s, want %s", m.WireType(), messages.TypeInitializeRequest)}
+		return nil, &ProtocolError{Op: "handshake", Err: fmt.Errorf("first message is %s, want %s", m.WireType(), wire.TypeInitializeRequest)}
 	}
 	return req, nil
 }
 
 func readError(op string, err error) error {
 	switch {
-	case errors.Is(err, messages.ErrClosed), errors.Is(err, net.ErrClosed):
+	case errors.Is(err, wire.ErrClosed), errors.Is(err, net.ErrClosed):
 		return ErrParentGone
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return ErrParentSilent
@@ -294,7 +294,7 @@ func (s *session) readLoop(runCtx context.Context, cancel context.CancelCauseFun
 	rh, _ := s.h.(RequestHandler)
 	for {
 		m, err := s.r.Read()
-		if errors.Is(err, messages.ErrUnknownType) {
+		if errors.Is(err, wire.ErrUnknownType) {
 			s.peer.logger.Warn("procsup: ignoring a message of unknown type", "error", err)
 			continue
 		}
@@ -306,18 +306,18 @@ func (s *session) readLoop(runCtx context.Context, cancel context.CancelCauseFun
 			s.control.SetReadDeadline(time.Now().Add(time.Duration(d)))
 		}
 		switch m := m.(type) {
-		case *messages.PingRequest:
-			s.w.Write(&messages.PongResponse{SentAt: m.SentAt, ChildTime: time.Now().UnixNano()})
-		case *messages.ShutdownRequest:
+		case *wire.PingRequest:
+			s.w.Write(&wire.PongResponse{SentAt: m.SentAt, ChildTime: time.Now().UnixNano()})
+		case *wire.ShutdownRequest:
 			if runCtx.Err() == nil {
 				s.shutdownReason = m.Reason
 				cancel(errShutdown)
 			}
-		case *messages.Message:
+		case *wire.Message:
 			q.put(m)
-		case *messages.Request:
+		case *wire.Request:
 			go s.handleRequest(runCtx, rh, m)
-		case *messages.Reply:
+		case *wire.Reply:
 			s.peer.deliver(m)
 		default:
 			cancel(&ProtocolError{Op: "read", Err: fmt.Errorf("unexpected %s from the parent", m.WireType())})
@@ -328,7 +328,7 @@ func (s *session) readLoop(runCtx context.Context, cancel context.CancelCauseFun
 
 // handleMessage runs the message handler; a panic in it is logged (the record reaches
 // the parent) and the child carries on.
-func (s *session) handleMessage(ctx context.Context, mh MessageHandler, m *messages.Message) {
+func (s *session) handleMessage(ctx context.Context, mh MessageHandler, m *wire.Message) {
 	defer func() {
 		if v := recover(); v != nil {
 			s.logs.panicked("HandleMessage", &PanicError{Value: fmt.Sprint(v), Stack: string(debug.Stack())})
@@ -338,35 +338,35 @@ func (s *session) handleMessage(ctx context.Context, mh MessageHandler, m *messa
 }
 
 // handleRequest answers r with the request handler's result. A panic in the handler is
-// logged and answered as an error ([messages.CodePanic]); a reply larger than the parent
-// accepts is answered as an error ([messages.CodeFrameTooLarge]) instead.
-func (s *session) handleRequest(ctx context.Context, rh RequestHandler, r *messages.Request) {
-	reply := &messages.Reply{ID: r.ID}
+// logged and answered as an error ([wire.CodePanic]); a reply larger than the parent
+// accepts is answered as an error ([wire.CodeFrameTooLarge]) instead.
+func (s *session) handleRequest(ctx context.Context, rh RequestHandler, r *wire.Request) {
+	reply := &wire.Reply{ID: r.ID}
 	func() {
 		defer func() {
 			if v := recover(); v != nil {
 				p := &PanicError{Value: fmt.Sprint(v), Stack: string(debug.Stack())}
 				s.logs.panicked("HandleRequest", p)
-				reply.Body, reply.Error, reply.Code = nil, p.Error(), messages.CodePanic
+				reply.Body, reply.Error, reply.Code = nil, p.Error(), wire.CodePanic
 			}
 		}()
 		if rh == nil {
-			reply.Error, reply.Code = (&UnhandledError{Kind: r.Kind}).Error(), messages.CodeUnhandled
+			reply.Error, reply.Code = (&UnhandledError{Kind: r.Kind}).Error(), wire.CodeUnhandled
 			return
 		}
 		body, err := rh.HandleRequest(ctx, s.peer, r)
 		if err != nil {
 			var u *UnhandledError
 			if errors.As(err, &u) {
-				reply.Code = messages.CodeUnhandled
+				reply.Code = wire.CodeUnhandled
 			}
 			reply.Error = err.Error()
 			return
 		}
 		reply.Body = body
 	}()
-	if err := s.w.Write(reply); errors.Is(err, messages.ErrFrameTooLarge) {
-		s.w.Write(&messages.Reply{ID: r.ID, Error: "reply not sent: " + err.Error(), Code: messages.CodeFrameTooLarge})
+	if err := s.w.Write(reply); errors.Is(err, wire.ErrFrameTooLarge) {
+		s.w.Write(&wire.Reply{ID: r.ID, Error: "reply not sent: " + err.Error(), Code: wire.CodeFrameTooLarge})
 	}
 }
 

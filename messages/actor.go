@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/procsup/procsup/messages/wire"
 )
 
 // State is a process actor's state.
@@ -93,7 +94,7 @@ type (
 	}
 	// Ask sends a request to the child; the sender gets exactly one *Response. It works
 	// with RequestFuture and ReenterAfter; actors.Ask is the one-call form. Sent before the
-	// process runs, it is held and sent when it does. (The wire's request is [Request].)
+	// process runs, it is held and sent when it does. (The wire's request is [wire.Request].)
 	Ask struct {
 		Kind string
 		Body []byte
@@ -110,8 +111,8 @@ type Response struct {
 }
 
 // RemoteError is an error the child returned for an Ask. Code classifies it where the
-// child's runtime did ([CodeFrameTooLarge], [CodePanic], [CodeUnhandled]); a reply too
-// large to send matches [ErrFrameTooLarge].
+// child's runtime did ([wire.CodeFrameTooLarge], [wire.CodePanic], [wire.CodeUnhandled]); a
+// reply too large to send matches [wire.ErrFrameTooLarge].
 type RemoteError struct {
 	Message string
 	Code    string
@@ -120,9 +121,9 @@ type RemoteError struct {
 // Error implements error.
 func (e *RemoteError) Error() string { return "child: " + e.Message }
 
-// Is reports whether target is [ErrFrameTooLarge] for a reply the child could not send.
+// Is reports whether target is [wire.ErrFrameTooLarge] for a reply the child could not send.
 func (e *RemoteError) Is(target error) bool {
-	return target == ErrFrameTooLarge && e.Code == CodeFrameTooLarge
+	return target == wire.ErrFrameTooLarge && e.Code == wire.CodeFrameTooLarge
 }
 
 // ChildError is Exited.Err for a child that ended by itself after telling why (its

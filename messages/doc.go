@@ -1,18 +1,5 @@
-// Package messages is procsup's vocabulary: the wire messages exchanged by a supervised
-// child and its parent, the frame codec that carries them, and the commands, queries and
-// events of the process actor.
-//
-// # Frames
-//
-// Every frame is a 4-byte big-endian length followed by a msgpack body, a map with the
-// message's "type" and its "data" fields by stable names. [Writer] writes frames and is
-// safe for concurrent use; [Reader] reads them from one goroutine. The reader checks a
-// frame's length against a maximum ([DefaultMaxFrame] unless configured) before it
-// allocates, and checks the body's shape before it decodes, so no input makes it panic or
-// allocate beyond that cap. Its errors match [ErrFrameTooLarge], [ErrUnknownType],
-// [ErrMalformed] or [ErrClosed] with [errors.Is], and carry details as
-// [*FrameTooLargeError], [*UnknownTypeError] and [*DecodeError].
-//
-// The full specification, precise enough to implement a child in another language, is in
-// PROTOCOL.md beside this file; testdata/vectors.txt holds test vectors.
+// Package messages is the actor vocabulary of procsup: the commands and queries a process
+// actor, a tree and a pool take, and the events they send to their parents and publish on
+// the actor system's EventStream. The wire protocol between parent and child is package
+// [github.com/procsup/procsup/messages/wire].
 package messages

@@ -11,12 +11,12 @@ import (
 	"time"
 
 	"github.com/procsup/procsup/childproc"
-	"github.com/procsup/procsup/messages"
+	"github.com/procsup/procsup/messages/wire"
 )
 
 func main() {
 	childproc.Register("upper", childproc.HandlerFuncs{
-		RequestFunc: func(ctx context.Context, p *childproc.Peer, r *messages.Request) ([]byte, error) {
+		RequestFunc: func(ctx context.Context, p *childproc.Peer, r *wire.Request) ([]byte, error) {
 			p.Logger().Info("upper-casing", "bytes", len(r.Body))
 			return []byte(strings.ToUpper(string(r.Body))), nil
 		},
@@ -33,31 +33,31 @@ func main() {
 		log.Fatal(err)
 	}
 	defer p.Close()
-	r, w := messages.NewReader(p.Control(), 0), messages.NewWriter(p.Control(), 0)
-	must(w.Write(&messages.InitializeRequest{PingInterval: time.Second, PingTimeout: 10 * time.Second}))
-	resp := read[*messages.InitializeResponse](r)
+	r, w := wire.NewReader(p.Control(), 0), wire.NewWriter(p.Control(), 0)
+	must(w.Write(&wire.InitializeRequest{PingInterval: time.Second, PingTimeout: 10 * time.Second}))
+	resp := read[*wire.InitializeResponse](r)
 	fmt.Printf("child %d initialized (error %q)\n", p.Pid(), resp.Error)
 
-	must(w.Write(&messages.Request{ID: 1, Kind: "upper", Body: []byte("hello, child")}))
-	fmt.Printf("reply: %s\n", read[*messages.Reply](r).Body)
+	must(w.Write(&wire.Request{ID: 1, Kind: "upper", Body: []byte("hello, child")}))
+	fmt.Printf("reply: %s\n", read[*wire.Reply](r).Body)
 
 	began := time.Now()
-	must(w.Write(&messages.PingRequest{SentAt: began.UnixNano()}))
-	read[*messages.PongResponse](r)
+	must(w.Write(&wire.PingRequest{SentAt: began.UnixNano()}))
+	read[*wire.PongResponse](r)
 	fmt.Printf("ping round trip: %v\n", time.Since(began).Round(time.Microsecond))
 
-	lm, err := messages.NewReader(p.Logs(), 0).Read()
+	lm, err := wire.NewReader(p.Logs(), 0).Read()
 	must(err)
-	fmt.Printf("child log: %s\n", lm.(*messages.LogRecord).Message)
+	fmt.Printf("child log: %s\n", lm.(*wire.LogRecord).Message)
 
-	must(w.Write(&messages.ShutdownRequest{Reason: "done"}))
-	fmt.Printf("child says: %s\n", read[*messages.Exiting](r).Reason)
+	must(w.Write(&wire.ShutdownRequest{Reason: "done"}))
+	fmt.Printf("child says: %s\n", read[*wire.Exiting](r).Reason)
 	st, err := p.Wait(context.Background())
 	must(err)
 	fmt.Printf("child exited: %v\n", st)
 }
 
-func read[T messages.Wire](r *messages.Reader) T {
+func read[T wire.Wire](r *wire.Reader) T {
 	m, err := r.Read()
 	must(err)
 	t, ok := m.(T)

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/procsup/procsup/childproc"
-	"github.com/procsup/procsup/messages"
+	"github.com/procsup/procsup/messages/wire"
 )
 
 // Modes the worker knows.
@@ -57,7 +57,7 @@ func Flags(args []string) (Options, error) {
 func Handler(o Options) childproc.Handler {
 	var leaked [][]byte
 	return childproc.HandlerFuncs{
-		InitFunc: func(ctx context.Context, req *messages.InitializeRequest) error {
+		InitFunc: func(ctx context.Context, req *wire.InitializeRequest) error {
 			switch o.Mode {
 			case SlowInit:
 				time.Sleep(o.After)
@@ -108,7 +108,7 @@ func Handler(o Options) childproc.Handler {
 				}
 			}
 		},
-		RequestFunc: func(ctx context.Context, p *childproc.Peer, r *messages.Request) ([]byte, error) {
+		RequestFunc: func(ctx context.Context, p *childproc.Peer, r *wire.Request) ([]byte, error) {
 			return r.Body, nil
 		},
 	}
