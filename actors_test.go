@@ -17,6 +17,7 @@ import (
 	"github.com/procsup/procsup/actors"
 	"github.com/procsup/procsup/actors/actortest"
 	"github.com/procsup/procsup/childproc"
+	"github.com/procsup/procsup/childproc/launch"
 	"github.com/procsup/procsup/messages"
 	"github.com/procsup/procsup/messages/wire"
 )
@@ -361,11 +362,11 @@ func TestTreeShutdownLeavesNoProcess(t *testing.T) {
 func TestParentKilledChildrenDie(t *testing.T) {
 	actortest.CheckLeaks(t)
 	const n = 50
-	cmd, _ := childproc.SelfCommand("worker")
+	cmd, _ := launch.SelfCommand("worker")
 	cmd.Env = append(cmd.Env, childproc.EnvEntry+"=supervisor", "SUPERVISOR_N="+strconv.Itoa(n))
 	pr, pw := io.Pipe()
 	cmd.Stdout = pw
-	sup, err := childproc.Start(context.Background(), cmd)
+	sup, err := launch.Start(context.Background(), cmd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,7 +395,7 @@ func TestParentKilledChildrenDie(t *testing.T) {
 func TestBadConfig(t *testing.T) {
 	cases := map[string]func(*actors.Config){
 		"no launcher":      func(c *actors.Config) { c.Launcher = nil },
-		"empty path":       func(c *actors.Config) { c.Launcher = &childproc.Command{} },
+		"empty path":       func(c *actors.Config) { c.Launcher = &launch.Command{} },
 		"negative timeout": func(c *actors.Config) { c.CloseTimeout = -time.Second },
 		"negative memory":  func(c *actors.Config) { c.MemoryLimitMB = -1 },
 		"timeout < ping":   func(c *actors.Config) { c.PingTimeout = time.Millisecond },
@@ -412,7 +413,7 @@ func TestBadConfig(t *testing.T) {
 func TestMissingBinaryIsAFailure(t *testing.T) {
 	system := newSystem(t)
 	cfg := workerConfig("healthy", nil)
-	cfg.Launcher = &childproc.Command{Path: "/nonexistent/procsup-worker"}
+	cfg.Launcher = &launch.Command{Path: "/nonexistent/procsup-worker"}
 	probe, pid := spawn(t, system, cfg, nil)
 	ex := exited(probe)
 	if ex.Reason != messages.ReasonStartFailed || ex.Err == nil {
@@ -446,7 +447,7 @@ func TestStackDumpOnKill(t *testing.T) {
 	system := newSystem(t)
 	cfg := workerConfig("healthy", nil)
 	stderr := &lockedWriter{}
-	cfg.Launcher.(*childproc.Command).Stderr = stderr
+	cfg.Launcher.(*launch.Command).Stderr = stderr
 	cfg.StackDumpGrace = 2 * time.Second
 	probe, pid := spawn(t, system, cfg, nil)
 	running(probe)

@@ -12,6 +12,7 @@ import (
 	"github.com/procsup/procsup/actors"
 	"github.com/procsup/procsup/actors/actortest"
 	"github.com/procsup/procsup/childproc"
+	"github.com/procsup/procsup/childproc/launch"
 	"github.com/procsup/procsup/messages"
 	"github.com/procsup/procsup/messages/wire"
 )
@@ -244,7 +245,7 @@ func TestTreeTakesCommandsAndForwardsRestarts(t *testing.T) {
 func TestStderrTailInExited(t *testing.T) {
 	system := newSystem(t)
 	cfg := workerConfig("stderr", nil)
-	cfg.Launcher.(*childproc.Command).Stderr = nil
+	cfg.Launcher.(*launch.Command).Stderr = nil
 	cfg.StderrTail = 64
 	probe, _ := spawn(t, system, cfg, nil)
 	ex := exited(probe)

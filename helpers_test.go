@@ -20,6 +20,7 @@ import (
 	"github.com/procsup/procsup/actors/actortest"
 	"github.com/procsup/procsup/childproc"
 	"github.com/procsup/procsup/childproc/childproctest"
+	"github.com/procsup/procsup/childproc/launch"
 	"github.com/procsup/procsup/messages"
 	"github.com/procsup/procsup/messages/wire"
 )
@@ -265,7 +266,7 @@ func mustProps(cfg actors.Config) *actor.Props {
 
 // workerConfig is a config for the test worker in mode, with quick timings for tests.
 func workerConfig(mode string, logger *slog.Logger) actors.Config {
-	cmd, err := childproc.SelfCommand("worker")
+	cmd, err := launch.SelfCommand("worker")
 	if err != nil {
 		panic(err)
 	}
@@ -287,7 +288,7 @@ func workerConfig(mode string, logger *slog.Logger) actors.Config {
 
 func rawConfig(mode string) actors.Config {
 	cfg := workerConfig(mode, nil)
-	cmd := cfg.Launcher.(*childproc.Command)
+	cmd := cfg.Launcher.(*launch.Command)
 	cmd.Env = append(cmd.Env, childproc.EnvEntry+"=raw")
 	return cfg
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/procsup/procsup/actors"
 	"github.com/procsup/procsup/actors/actortest"
-	"github.com/procsup/procsup/childproc"
+	"github.com/procsup/procsup/childproc/launch"
 	"github.com/procsup/procsup/messages"
 )
 
@@ -22,7 +22,7 @@ import (
 // (TestREADMESample checks that the README shows exactly these lines).
 func readmeSample(ctx context.Context, img []byte) ([]byte, error) {
 	// README sample begins
-	cmd := &childproc.Command{Path: "./worker", Args: []string{"-mode", "healthy"}}
+	cmd := &launch.Command{Path: "./worker", Args: []string{"-mode", "healthy"}}
 	cfg := actors.NewConfig(cmd) // the defaults below
 	cfg.MemoryLimitMB = 2000
 	cfg.Restart = actors.Transient

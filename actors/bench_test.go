@@ -13,14 +13,14 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/procsup/procsup/actors"
-	"github.com/procsup/procsup/childproc"
 	"github.com/procsup/procsup/childproc/childproctest"
+	"github.com/procsup/procsup/childproc/launch"
 	"github.com/procsup/procsup/messages"
 	"github.com/procsup/procsup/messages/wire"
 )
 
 func echoConfig(b *testing.B) actors.Config {
-	cmd, err := childproc.SelfCommand("echo")
+	cmd, err := launch.SelfCommand("echo")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/procsup/procsup/childproc"
+	"github.com/procsup/procsup/childproc/launch"
 	"github.com/procsup/procsup/messages/wire"
 	"github.com/procsup/procsup/monitor"
 )
@@ -240,13 +240,13 @@ func (b *tokenBucket) take(now time.Time) bool {
 type joiner struct {
 	system *actor.ActorSystem
 	owner  *actor.PID
-	proc   *childproc.Process
+	proc   *launch.Process
 }
 
 func (a *joiner) Receive(ctx actor.Context) {
 	if _, ok := ctx.Message().(*actor.Started); ok {
 		system, owner, ospid := a.system, a.owner, a.proc.Pid()
-		a.proc.AfterExit(func(st childproc.ExitStatus) {
+		a.proc.AfterExit(func(st launch.ExitStatus) {
 			system.Root.Send(owner, &processExited{about: about{ospid}, status: st})
 		})
 	}

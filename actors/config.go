@@ -6,7 +6,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/procsup/procsup/childproc"
+	"github.com/procsup/procsup/childproc/launch"
 )
 
 // Defaults, as LiveKit's job processes use them (see NewConfig).
@@ -55,8 +55,8 @@ func (p RestartPolicy) String() string {
 // Config configures a process actor. Start from [NewConfig], which sets the defaults: in
 // a Config literal every check is off, because 0 turns a check off.
 type Config struct {
-	// Launcher starts the process; usually a *childproc.Command. Required.
-	Launcher childproc.Launcher
+	// Launcher starts the process; usually a *launch.Command. Required.
+	Launcher launch.Launcher
 	// Payload is sent to the child in the InitializeRequest, for its own configuration.
 	Payload []byte
 	// Debug is passed to the child in the InitializeRequest.
@@ -114,7 +114,7 @@ type Config struct {
 	// LogRate caps the child's log records re-emitted per second (with a burst of as
 	// many); records over it are dropped and counted in a warning. 0 is no cap.
 	LogRate float64
-	// StderrTail, when positive and the launcher is a *childproc.Command whose Stderr is
+	// StderrTail, when positive and the launcher is a *launch.Command whose Stderr is
 	// nil, keeps the last StderrTail bytes the child writes to its stderr, for
 	// Exited.Stderr: what a child said as it died (a Go runtime's fatal error, say) that
 	// no log record carried. It costs a pipe and a goroutine per child; 0 keeps nothing
@@ -131,7 +131,7 @@ type Config struct {
 }
 
 // NewConfig returns a Config for launcher with every default set.
-func NewConfig(launcher childproc.Launcher) Config {
+func NewConfig(launcher launch.Launcher) Config {
 	return Config{
 		Launcher:             launcher,
 		InitializeTimeout:    DefaultInitializeTimeout,
@@ -159,8 +159,8 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrBadConfig}, args...)...))
 	}
 	if c.Launcher == nil {
-		bad("no Launcher (a *childproc.Command, say)")
-	} else if cmd, ok := c.Launcher.(*childproc.Command); ok && (cmd == nil || cmd.Path == "") {
+		bad("no Launcher (a *launch.Command, say)")
+	} else if cmd, ok := c.Launcher.(*launch.Command); ok && (cmd == nil || cmd.Path == "") {
 		bad("the command has no Path")
 	}
 	for name, d := range map[string]time.Duration{

@@ -9,7 +9,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/procsup/procsup/actors"
-	"github.com/procsup/procsup/childproc"
+	"github.com/procsup/procsup/childproc/launch"
 	"github.com/procsup/procsup/messages"
 )
 
@@ -23,8 +23,8 @@ func ExampleNewProcess() {
 	system := quietSystem()
 	defer system.Shutdown()
 
-	cmd, _ := childproc.SelfCommand("echo") // this binary, re-executed as the child
-	cfg := actors.NewConfig(cmd)            // every default: pings, timeouts, memory warning
+	cmd, _ := launch.SelfCommand("echo") // this binary, re-executed as the child
+	cfg := actors.NewConfig(cmd)         // every default: pings, timeouts, memory warning
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	props, err := actors.NewProcess(cfg)
 	if err != nil {
@@ -64,7 +64,7 @@ func ExampleNewTree() {
 	system := quietSystem()
 	defer system.Shutdown()
 
-	cmd, _ := childproc.SelfCommand("crash") // exits 3 right after initializing
+	cmd, _ := launch.SelfCommand("crash") // exits 3 right after initializing
 	cfg := actors.NewConfig(cmd)
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	props, _ := actors.NewProcess(cfg)
@@ -97,7 +97,7 @@ func ExampleAsk() {
 	system := quietSystem()
 	defer system.Shutdown()
 
-	cmd, _ := childproc.SelfCommand("echo")
+	cmd, _ := launch.SelfCommand("echo")
 	cfg := actors.NewConfig(cmd)
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	props, _ := actors.NewProcess(cfg)

@@ -5,11 +5,11 @@ import (
 	"testing"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/procsup/procsup/childproc"
+	"github.com/procsup/procsup/childproc/launch"
 )
 
 // LauncherForTest is a valid launcher that is never started.
-func LauncherForTest() childproc.Launcher { return &childproc.Command{Path: "/bin/true"} }
+func LauncherForTest() launch.Launcher { return &launch.Command{Path: "/bin/true"} }
 
 // QuietSystem is an actor system that logs nothing, shut down when the test or
 // benchmark ends.

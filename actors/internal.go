@@ -4,7 +4,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/procsup/procsup/childproc"
+	"github.com/procsup/procsup/childproc/launch"
 	"github.com/procsup/procsup/messages/wire"
 	"github.com/procsup/procsup/monitor"
 )
@@ -28,7 +28,7 @@ type (
 	}
 	processExited struct {
 		about
-		status childproc.ExitStatus
+		status launch.ExitStatus
 	}
 	logsDrained       struct{ about }
 	initTimedOut      struct{ about }

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/procsup/procsup/childproc"
+	"github.com/procsup/procsup/childproc/launch"
 	"github.com/procsup/procsup/messages"
 )
 
@@ -380,7 +380,7 @@ func (p *pool) takeIdle(ctx actor.Context) *member {
 	for len(p.idle) > 0 {
 		mb := p.idle[0]
 		p.idle = p.idle[1:]
-		if mb.ospid > 0 && childproc.Alive(mb.ospid) {
+		if mb.ospid > 0 && launch.Alive(mb.ospid) {
 			return mb
 		}
 		p.closeMember(ctx, mb)

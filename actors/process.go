@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/procsup/procsup/childproc"
+	"github.com/procsup/procsup/childproc/launch"
 	"github.com/procsup/procsup/messages"
 	"github.com/procsup/procsup/messages/wire"
 	"github.com/procsup/procsup/monitor"
@@ -106,7 +106,7 @@ type process struct {
 	restarts int
 	previous incarnation // how the earlier instance's process ended
 
-	proc      *childproc.Process
+	proc      *launch.Process
 	w         *wire.Writer
 	startedAt time.Time
 	pinger    *actor.PID
@@ -129,7 +129,7 @@ type process struct {
 	err       error
 	killSent  bool
 	exited    bool
-	status    childproc.ExitStatus
+	status    launch.ExitStatus
 	eof       bool // the control socket reached end of stream
 	finished  bool // Exited was reported
 	lastError error
@@ -245,13 +245,13 @@ func (p *process) giveSlotBack() {
 // launch starts the process, spawns the child actors and sends InitializeRequest.
 func (p *process) launch(ctx actor.Context) {
 	launcher := p.cfg.Launcher
-	if cmd, ok := launcher.(*childproc.Command); ok && p.cfg.StderrTail > 0 && cmd.Stderr == nil {
+	if cmd, ok := launcher.(*launch.Command); ok && p.cfg.StderrTail > 0 && cmd.Stderr == nil {
 		c := *cmd // the config's Command is shared by every start: change a copy
 		p.stderr = &tail{max: p.cfg.StderrTail}
 		c.Stderr = p.stderr
 		launcher = &c
 	}
-	proc, err := childproc.Start(context.Background(), launcher)
+	proc, err := launch.Start(context.Background(), launcher)
 	if err != nil {
 		p.log.Error("failed to start process", "error", err)
 		p.reason, p.err = messages.ReasonStartFailed, err
@@ -605,7 +605,7 @@ func (p *process) kill() {
 
 // onExit records the exit and finishes once both sockets are drained (at most logsWait
 // later).
-func (p *process) onExit(ctx actor.Context, st childproc.ExitStatus) {
+func (p *process) onExit(ctx actor.Context, st launch.ExitStatus) {
 	p.exited, p.status = true, st
 	p.runCancels()
 	p.clearGroup()

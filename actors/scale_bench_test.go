@@ -17,7 +17,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/procsup/procsup/actors"
 	"github.com/procsup/procsup/actors/actortest"
-	"github.com/procsup/procsup/childproc"
+	"github.com/procsup/procsup/childproc/launch"
 	"github.com/procsup/procsup/messages"
 	"github.com/procsup/procsup/messages/wire"
 )
@@ -80,8 +80,8 @@ func report(b *testing.B, n int, before parentFootprint) {
 }
 
 // smallChild is the echo child with one P: what an idle worker looks like.
-func smallChild(b *testing.B) *childproc.Command {
-	cmd, err := childproc.SelfCommand("echo")
+func smallChild(b *testing.B) *launch.Command {
+	cmd, err := launch.SelfCommand("echo")
 	if err != nil {
 		b.Fatal(err)
 	}

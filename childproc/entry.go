@@ -32,15 +32,8 @@ func RunEntry() {
 	Main(h.(Handler))
 }
 
-// SelfCommand returns a [Command] that starts this same binary as the child program
-// registered as entry, with args. It fails for an entry that is not registered.
-func SelfCommand(entry string, args ...string) (*Command, error) {
-	if _, ok := entries.Load(entry); !ok {
-		return nil, fmt.Errorf("%w: no entry point %q is registered", ErrBadCommand, entry)
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("%w: cannot find this program: %v", ErrBadCommand, err)
-	}
-	return &Command{Path: exe, Args: args, Env: append(os.Environ(), EnvEntry+"="+entry)}, nil
+// Registered reports whether a child program is registered as entry.
+func Registered(entry string) bool {
+	_, ok := entries.Load(entry)
+	return ok
 }

@@ -11,8 +11,6 @@ var (
 	// ErrNotChild is returned by [Serve] in a process that procsup did not launch (its
 	// environment lacks [EnvFDs]).
 	ErrNotChild = errors.New("procsup/childproc: not started by procsup (no " + EnvFDs + " in the environment)")
-	// ErrBadCommand reports a [Command] that cannot be started as it is (no path, say).
-	ErrBadCommand = errors.New("procsup/childproc: bad command")
 	// ErrParentGone is returned by [Serve] when the control socket reached end of stream:
 	// the parent closed it or died.
 	ErrParentGone = errors.New("procsup/childproc: parent closed the control socket")
@@ -22,21 +20,6 @@ var (
 	// ErrProtocol is matched by a [*ProtocolError].
 	ErrProtocol = errors.New("procsup/childproc: protocol error")
 )
-
-// StartError reports a child that could not be started; Err is the cause, so
-// errors.Is(err, exec.ErrNotFound) and errors.Is(err, fs.ErrPermission) work on it.
-type StartError struct {
-	Path string
-	Err  error
-}
-
-// Error implements error.
-func (e *StartError) Error() string {
-	return fmt.Sprintf("procsup/childproc: start %s: %v", e.Path, e.Err)
-}
-
-// Unwrap returns the cause.
-func (e *StartError) Unwrap() error { return e.Err }
 
 // ProtocolError reports a peer that broke the protocol: an unexpected message, or a frame
 // the codec rejected (Err then matches one of the messages package's sentinels).

@@ -4,19 +4,19 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/procsup/procsup/childproc"
+	"github.com/procsup/procsup/childproc/launch"
 	"github.com/procsup/procsup/messages/wire"
 )
 
 // Launch a child (here this same binary, re-executed as the registered "echo" entry),
 // initialize it, ask it something and shut it down.
 func ExampleStart() {
-	cmd, err := childproc.SelfCommand("echo")
+	cmd, err := launch.SelfCommand("echo")
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	p, err := childproc.Start(context.Background(), cmd)
+	p, err := launch.Start(context.Background(), cmd)
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -12,6 +12,7 @@ import (
 
 	"github.com/procsup/procsup/childproc"
 	"github.com/procsup/procsup/childproc/childproctest"
+	"github.com/procsup/procsup/childproc/launch"
 	"github.com/procsup/procsup/messages/wire"
 )
 
@@ -78,11 +79,11 @@ func floodChild() childproc.Handler {
 func grandparentChild() childproc.Handler {
 	return childproc.HandlerFuncs{
 		RunFunc: func(ctx context.Context, p *childproc.Peer) error {
-			cmd, err := childproc.SelfCommand("echo")
+			cmd, err := launch.SelfCommand("echo")
 			if err != nil {
 				return err
 			}
-			child, err := childproc.Start(ctx, cmd)
+			child, err := launch.Start(ctx, cmd)
 			if err != nil {
 				return err
 			}

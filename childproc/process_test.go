@@ -17,11 +17,12 @@ import (
 
 	"github.com/procsup/procsup/actors/actortest"
 	"github.com/procsup/procsup/childproc"
+	"github.com/procsup/procsup/childproc/launch"
 	"github.com/procsup/procsup/messages/wire"
 )
 
 type conn struct {
-	p *childproc.Process
+	p *launch.Process
 	r *wire.Reader
 	w *wire.Writer
 }
@@ -30,13 +31,13 @@ type conn struct {
 // test ends.
 func start(t testing.TB, entry string, env ...string) *conn {
 	t.Helper()
-	cmd, err := childproc.SelfCommand(entry)
+	cmd, err := launch.SelfCommand(entry)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = os.Stderr
-	p, err := childproc.Start(context.Background(), cmd)
+	p, err := launch.Start(context.Background(), cmd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +77,7 @@ func (c *conn) initialize(t testing.TB, req *wire.InitializeRequest) *wire.Initi
 	return resp
 }
 
-func (c *conn) wait(t testing.TB) childproc.ExitStatus {
+func (c *conn) wait(t testing.TB) launch.ExitStatus {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -244,7 +245,7 @@ func TestCustomLauncher(t *testing.T) {
 	actortest.CheckLeaks(t)
 	exe, _ := os.Executable()
 	launched := false
-	l := childproc.LauncherFunc(func(ctx context.Context, files childproc.Files) (*exec.Cmd, error) {
+	l := launch.LauncherFunc(func(ctx context.Context, files launch.Files) (*exec.Cmd, error) {
 		launched = true
 		cmd := exec.Command(exe)
 		cmd.Env = append(os.Environ(), childproc.EnvEntry+"=echo")
@@ -253,7 +254,7 @@ func TestCustomLauncher(t *testing.T) {
 		}
 		return cmd, cmd.Start()
 	})
-	p, err := childproc.Start(context.Background(), l)
+	p, err := launch.Start(context.Background(), l)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,31 +274,31 @@ func TestStartErrors(t *testing.T) {
 	os.WriteFile(notExec, []byte("#!/bin/sh\n"), 0o644)
 	cases := []struct {
 		name string
-		cmd  *childproc.Command
+		cmd  *launch.Command
 		want error
 	}{
-		{"missing binary", &childproc.Command{Path: filepath.Join(dir, "nope")}, fs.ErrNotExist},
-		{"not in PATH", &childproc.Command{Path: "procsup-no-such-program"}, exec.ErrNotFound},
-		{"not executable", &childproc.Command{Path: notExec}, fs.ErrPermission},
-		{"no path", &childproc.Command{}, childproc.ErrBadCommand},
-		{"nil command", nil, childproc.ErrBadCommand},
+		{"missing binary", &launch.Command{Path: filepath.Join(dir, "nope")}, fs.ErrNotExist},
+		{"not in PATH", &launch.Command{Path: "procsup-no-such-program"}, exec.ErrNotFound},
+		{"not executable", &launch.Command{Path: notExec}, fs.ErrPermission},
+		{"no path", &launch.Command{}, launch.ErrBadCommand},
+		{"nil command", nil, launch.ErrBadCommand},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			p, err := childproc.Start(context.Background(), c.cmd)
+			p, err := launch.Start(context.Background(), c.cmd)
 			if !errors.Is(err, c.want) || p != nil {
 				t.Fatalf("got %v, want %v", err, c.want)
 			}
-			var se *childproc.StartError
-			if c.want != childproc.ErrBadCommand && !errors.As(err, &se) {
+			var se *launch.StartError
+			if c.want != launch.ErrBadCommand && !errors.As(err, &se) {
 				t.Fatalf("%T is not a *StartError", err)
 			}
 		})
 	}
-	if _, err := childproc.Start(context.Background(), nil); !errors.Is(err, childproc.ErrBadCommand) {
+	if _, err := launch.Start(context.Background(), nil); !errors.Is(err, launch.ErrBadCommand) {
 		t.Fatalf("nil launcher: %v", err)
 	}
-	if _, err := childproc.SelfCommand("unregistered"); !errors.Is(err, childproc.ErrBadCommand) {
+	if _, err := launch.SelfCommand("unregistered"); !errors.Is(err, launch.ErrBadCommand) {
 		t.Fatalf("unregistered entry: %v", err)
 	}
 }
@@ -382,10 +383,10 @@ func TestProcessGroup(t *testing.T) {
 // When a parent is SIGKILLed its child dies too (parent-death signal).
 func TestParentDeathKillsChild(t *testing.T) {
 	actortest.CheckLeaks(t)
-	cmd, _ := childproc.SelfCommand("grandparent")
+	cmd, _ := launch.SelfCommand("grandparent")
 	pr, pw := io.Pipe()
 	cmd.Stdout = pw
-	p, err := childproc.Start(context.Background(), cmd)
+	p, err := launch.Start(context.Background(), cmd)
 	if err != nil {
 		t.Fatal(err)
 	}

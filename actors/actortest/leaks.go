@@ -2,7 +2,7 @@ package actortest
 
 import (
 	"fmt"
-	"github.com/procsup/procsup/childproc"
+	"github.com/procsup/procsup/childproc/launch"
 	"os"
 	"runtime"
 	"strconv"
@@ -45,7 +45,7 @@ func CheckLeaks(t testing.TB) {
 // longLived names goroutines that live as long as the program once started, by a
 // function on their stack: they are not leaks.
 var longLived = []string{
-	"procsup/childproc.onStarterThread", // the one thread every child is started from
+	"procsup/childproc/launch.onStarterThread", // the one thread every child is started from
 }
 
 // CountGoroutines counts goroutines, except the few that live as long as the program
@@ -112,7 +112,7 @@ func GroupPIDs(pgid int) []int {
 }
 
 // Alive reports whether pid is a process that exists and is not a zombie.
-func Alive(pid int) bool { return childproc.Alive(pid) }
+func Alive(pid int) bool { return launch.Alive(pid) }
 
 func processes(match func(pid, ppid, pgid int) bool) []int {
 	ents, err := os.ReadDir("/proc")

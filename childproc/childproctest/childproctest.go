@@ -12,13 +12,14 @@ import (
 	"time"
 
 	"github.com/procsup/procsup/childproc"
+	"github.com/procsup/procsup/childproc/launch"
 )
 
 // EnvRawEcho, set to any value in a child's environment, makes [Main] run [RawEcho].
 const EnvRawEcho = "PROCSUP_RAW_ECHO"
 
 // Main is a TestMain for a test binary that doubles as its children. Started as a child
-// (by [childproc.SelfCommand] for an entry given to [childproc.Register]) it runs that
+// (by [launch.SelfCommand] for an entry given to [childproc.Register]) it runs that
 // entry and exits; started with [EnvRawEcho] it runs [RawEcho]; otherwise it runs the
 // tests and exits with their status. Children started by the tests exit at once even
 // under the race detector (GORACE=atexit_sleep_ms=0 unless GORACE is set).
@@ -56,19 +57,19 @@ func RawEcho() {
 // StartRawEcho starts this program under childproc as a raw echo child: whatever is
 // written to its Control socket comes back unchanged. The program's TestMain must be
 // [Main] (or call RawEcho when [EnvRawEcho] is set).
-func StartRawEcho(ctx context.Context) (*childproc.Process, error) {
+func StartRawEcho(ctx context.Context) (*launch.Process, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	return childproc.Start(ctx, &childproc.Command{Path: exe, Env: append(os.Environ(), EnvRawEcho+"=1")})
+	return launch.Start(ctx, &launch.Command{Path: exe, Env: append(os.Environ(), EnvRawEcho+"=1")})
 }
 
 // EchoFloor is a raw echo child held for a benchmark's floor: the bytes of one frame
 // through a real socket pair and a real child, with no codec on either side.
 type EchoFloor struct {
 	tb    testing.TB
-	p     *childproc.Process
+	p     *launch.Process
 	frame []byte
 	out   []byte
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/procsup/procsup/childproc"
+	"github.com/procsup/procsup/childproc/launch"
 	"github.com/procsup/procsup/messages/wire"
 )
 
@@ -23,12 +24,12 @@ func main() {
 	})
 	childproc.RunEntry() // in the child, this runs "upper" and exits
 
-	cmd, err := childproc.SelfCommand("upper")
+	cmd, err := launch.SelfCommand("upper")
 	if err != nil {
 		log.Fatal(err)
 	}
 	cmd.Stderr = os.Stderr
-	p, err := childproc.Start(context.Background(), cmd)
+	p, err := launch.Start(context.Background(), cmd)
 	if err != nil {
 		log.Fatal(err)
 	}

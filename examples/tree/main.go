@@ -25,6 +25,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/procsup/procsup/actors"
 	"github.com/procsup/procsup/childproc"
+	"github.com/procsup/procsup/childproc/launch"
 	"github.com/procsup/procsup/examples/workload"
 	"github.com/procsup/procsup/messages"
 )
@@ -83,7 +84,7 @@ func run(args []string, out io.Writer) int {
 
 	var specs []actors.Spec
 	for _, w := range workers(*extra) {
-		cmd, err := childproc.SelfCommand("worker", w.args...)
+		cmd, err := launch.SelfCommand("worker", w.args...)
 		if err != nil {
 			fmt.Fprintln(out, "error:", err)
 			return 1

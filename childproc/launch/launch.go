@@ -1,6 +1,6 @@
 //go:build linux
 
-package childproc
+package launch
 
 import (
 	"context"
@@ -12,14 +12,8 @@ import (
 	"os/exec"
 	"syscall"
 	"time"
-)
 
-// Environment variables a child reads.
-const (
-	// EnvFDs names the child's control and log descriptors, as "3,4".
-	EnvFDs = "PROCSUP_FDS"
-	// EnvEntry names the registered entry point a re-executed binary runs (see [Register]).
-	EnvEntry = "PROCSUP_ENTRY"
+	"github.com/procsup/procsup/childproc"
 )
 
 // Files are the child's ends of the two socket pairs. A [Launcher] must pass them to the
@@ -44,7 +38,7 @@ func (f Files) Apply(cmd *exec.Cmd) error {
 	if env == nil {
 		env = os.Environ()
 	}
-	cmd.Env = append(env[:len(env):len(env)], EnvFDs+"=3,4")
+	cmd.Env = append(env[:len(env):len(env)], childproc.EnvFDs+"=3,4")
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}

@@ -1,0 +1,12 @@
+// Package launch starts child processes for procsup: the parent's side of
+// package childproc.
+//
+// [Start] makes the two socket pairs (control and logs), has a [Launcher] (usually a
+// [Command]) start the child with its ends as descriptors 3 and 4, and returns a
+// [Process]. The child runs in its own process group with a parent-death signal, so
+// [Process.Kill] ends the child and its descendants, and the child dies with the parent.
+// Every child is started from one goroutine locked to one OS thread, because the
+// parent-death signal follows the thread that forked; waiting for the exit uses a pidfd
+// in the netpoller, so no thread is held per child. [SelfCommand] starts this same
+// binary as a child program registered with childproc.Register.
+package launch
