@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,11 +29,29 @@ func echoConfig(b *testing.B) actors.Config {
 	return cfg
 }
 
-// BenchmarkSpawnToReady: a process actor spawned, until it reports running.
+// BenchmarkSpawnToReady: a process actor spawned until it reports running, its child the
+// smallest procsup child (childproctest.Minimal, built separately as users build theirs).
+// The floor, timed in the same loop: the smallest Go child that answers over a raw socket
+// (childproctest.RawMinimal), started until it echoes one frame. x-floor is their ratio.
 func BenchmarkSpawnToReady(b *testing.B) {
-	floor := floorSpawn()
+	minimal := childproctest.Build(b, childproctest.Minimal)
+	raw := childproctest.Build(b, childproctest.RawMinimal)
+	cfg := echoConfig(b)
+	cfg.Launcher = &launch.Command{Path: minimal}
+	spawnToReady(b, cfg, func() time.Duration { return childproctest.ReadyRaw(b, raw) })
+}
+
+// BenchmarkSpawnToReadySelf: the same with this test binary as the child (10 MB, every
+// package of the module linked), against itself as a raw echo child.
+func BenchmarkSpawnToReadySelf(b *testing.B) {
+	spawnToReady(b, echoConfig(b), func() time.Duration { return spawnRawOnce(b) })
+}
+
+// spawnToReady times process actors for cfg from spawn to running, and floor in the
+// same loop; ns/op is the actor's time.
+func spawnToReady(b *testing.B, cfg actors.Config, floor func() time.Duration) {
 	system := actors.QuietSystem(b)
-	props, err := actors.NewProcess(echoConfig(b))
+	props, err := actors.NewProcess(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -45,16 +62,20 @@ func BenchmarkSpawnToReady(b *testing.B) {
 		}
 	})
 	defer system.EventStream.Unsubscribe(sub)
+	floor() // the page cache warm
+	var floors time.Duration
 	b.ResetTimer()
 	for range b.N {
 		pid := system.Root.Spawn(props)
 		<-ready
 		b.StopTimer()
 		actors.StopAndWait(context.Background(), system, pid)
+		floors += floor()
 		b.StartTimer()
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/floor, "x-floor")
+	b.ReportMetric(float64(b.Elapsed())/float64(floors), "x-floor")
+	b.ReportMetric(float64(floors.Microseconds())/float64(b.N)/1000, "floor-ms")
 }
 
 // BenchmarkFloorSpawnToReady: plain exec of the same binary with a socket pair, until
@@ -127,17 +148,6 @@ func killRawOnce(tb testing.TB) time.Duration {
 	k.conn.Close()
 	return d
 }
-
-// floorSpawn measures the spawn floor once per run: the mean of 30 raw spawns.
-var floorSpawn = sync.OnceValue(func() float64 {
-	spawnRawOnce(&testing.T{}) // warm the page cache
-	var total time.Duration
-	const n = 30
-	for range n {
-		total += spawnRawOnce(&testing.T{})
-	}
-	return float64(total.Nanoseconds()) / n
-})
 
 // BenchmarkRequestReply: an Ask from outside the actor, through the process actor to the
 // child and back. Each iteration also times one round trip of the floor (the request's

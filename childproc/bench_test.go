@@ -1,10 +1,13 @@
 package childproc_test
 
 import (
+	"context"
+	"os"
 	"testing"
 	"time"
 
 	"github.com/procsup/procsup/childproc/childproctest"
+	"github.com/procsup/procsup/childproc/launch"
 	"github.com/procsup/procsup/messages/wire"
 )
 
@@ -48,5 +51,50 @@ func BenchmarkFloorRoundTrip(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		floor.RoundTrip()
+	}
+}
+
+// BenchmarkMinimalChildToReady starts the smallest procsup child (childproctest.Minimal,
+// built separately, as a user builds a child) and initializes it: launch.Start, the
+// InitializeRequest, its InitializeResponse. Each iteration also starts the smallest Go
+// child that answers over a raw socket (childproctest.RawMinimal) until it echoes one
+// frame: the floor, interleaved so both see the same machine. Reported: both times to
+// ready, x-raw (their ratio), and the binaries' sizes in MB.
+func BenchmarkMinimalChildToReady(b *testing.B) {
+	minimal := childproctest.Build(b, childproctest.Minimal)
+	raw := childproctest.Build(b, childproctest.RawMinimal)
+	ready := func() time.Duration {
+		began := time.Now()
+		p, err := launch.Start(context.Background(), &launch.Command{Path: minimal})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer p.Close()
+		r, w := wire.NewReader(p.Control(), 0), wire.NewWriter(p.Control(), 0)
+		w.Write(&wire.InitializeRequest{PingInterval: time.Second})
+		if m, err := r.Read(); err != nil {
+			b.Fatal(err)
+		} else if _, ok := m.(*wire.InitializeResponse); !ok {
+			b.Fatalf("got %T", m)
+		}
+		d := time.Since(began)
+		p.Control().Close() // it exits at the end of its control socket
+		p.Wait(context.Background())
+		return d
+	}
+	ready() // the page cache warm for both
+	childproctest.ReadyRaw(b, raw)
+	var procsup, floor time.Duration
+	for range b.N {
+		procsup += ready()
+		floor += childproctest.ReadyRaw(b, raw)
+	}
+	b.ReportMetric(float64(procsup)/float64(floor), "x-raw")
+	b.ReportMetric(float64(procsup.Microseconds())/float64(b.N)/1000, "procsup-ms")
+	b.ReportMetric(float64(floor.Microseconds())/float64(b.N)/1000, "raw-ms")
+	for name, path := range map[string]string{"procsup-MB": minimal, "raw-MB": raw} {
+		if st, err := os.Stat(path); err == nil {
+			b.ReportMetric(float64(st.Size())/(1<<20), name)
+		}
 	}
 }

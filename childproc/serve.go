@@ -7,12 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/procsup/procsup/messages/wire"
@@ -73,8 +73,11 @@ func Serve(ctx context.Context, h Handler) error {
 	return s.serve(ctx)
 }
 
-// openFDs returns the control and log sockets named by EnvFDs.
-func openFDs() (control, logs net.Conn, err error) {
+// openFDs returns the control and log sockets named by EnvFDs: close-on-exec (a
+// grandchild inherits neither) and non-blocking (read through the netpoller, with
+// deadlines). It uses os.File rather than package net, whose resolver would link cgo and
+// make every child a dynamically linked program that starts slower.
+func openFDs() (control, logs *os.File, err error) {
 	v, ok := os.LookupEnv(EnvFDs)
 	if !ok {
 		return nil, nil, ErrNotChild
@@ -83,14 +86,16 @@ func openFDs() (control, logs net.Conn, err error) {
 	if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d,%d", &cfd, &lfd); err != nil || cfd < 3 || lfd < 3 {
 		return nil, nil, fmt.Errorf("%w: %s=%q is not two descriptors", ErrNotChild, EnvFDs, v)
 	}
-	open := func(fd int, name string) (net.Conn, error) {
-		f := os.NewFile(uintptr(fd), name)
-		defer f.Close()
-		c, err := net.FileConn(f)
-		if err != nil {
+	open := func(fd int, name string) (*os.File, error) {
+		var st syscall.Stat_t
+		if err := syscall.Fstat(fd, &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFSOCK {
+			return nil, fmt.Errorf("%w: descriptor %d (%s) is not a socket", ErrNotChild, fd, name)
+		}
+		syscall.CloseOnExec(fd)
+		if err := syscall.SetNonblock(fd, true); err != nil {
 			return nil, fmt.Errorf("%w: descriptor %d (%s): %v", ErrNotChild, fd, name, err)
 		}
-		return c, nil
+		return os.NewFile(uintptr(fd), name), nil
 	}
 	if control, err = open(cfd, "control"); err != nil {
 		return nil, nil, err
@@ -104,7 +109,7 @@ func openFDs() (control, logs net.Conn, err error) {
 
 type session struct {
 	h       Handler
-	control net.Conn
+	control *os.File
 	r       *wire.Reader
 	w       *wire.Writer
 	logs    *LogHandler
@@ -261,7 +266,7 @@ func (s *session) handshake() (*wire.InitializeRequest, error) {
 
 func readError(op string, err error) error {
 	switch {
-	case errors.Is(err, wire.ErrClosed), errors.Is(err, net.ErrClosed):
+	case errors.Is(err, wire.ErrClosed), errors.Is(err, os.ErrClosed):
 		return ErrParentGone
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return ErrParentSilent

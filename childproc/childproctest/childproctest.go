@@ -8,10 +8,14 @@ import (
 	"context"
 	"io"
 	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/procsup/procsup/childproc"
+	"github.com/procsup/procsup/childproc/childproctest/rawecho"
 	"github.com/procsup/procsup/childproc/launch"
 )
 
@@ -39,19 +43,49 @@ func Main(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// RawEcho copies descriptor 3 back to itself until it is closed, then exits 0.
-func RawEcho() {
-	f := os.NewFile(3, "control")
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := f.Read(buf)
-		if err != nil {
-			os.Exit(0)
-		}
-		if _, err := f.Write(buf[:n]); err != nil {
-			os.Exit(0)
-		}
+// RawEcho copies descriptor 3 back to itself until it is closed, then exits 0: the
+// floor child (package rawecho).
+func RawEcho() { rawecho.Serve() }
+
+// Build builds the main package pkg (an import path) into a temporary directory and
+// returns the binary's path: a child program built separately, as users build theirs.
+func Build(tb testing.TB, pkg string) string {
+	tb.Helper()
+	out := filepath.Join(tb.TempDir(), path.Base(pkg))
+	if b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
+		tb.Fatalf("go build %s: %v\n%s", pkg, err, b)
 	}
+	return out
+}
+
+// Minimal and RawMinimal are the import paths of the two smallest child programs, for
+// [Build]: a procsup child that initializes, answers pings and echoes requests, and a Go
+// child that echoes its raw socket, the floor it is measured against.
+const (
+	Minimal    = "github.com/procsup/procsup/childproc/childproctest/minimal"
+	RawMinimal = "github.com/procsup/procsup/childproc/childproctest/rawminimal"
+)
+
+// ReadyRaw starts the raw echo program at path (RawMinimal, built), writes it one frame
+// and reads the echo, and ends it; it returns the time from the start to the echo: the
+// floor of a child's start to ready.
+func ReadyRaw(tb testing.TB, path string) time.Duration {
+	tb.Helper()
+	frame := []byte{0, 0, 0, 4, 0x81, 0xa1, 'k', 0x01}
+	began := time.Now()
+	p, err := launch.Start(context.Background(), &launch.Command{Path: path})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer p.Close()
+	p.Control().Write(frame)
+	if _, err := io.ReadFull(p.Control(), make([]byte, len(frame))); err != nil {
+		tb.Fatal(err)
+	}
+	d := time.Since(began)
+	p.Control().Close() // it exits at the end of its socket
+	p.Wait(context.Background())
+	return d
 }
 
 // StartRawEcho starts this program under childproc as a raw echo child: whatever is
