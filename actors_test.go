@@ -30,7 +30,7 @@ func TestHealthyLifecycle(t *testing.T) {
 		t.Fatalf("running event without a live pid: %+v", run)
 	}
 	st := status(t, system, pid)
-	if st.State != messages.Running || st.Pid != run.OSPid || st.StartedAt.IsZero() || st.Uptime <= 0 {
+	if st.State != messages.Running || st.OSPid != run.OSPid || st.StartedAt.IsZero() || st.Uptime <= 0 {
 		t.Fatalf("status %+v", st)
 	}
 	if r := ask(t, system, pid, "echo", "hi"); r.Err != nil || string(r.Body) != "echo:hi" {

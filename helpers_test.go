@@ -349,7 +349,7 @@ func status(t *testing.T, system *actor.ActorSystem, pid *actor.PID) *messages.S
 // stillRunning checks that pid runs the same OS process ospid: nothing ended it.
 func stillRunning(t *testing.T, system *actor.ActorSystem, pid *actor.PID, ospid int) {
 	t.Helper()
-	if st := status(t, system, pid); st.State != messages.Running || st.Pid != ospid {
+	if st := status(t, system, pid); st.State != messages.Running || st.OSPid != ospid {
 		t.Fatalf("status %+v, want running with pid %d", st, ospid)
 	}
 }

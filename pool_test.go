@@ -104,7 +104,7 @@ func TestPoolNeverHandsOutADeadProcess(t *testing.T) {
 	// heard of its death yet.
 	proc := acquire(t, system, pool)
 	st := status(t, system, proc)
-	if st.Pid == ready.OSPid || st.State != messages.Running || !actortest.Alive(st.Pid) {
+	if st.OSPid == ready.OSPid || st.State != messages.Running || !actortest.Alive(st.OSPid) {
 		t.Fatalf("handed out %+v after killing pid %d", st, ready.OSPid)
 	}
 	poolEvent(probe, messages.PoolClosed)

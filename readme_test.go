@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,10 +33,16 @@ func readmeSample(ctx context.Context, img []byte) ([]byte, error) {
 	}
 	system := actor.NewActorSystem()
 	defer system.Shutdown()
+	var ended atomic.Int64
 	system.EventStream.Subscribe(func(ev any) {
-		switch e := ev.(type) {
+		e, ok := ev.(messages.Event) // every procsup event, and nothing of protoactor's own
+		if !ok {
+			return
+		}
+		log.Print(e) // one line a person can read
+		switch e := e.(type) {
 		case *messages.Exited:
-			log.Printf("%s ended: %s (exit %d, killed %v)", e.PID.Id, e.Reason, e.ExitCode, e.Killed)
+			ended.Add(1) // e.Reason, e.ExitCode, e.Killed and e.Err say how
 		case *messages.Restarting:
 			log.Printf("%s restarts in %v", e.PID.Id, e.Delay)
 		}

@@ -3,6 +3,7 @@ package actors
 import (
 	"errors"
 	"fmt"
+	"syscall"
 
 	"github.com/procsup/procsup/messages"
 )
@@ -32,15 +33,15 @@ type FailureError struct {
 	OSPid    int
 	Reason   messages.Reason
 	ExitCode int
-	Signal   string
-	Err      error // detail, where there is one
+	Signal   syscall.Signal // 0 unless a signal ended it
+	Err      error          // detail, where there is one
 }
 
 // Error implements error.
 func (e *FailureError) Error() string {
 	s := fmt.Sprintf("procsup: process %s (pid %d) failed: %s", e.Actor, e.OSPid, e.Reason)
-	if e.Signal != "" {
-		s += ", signal " + e.Signal
+	if e.Signal != 0 {
+		s += ", signal " + e.Signal.String()
 	} else if e.OSPid != 0 {
 		s += fmt.Sprintf(", exit code %d", e.ExitCode)
 	}
@@ -55,6 +56,10 @@ func (e *FailureError) Is(target error) bool {
 	r, ok := target.(messages.Reason)
 	return ok && r == e.Reason
 }
+
+// FailedPid returns the OS pid of the process that failed (it names the process of a
+// messages.Restarting or RestartLimit).
+func (e *FailureError) FailedPid() int { return e.OSPid }
 
 // Unwrap returns the detail.
 func (e *FailureError) Unwrap() error { return e.Err }

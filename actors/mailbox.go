@@ -69,17 +69,14 @@ func answerStopped(c actor.Context, envelope any) {
 	}
 }
 
-// forwardStopped passes an event (a message without a sender) that reached a stopped
-// tree on to the tree's parent; a request is answered as by a stopped process actor.
+// forwardStopped passes an event that reached a stopped tree on to the tree's parent;
+// anything else is answered as by a stopped process actor.
 func forwardStopped(c actor.Context, envelope any) {
-	_, msg, sender := actor.UnwrapEnvelope(envelope)
-	switch msg.(type) {
-	case *messages.Close, *messages.Kill, *messages.Send, *messages.Ask, *messages.GetStatus:
-	default:
-		if sender == nil && c.Parent() != nil {
-			c.ActorSystem().Root.Send(c.Parent(), msg)
-			return
+	if ev, ok := actor.UnwrapEnvelopeMessage(envelope).(messages.Event); ok {
+		if c.Parent() != nil {
+			c.ActorSystem().Root.Send(c.Parent(), ev)
 		}
+		return
 	}
 	answerStopped(c, envelope)
 }

@@ -650,10 +650,7 @@ func (p *process) finish(ctx actor.Context) {
 		p.cfg.Restart == Transient && ev.Reason == messages.ReasonExited:
 		ctx.Stop(p.self)
 	default:
-		fe := &FailureError{Actor: p.self.Id, OSPid: ev.OSPid, Reason: ev.Reason, ExitCode: ev.ExitCode, Err: ev.Err}
-		if ev.Signal != 0 {
-			fe.Signal = ev.Signal.String()
-		}
+		fe := &FailureError{Actor: p.self.Id, OSPid: ev.OSPid, Reason: ev.Reason, ExitCode: ev.ExitCode, Signal: ev.Signal, Err: ev.Err}
 		p.lastError = fe
 		p.reg.ended(p.self.Id, ev.Reason, fe)
 		escalate(ctx, fe)
@@ -885,7 +882,7 @@ func (p *process) statusNow() *messages.Status {
 		s.LogsDropped = p.logStats.lost(0)
 	}
 	if p.proc != nil {
-		s.Pid, s.StartedAt = p.proc.Pid(), p.startedAt
+		s.OSPid, s.StartedAt = p.proc.Pid(), p.startedAt
 		s.ExitCode, s.Signal = p.status.Code, p.status.Signal
 		s.Killed = p.exited && p.killedIt()
 		if p.state != messages.Dead {

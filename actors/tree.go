@@ -59,8 +59,8 @@ type tree struct {
 }
 
 // Receive spawns the children, passes Close and Kill down to them, refuses the commands
-// only a process takes, and forwards everything else that comes without a sender (the
-// events of the actors below, the strategy's Restarting and RestartLimit) to the parent.
+// only a process takes, and forwards every event (those of the actors below, the
+// strategy's Restarting and RestartLimit) to the parent.
 func (t *tree) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
@@ -77,8 +77,8 @@ func (t *tree) Receive(ctx actor.Context) {
 		if ctx.Sender() != nil {
 			ctx.Respond(&messages.Response{Err: fmt.Errorf("%w: %s is a tree", ErrNotProcess, ctx.Self().Id)})
 		}
-	default:
-		if ctx.Parent() != nil && ctx.Sender() == nil {
+	case messages.Event:
+		if ctx.Parent() != nil {
 			ctx.Send(ctx.Parent(), m)
 		}
 	}

@@ -4,6 +4,7 @@ package childproc
 
 import (
 	"sync"
+	"time"
 
 	"github.com/procsup/procsup/messages/wire"
 )
@@ -65,4 +66,50 @@ func (q *messageQueue) close() {
 	q.closed = true
 	q.mu.Unlock()
 	q.cond.Broadcast()
+}
+
+// inflight counts the handler calls under way, so that the end of Serve can wait for them
+// (bounded) before it counts the log records for Exiting. Its cond's L is its mu.
+type inflight struct {
+	mu      sync.Mutex
+	cond    sync.Cond
+	n       int
+	closing bool
+}
+
+// begin counts a call that starts; false once drain began: the call must not start.
+func (f *inflight) begin() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closing {
+		return false
+	}
+	f.n++
+	return true
+}
+
+// end counts a call that ended.
+func (f *inflight) end() {
+	f.mu.Lock()
+	f.n--
+	f.mu.Unlock()
+	f.cond.Broadcast()
+}
+
+// drain refuses new calls and waits up to d for those under way to end.
+func (f *inflight) drain(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closing = true
+	over := false
+	t := time.AfterFunc(d, func() {
+		f.mu.Lock()
+		over = true
+		f.mu.Unlock()
+		f.cond.Broadcast()
+	})
+	defer t.Stop()
+	for f.n > 0 && !over {
+		f.cond.Wait()
+	}
 }

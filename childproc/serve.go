@@ -50,6 +50,10 @@ const (
 // message or request handler is logged, a request gets an error reply, and the child
 // carries on.
 //
+// At the end, Serve waits up to a second for the message and request handlers still at
+// work (their context is cancelled), so that what they log is counted; messages not yet
+// handled are dropped, and later requests are answered with an error.
+//
 // It returns nil after a shutdown the parent asked for (Run has returned, logs are
 // flushed and Exiting was sent) or when Run returned nil by itself; Run's error when Run
 // failed; an [*InitError] when Init failed; [ErrParentGone] when the control socket
@@ -115,6 +119,8 @@ type session struct {
 	logs    *LogHandler
 	peer    *Peer
 	idle    atomic.Int64 // once running: the silence after which the parent is presumed gone
+	queue   *messageQueue
+	calls   inflight // message and request handlers under way
 
 	shutdownReason string // set by the read loop before it cancels with errShutdown
 }
@@ -135,6 +141,8 @@ func (s *session) serve(ctx context.Context) error {
 	// Init's context, and later every ping is answered whatever the handlers do.
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	s.queue = newMessageQueue(MessageQueueBytes)
+	s.calls.cond.L = &s.calls.mu
 	readDone := make(chan struct{})
 	go func() {
 		defer close(readDone)
@@ -172,6 +180,10 @@ func (s *session) serve(ctx context.Context) error {
 		}
 		result, reason, panicked = s.run(ctx, runCtx, cancel)
 	}
+	// The handlers still at work (their context is cancelled) get runGrace to finish, so
+	// that what they log is counted in Exiting; messages not yet handled are dropped.
+	s.queue.close()
+	s.calls.drain(runGrace)
 	s.logs.Close(LogFlushTimeout)
 	s.w.Write(&wire.Exiting{Reason: reason, LogRecords: s.logs.Taken(), Panic: panicked})
 	s.control.Close()
@@ -278,7 +290,7 @@ func readError(op string, err error) error {
 // waits for a handler: messages wait in a queue of up to MessageQueueBytes for the
 // message handler, and each request runs in its own goroutine.
 func (s *session) readLoop(runCtx context.Context, cancel context.CancelCauseFunc) {
-	q := newMessageQueue(MessageQueueBytes)
+	q := s.queue
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { // one at a time, in order
@@ -286,12 +298,13 @@ func (s *session) readLoop(runCtx context.Context, cancel context.CancelCauseFun
 		mh, _ := s.h.(MessageHandler)
 		for {
 			m, ok := q.take()
-			if !ok {
+			if !ok || !s.calls.begin() {
 				return
 			}
 			if mh != nil {
 				s.handleMessage(runCtx, mh, m)
 			}
+			s.calls.end()
 		}
 	}()
 	defer wg.Wait()
@@ -321,7 +334,14 @@ func (s *session) readLoop(runCtx context.Context, cancel context.CancelCauseFun
 		case *wire.Message:
 			q.put(m)
 		case *wire.Request:
-			go s.handleRequest(runCtx, rh, m)
+			if !s.calls.begin() {
+				s.w.Write(&wire.Reply{ID: m.ID, Error: "the child is shutting down"})
+				continue
+			}
+			go func() {
+				defer s.calls.end()
+				s.handleRequest(runCtx, rh, m)
+			}()
 		case *wire.Reply:
 			s.peer.deliver(m)
 		default:

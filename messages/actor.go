@@ -140,7 +140,7 @@ func (e *ChildError) Error() string { return "child: " + e.Reason }
 // Status is a process actor's answer to GetStatus.
 type Status struct {
 	State     State
-	Pid       int       // the OS pid of the current (or last) process; 0 before the first start
+	OSPid     int       // the OS pid of the current (or last) process; 0 before the first start
 	StartedAt time.Time // when the current (or last) process started
 	ExitCode  int       // of the last process; -1 when a signal ended it
 	Signal    syscall.Signal
@@ -155,7 +155,7 @@ type Status struct {
 }
 
 // Events a process actor sends to its parent and publishes on the actor system's
-// EventStream. PID is the process actor's; OSPid the process's.
+// EventStream (each is an [Event]). PID is the process actor's; OSPid the process's.
 type (
 	// StateChanged: the actor moved from one state to another.
 	StateChanged struct {
@@ -230,16 +230,3 @@ type (
 		Cause     error
 	}
 )
-
-// String implements fmt.Stringer.
-func (e *Exited) String() string {
-	how := fmt.Sprintf("exit code %d", e.ExitCode)
-	if e.Signal != 0 {
-		how = "signal " + e.Signal.String()
-	}
-	s := fmt.Sprintf("%s: %s, %s, killed=%v, up %v", e.PID.GetId(), e.Reason, how, e.Killed, e.Uptime.Round(time.Millisecond))
-	if e.Err != nil {
-		s += ": " + e.Err.Error()
-	}
-	return s
-}
