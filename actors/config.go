@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/procsup/procsup/childproc/launch"
+	"github.com/procsup/procsup/monitor"
 )
 
 // Defaults, as LiveKit's job processes use them (see NewConfig).
@@ -18,8 +19,8 @@ const (
 	DefaultHighPingThreshold    = 500 * time.Millisecond
 	DefaultMemoryWarnMB         = 1000
 	DefaultMemorySampleInterval = 5 * time.Second
-	DefaultMemoryWarnCooldown   = 120 * time.Second
-	DefaultMemoryRepeatGrowthMB = 50
+	DefaultMemoryWarnCooldown   = monitor.DefaultWarnCooldown
+	DefaultMemoryRepeatGrowthMB = monitor.DefaultRepeatGrowth >> 20
 	DefaultWriteTimeout         = 5 * time.Second
 	DefaultLogRate              = 1000
 	DefaultMaxHeld              = 1024

@@ -25,7 +25,11 @@ func NewLimiter(n int) *Limiter {
 
 // DefaultLimiter is shared by every process actor whose Config has no InitLimiter:
 // min(NumCPU, 4) initializations at once.
-var DefaultLimiter = NewLimiter(min(runtime.NumCPU(), 4))
+var DefaultLimiter = NewLimiter(defaultConcurrency)
+
+// defaultConcurrency is how many starts may run at once by default, the limiter's and a
+// pool's: min(NumCPU, 4).
+var defaultConcurrency = min(runtime.NumCPU(), 4)
 
 // acquire calls grant, at once or when a slot frees up, from another goroutine. The
 // returned cancel withdraws a request not yet granted and reports whether it did; a

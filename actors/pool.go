@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"runtime"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -57,10 +55,10 @@ func NewPool(cfg PoolConfig) (*actor.Props, error) {
 		return nil, err
 	}
 	if cfg.MaxStarting == 0 {
-		cfg.MaxStarting = min(runtime.NumCPU(), 4)
+		cfg.MaxStarting = defaultConcurrency
 	}
 	if cfg.Backoff.Initial == 0 {
-		cfg.Backoff.Initial, cfg.Backoff.Max = 100*time.Millisecond, 30*time.Second
+		cfg.Backoff.Initial, cfg.Backoff.Max = DefaultBackoff.Initial, DefaultBackoff.Max
 	}
 	stop := actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive { return actor.StopDirective })
 	return actor.PropsFromProducer(func() actor.Actor {
@@ -301,10 +299,7 @@ func (p *pool) exited(ctx actor.Context, m *messages.Exited) {
 	if mb.state == memberStarting {
 		p.failures++
 		p.lastErr = &FailureError{Actor: m.PID.Id, OSPid: m.OSPid, Reason: m.Reason, ExitCode: m.ExitCode, Err: m.Err}
-		delay := p.cfg.Backoff.Delay(p.failures)
-		if j := p.cfg.Backoff.Jitter; j > 0 {
-			delay += time.Duration((rand.Float64()*2 - 1) * j * float64(delay))
-		}
+		delay := p.cfg.Backoff.Jittered(p.failures)
 		p.backoffUntil = time.Now().Add(delay)
 		ev := &messages.PoolBackoff{Pool: p.self, Failures: p.failures, Delay: delay, Cause: p.lastErr}
 		if ctx.Parent() != nil {

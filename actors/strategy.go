@@ -66,6 +66,16 @@ func (b Backoff) Delay(attempt int) time.Duration {
 	return time.Duration(d)
 }
 
+// Jittered returns the delay before restart number attempt with the jitter applied: the
+// one computation of a backoff delay, for the strategy and the pool alike.
+func (b Backoff) Jittered(attempt int) time.Duration {
+	delay := b.Delay(attempt)
+	if b.Jitter > 0 && delay > 0 {
+		delay += time.Duration((rand.Float64()*2 - 1) * b.Jitter * float64(delay))
+	}
+	return delay
+}
+
 // HandleFailure implements actor.SupervisorStrategy.
 func (s *backoffStrategy) HandleFailure(system *actor.ActorSystem, sup actor.Supervisor, child *actor.PID,
 	rs *actor.RestartStatistics, reason any, message any) {
@@ -90,10 +100,7 @@ func (s *backoffStrategy) HandleFailure(system *actor.ActorSystem, sup actor.Sup
 		return
 	}
 	attempt := rs.FailureCount()
-	delay := s.b.Delay(attempt)
-	if s.b.Jitter > 0 && delay > 0 {
-		delay += time.Duration((rand.Float64()*2 - 1) * s.b.Jitter * float64(delay))
-	}
+	delay := s.b.Jittered(attempt)
 	publishTo(system, sup, &messages.Restarting{PID: child, Attempt: attempt, Delay: delay, Cause: cause})
 	if delay <= 0 {
 		sup.RestartChildren(targets...)

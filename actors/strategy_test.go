@@ -24,3 +24,19 @@ func TestConfigValidateAcceptsDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Jittered stays within ±Jitter of the delay, and spreads.
+func TestJitteredDelaysStayInTheirBand(t *testing.T) {
+	b := Backoff{Initial: 100 * time.Millisecond, Multiplier: 2, Max: time.Second, Jitter: 0.2}
+	seen := map[time.Duration]bool{}
+	for range 200 {
+		d := b.Jittered(3) // 400 ms ± 20%
+		if d < 320*time.Millisecond || d > 480*time.Millisecond {
+			t.Fatalf("jittered delay %v outside 320-480 ms", d)
+		}
+		seen[d] = true
+	}
+	if len(seen) < 100 {
+		t.Fatalf("only %d distinct delays in 200", len(seen))
+	}
+}
