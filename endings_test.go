@@ -253,3 +253,34 @@ func TestStderrTailInExited(t *testing.T) {
 		t.Fatalf("exited %v, stderr %q", ex, ex.Stderr)
 	}
 }
+
+// Stopping an actor ends its process by the same path as a Close: the actor goes through
+// closing (and answers while it does), kills the child that ignores the request after
+// CloseTimeout, reports Exited, and only then stops.
+func TestStopEndsLikeAClose(t *testing.T) {
+	system := newSystem(t)
+	cfg := workerConfig("ignoreshutdown", nil)
+	cfg.CloseTimeout = 2 * time.Second
+	probe, pid := spawn(t, system, cfg, nil)
+	running(probe)
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		stopped <- actors.StopAndWait(ctx, system, pid)
+	}()
+	actortest.ExpectType(probe, 10*time.Second, func(e *messages.StateChanged) bool { return e.To == messages.Closing })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := actors.Status(ctx, system, pid)
+	if err != nil || st.State != messages.Closing {
+		t.Fatalf("status while stopping: %+v, %v", st, err)
+	}
+	if ex := exited(probe); ex.Reason != messages.ReasonClosed || !ex.Killed {
+		t.Fatalf("exited %v, want closed by a kill after the close timeout", ex)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	terminated(probe, pid)
+}

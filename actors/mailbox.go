@@ -15,27 +15,40 @@ import (
 
 // lateMailbox returns a mailbox producer: protoactor's unbounded mailbox, whose messages
 // that come after the actor stopped go to late, with the actor's (stopped) context.
-func lateMailbox(late func(c actor.Context, envelope any)) actor.MailboxProducer {
-	return func() actor.Mailbox { return &lateBox{Mailbox: actor.Unbounded()(), late: late} }
+//
+// hold, when not nil, is asked first about every Stop and Restart protoactor sends the
+// actor: it may hand the actor a message of its own through invoke (handled at once, on
+// the mailbox's goroutine, as any message) and report that the actor takes the stop
+// over, which then does not happen now: the actor sends itself a new one when it is ready.
+func lateMailbox(late func(c actor.Context, envelope any), hold func(invoke func(msg any), sys any) bool) actor.MailboxProducer {
+	return func() actor.Mailbox { return &lateBox{Mailbox: actor.Unbounded()(), late: late, hold: hold} }
 }
 
 type lateBox struct {
 	actor.Mailbox
 	late func(c actor.Context, envelope any)
+	hold func(invoke func(msg any), sys any) bool
 }
 
 func (m *lateBox) RegisterHandlers(invoker actor.MessageInvoker, dispatcher actor.Dispatcher) {
-	m.Mailbox.RegisterHandlers(&lateInvoker{MessageInvoker: invoker, late: m.late}, dispatcher)
+	m.Mailbox.RegisterHandlers(&lateInvoker{MessageInvoker: invoker, late: m.late, hold: m.hold}, dispatcher)
 }
 
 // lateInvoker is called by the mailbox, one message at a time.
 type lateInvoker struct {
 	actor.MessageInvoker
 	late     func(c actor.Context, envelope any)
+	hold     func(invoke func(msg any), sys any) bool
 	stopping bool // a Stop came: from then on, check whether the actor has stopped
 }
 
 func (i *lateInvoker) InvokeSystemMessage(m any) {
+	switch m.(type) {
+	case *actor.Stop, *actor.Restart:
+		if i.hold != nil && i.hold(i.MessageInvoker.InvokeUserMessage, m) {
+			return
+		}
+	}
 	if _, ok := m.(*actor.Stop); ok {
 		i.stopping = true
 	}

@@ -24,9 +24,6 @@ import (
 const (
 	logsWait = 2 * time.Second
 	eofGrace = 200 * time.Millisecond
-	// initFailGrace is how long a child that reported a failed initialization may take
-	// to exit by itself before it is killed: so the same failure always ends the same way.
-	initFailGrace = 2 * time.Second
 	// groupWait bounds the wait for a killed process group to be gone.
 	groupWait = 5 * time.Second
 )
@@ -45,7 +42,25 @@ func NewProcess(cfg Config) (*actor.Props, error) {
 	reg := &incarnations{m: map[string]*incarnation{}}
 	return actor.PropsFromProducer(func() actor.Actor {
 		return &process{cfg: cfg, reg: reg}
-	}, actor.WithMailbox(lateMailbox(answerStopped))), nil
+	}, actor.WithMailbox(lateMailbox(answerStopped, holdEnd))), nil
+}
+
+// endAsked is what holdEnd asks a process actor when protoactor would stop or restart
+// it: the actor answers whether it takes the end over (it has a process to end first).
+type endAsked struct {
+	restart bool // a Restart, not a Stop
+	taken   bool // the answer
+}
+
+// holdEnd lets a process actor end its process before protoactor stops or restarts it,
+// by the same path as every other end: graceful within CloseTimeout, then a kill of the
+// group, the exit reaped, the logs drained, Exited reported; only then does the actor
+// send itself the Stop or Restart again, and this time it goes through.
+func holdEnd(invoke func(msg any), sys any) bool {
+	_, restart := sys.(*actor.Restart)
+	q := &endAsked{restart: restart}
+	invoke(q)
+	return q.taken
 }
 
 // incarnations remembers, per actor, what outlives an instance: a restart makes a new
@@ -132,6 +147,7 @@ type process struct {
 	status    launch.ExitStatus
 	eof       bool // the control socket reached end of stream
 	finished  bool // Exited was reported
+	then      then // what protoactor asked for when it wanted the actor stopped or restarted
 	lastError error
 
 	asks *asks
@@ -140,6 +156,15 @@ type process struct {
 	slot       slotState
 	cancelSlot func() bool
 }
+
+// then is what becomes of the actor once its process has ended, when protoactor asked.
+type then int
+
+const (
+	thenDecide  then = iota // by the end's reason and the restart policy
+	thenStop                // protoactor's Stop: stop
+	thenRestart             // protoactor's Restart: restart
+)
 
 // slotState is where a process actor is with its limiter slot.
 type slotState int
@@ -157,10 +182,10 @@ func (p *process) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		p.starting(ctx)
-	case *actor.Stopping:
-		p.endNow(messages.ReasonClosed)
-	case *actor.Restarting:
-		p.endNow(messages.ReasonClosed)
+	case *endAsked:
+		m.taken = p.endAsked(ctx, m.restart)
+	case *actor.Stopping, *actor.Restarting:
+		p.released()
 	case *actor.Stopped:
 		p.reg.stopped(p.self.Id)
 	case *messages.GetStatus:
@@ -344,12 +369,17 @@ func (p *process) initializing(ctx actor.Context) {
 	}
 }
 
-// initFailed gives a child that reported a failed initialization initFailGrace to exit
-// by itself (as the child runtime does at once), then kills it.
+// initFailed gives a child that reported a failed initialization CloseTimeout to exit by
+// itself (as the child runtime does at once), as to a child asked to shut down, then
+// kills it: the same failure ends the same way every time.
 func (p *process) initFailed(err error) {
 	p.setReason(messages.ReasonInitFailed, err)
 	p.runCancels()
-	p.cancels = append(p.cancels, sendAfter(p.system, initFailGrace, p.self, &initFailGraceOver{about{p.proc.Pid()}}))
+	if p.cfg.CloseTimeout == 0 {
+		p.kill()
+	} else {
+		p.cancels = append(p.cancels, sendAfter(p.system, p.cfg.CloseTimeout, p.self, &initFailGraceOver{about{p.proc.Pid()}}))
+	}
 	p.behavior.Become(p.failedInit)
 }
 
@@ -645,7 +675,11 @@ func (p *process) finish(ctx actor.Context) {
 	p.become(p.state, messages.Dead, p.dead)
 	p.publish(ev)
 	switch {
-	case ev.Reason.Requested(),
+	case p.then == thenRestart: // protoactor's Restart, held until now
+		if self, ok := p.system.ProcessRegistry.Get(p.self); ok {
+			self.SendSystemMessage(p.self, &actor.Restart{})
+		}
+	case p.then == thenStop, ev.Reason.Requested(),
 		p.cfg.Restart == Temporary,
 		p.cfg.Restart == Transient && ev.Reason == messages.ReasonExited:
 		ctx.Stop(p.self)
@@ -725,54 +759,37 @@ func (p *process) killedIt() bool {
 	return p.killSent && (p.status.Signal != 0 || (p.cfg.StackDumpGrace > 0 && p.status.Code == 2))
 }
 
-// endNow ends the process synchronously: the actor is stopping or restarting, and it
-// is stopped only after its process is reaped. Graceful first (within CloseTimeout),
-// then a kill of the whole group. It must not panic: a panic here restarts the actor.
-func (p *process) endNow(r messages.Reason) {
-	defer func() {
-		if v := recover(); v != nil {
-			p.log.Error("panic while ending the process", "panic", v)
-		}
-	}()
-	// Messages still come while the actor stops (its children stop after this): from
-	// here on they find the dead state, which spawns nothing and starts nothing.
+// endAsked answers protoactor's Stop or Restart (through holdEnd): with a process to end,
+// the actor takes it over, ends the process by the one ending path (a Close, unless an
+// end is under way already) and stops or restarts itself from finish; without one, the
+// Stop or Restart goes on now.
+func (p *process) endAsked(ctx actor.Context, restart bool) bool {
+	if p.proc == nil || p.finished {
+		return false
+	}
+	p.then = thenStop
+	if restart {
+		p.then = thenRestart
+	}
+	if p.reason == messages.ReasonNone && !p.exited {
+		p.close(ctx, "actor stopping")
+	}
+	return true
+}
+
+// released is the Stopping or Restarting of an actor whose process has ended (or never
+// started): what it still holds goes back. Messages that come until it is gone find the
+// dead state, which spawns nothing and starts nothing.
+func (p *process) released() {
 	p.behavior.Become(p.dead)
 	p.giveSlotBack()
-	if p.proc == nil || p.finished {
-		p.runCancels()
-		p.failHeld(ErrNotRunning)
-		return
+	p.runCancels()
+	p.failHeld(ErrNotRunning)
+	if p.proc != nil && !p.finished {
+		// Not by holdEnd: only a bug gets here. Leave no process behind all the same.
+		p.log.Error("process actor stopped with its process running: killing the group")
+		p.proc.Kill()
 	}
-	p.setReason(r, nil)
-	if !p.exited {
-		if p.state == messages.Running || p.state == messages.Initializing {
-			p.w.Write(&wire.ShutdownRequest{Reason: "actor stopping"})
-		}
-		timer := time.NewTimer(p.cfg.CloseTimeout)
-		select {
-		case <-p.proc.Done():
-		case <-timer.C:
-			p.log.Error("process did not exit in time, killing process")
-			p.killSent = true
-			p.proc.Kill()
-			<-p.proc.Done()
-		}
-		timer.Stop()
-		p.status, _ = p.proc.Wait(context.Background())
-		p.exited = true
-	}
-	p.clearGroup()
-	wait := time.NewTimer(logsWait)
-	for _, done := range []chan struct{}{p.logsDone, p.controlDone} {
-		select {
-		case <-done:
-		case <-wait.C:
-		}
-	}
-	wait.Stop()
-	ev := p.report()
-	p.enter(p.state, messages.Dead)
-	p.publish(ev)
 }
 
 // clearGroup kills whatever is left of the process's group (grandchildren) and waits
@@ -854,8 +871,7 @@ func (p *process) enter(from, to messages.State) {
 	p.publish(ev)
 }
 
-// publish sends an event to the parent and to the EventStream. It needs no actor
-// context, so the synchronous end (endNow) reports the same way as the states do.
+// publish sends an event to the parent and to the EventStream.
 func (p *process) publish(ev any) {
 	if p.parent != nil {
 		p.system.Root.Send(p.parent, ev)

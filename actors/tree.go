@@ -48,7 +48,7 @@ func NewTree(strategy actor.SupervisorStrategy, specs ...Spec) *actor.Props {
 		return pid, nil
 	}
 	return actor.PropsFromProducer(func() actor.Actor { return t },
-		actor.WithSupervisor(strategy), actor.WithMailbox(lateMailbox(forwardStopped)), actor.WithSpawnFunc(spawn))
+		actor.WithSupervisor(strategy), actor.WithMailbox(lateMailbox(forwardStopped, nil)), actor.WithSpawnFunc(spawn))
 }
 
 // tree holds no state of a spawn but the channels its spawners wait on, so one instance
