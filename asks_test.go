@@ -131,12 +131,7 @@ func TestAskWhileStoppingAndAfter(t *testing.T) {
 	cfg.CloseTimeout = 500 * time.Millisecond
 	probe, pid := spawn(t, system, cfg, nil)
 	running(probe)
-	stopped := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		stopped <- actors.StopAndWait(ctx, system, pid)
-	}()
+	stopped := stopInBackground(system, pid)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for {

@@ -263,12 +263,7 @@ func TestStopEndsLikeAClose(t *testing.T) {
 	cfg.CloseTimeout = 2 * time.Second
 	probe, pid := spawn(t, system, cfg, nil)
 	running(probe)
-	stopped := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		stopped <- actors.StopAndWait(ctx, system, pid)
-	}()
+	stopped := stopInBackground(system, pid)
 	actortest.ExpectType(probe, 10*time.Second, func(e *messages.StateChanged) bool { return e.To == messages.Closing })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

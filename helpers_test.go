@@ -325,6 +325,18 @@ func stopAtEnd(t *testing.T, system *actor.ActorSystem, pid *actor.PID) {
 	})
 }
 
+// stopInBackground stops pid and waits for it (up to 30 s) on a goroutine of its own;
+// the channel gets StopAndWait's result.
+func stopInBackground(system *actor.ActorSystem, pid *actor.PID) <-chan error {
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		stopped <- actors.StopAndWait(ctx, system, pid)
+	}()
+	return stopped
+}
+
 func running(p *actortest.Probe) *messages.StateChanged {
 	return actortest.ExpectType(p, 10*time.Second, func(e *messages.StateChanged) bool { return e.To == messages.Running })
 }
