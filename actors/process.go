@@ -767,8 +767,10 @@ func (p *process) endAsked(ctx actor.Context, restart bool) bool {
 	if p.proc == nil || p.finished {
 		return false
 	}
-	p.then = thenStop
-	if restart {
+	switch {
+	case !restart:
+		p.then = thenStop
+	case p.then != thenStop: // a Stop asked for earlier still wins
 		p.then = thenRestart
 	}
 	if p.reason == messages.ReasonNone && !p.exited {
