@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,7 +20,7 @@ import (
 
 // readmeSample is the README's "In code" sample, word for word between the markers
 // (TestREADMESample checks that the README shows exactly these lines).
-func readmeSample(ctx context.Context, img []byte) ([]byte, error) {
+func readmeSample(ctx context.Context, img []byte, alert func(*messages.Exited)) ([]byte, error) {
 	// README sample begins
 	cmd := &launch.Command{Path: "./worker", Args: []string{"-mode", "healthy"}}
 	cfg := actors.NewConfig(cmd) // the defaults below
@@ -33,7 +32,6 @@ func readmeSample(ctx context.Context, img []byte) ([]byte, error) {
 	}
 	system := actor.NewActorSystem()
 	defer system.Shutdown()
-	var ended atomic.Int64
 	system.EventStream.Subscribe(func(ev any) {
 		e, ok := ev.(messages.Event) // every procsup event, and nothing of protoactor's own
 		if !ok {
@@ -42,7 +40,9 @@ func readmeSample(ctx context.Context, img []byte) ([]byte, error) {
 		log.Print(e) // one line a person can read
 		switch e := e.(type) {
 		case *messages.Exited:
-			ended.Add(1) // e.Reason, e.ExitCode, e.Killed and e.Err say how
+			if !e.Reason.Requested() { // it crashed, hung, ran out of memory...
+				alert(e)
+			}
 		case *messages.Restarting:
 			log.Printf("%s restarts in %v", e.PID.Id, e.Delay)
 		}
@@ -81,9 +81,13 @@ func TestREADMESample(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	img := []byte("an image")
-	reply, err := readmeSample(ctx, img)
+	var alerts []*messages.Exited
+	reply, err := readmeSample(ctx, img, func(e *messages.Exited) { alerts = append(alerts, e) })
 	if err != nil || !bytes.Equal(reply, img) {
 		t.Fatalf("the sample: %q, %v", reply, err)
+	}
+	if len(alerts) != 0 {
+		t.Fatalf("alerts for a worker closed on request: %v", alerts)
 	}
 }
 
