@@ -57,6 +57,13 @@ func (e *FailureError) Is(target error) bool {
 	return ok && r == e.Reason
 }
 
+// failureOf is the failure an end reported by ev is, for a supervisor strategy or a
+// pool's backoff.
+func failureOf(ev *messages.Exited) *FailureError {
+	return &FailureError{Actor: ev.PID.GetId(), OSPid: ev.OSPid, Reason: ev.Reason, ExitCode: ev.ExitCode,
+		Signal: ev.Signal, Err: ev.Err}
+}
+
 // FailedPid returns the OS pid of the process that failed (it names the process of a
 // messages.Restarting or RestartLimit).
 func (e *FailureError) FailedPid() int { return e.OSPid }

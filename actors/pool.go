@@ -246,7 +246,7 @@ func (p *pool) exited(ctx actor.Context, m *messages.Exited) {
 	}
 	if mb.state == memberStarting {
 		p.failures++
-		p.lastErr = &FailureError{Actor: m.PID.Id, OSPid: m.OSPid, Reason: m.Reason, ExitCode: m.ExitCode, Err: m.Err}
+		p.lastErr = failureOf(m)
 		delay := p.cfg.Backoff.Jittered(p.failures)
 		p.backoffUntil = time.Now().Add(delay)
 		ev := &messages.PoolBackoff{Pool: p.self, Failures: p.failures, Delay: delay, Cause: p.lastErr}

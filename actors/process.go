@@ -39,6 +39,9 @@ func NewProcess(cfg Config) (*actor.Props, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.MaxFrame == 0 {
+		cfg.MaxFrame = wire.DefaultMaxFrame
+	}
 	reg := &incarnations{m: map[string]*incarnation{}}
 	return actor.PropsFromProducer(func() actor.Actor {
 		return &process{cfg: cfg, reg: reg}
@@ -129,8 +132,8 @@ type process struct {
 	// controlDone is closed when the control socket's reader has stopped (at its end,
 	// after the child's last frame).
 	controlDone chan struct{}
-	// lastWord is the child's Exiting, stored by the reader as it reads it, so that every
-	// ending, the synchronous one too, knows it once controlDone is closed.
+	// lastWord is the child's Exiting, stored by the reader as it reads it: the end
+	// knows it once controlDone is closed.
 	lastWord *atomic.Pointer[wire.Exiting]
 	pongs    *pongs
 	logStats *logStats
@@ -286,8 +289,8 @@ func (p *process) launch(ctx actor.Context) {
 	p.proc, p.startedAt = proc, proc.StartTime()
 	p.log = p.log.With("pid", proc.Pid())
 	// Until the child announces its cap in the handshake, it is taken to accept the default.
-	p.w = wire.NewWriter(deadlineConn{proc.Control(), p.cfg.WriteTimeout}, wire.DefaultMaxFrame)
-	p.w.SetLimit(wire.DefaultMaxFrame, "to the child")
+	p.w = wire.NewWriter(deadlineConn{proc.Control(), p.cfg.WriteTimeout}, 0)
+	p.w.SetLimit(0, "to the child")
 	p.logsDone, p.controlDone = make(chan struct{}), make(chan struct{})
 	p.lastWord = &atomic.Pointer[wire.Exiting]{}
 	p.logStats = &logStats{}
@@ -301,7 +304,7 @@ func (p *process) launch(ctx actor.Context) {
 	err = p.send(&wire.InitializeRequest{
 		PingInterval: p.cfg.PingInterval, PingTimeout: p.cfg.PingTimeout,
 		HighPingThreshold: p.cfg.HighPingThreshold, Debug: p.cfg.Debug, Payload: p.cfg.Payload,
-		MaxFrame: p.maxFrame(), Fragments: true,
+		MaxFrame: p.cfg.MaxFrame, Fragments: true,
 	})
 	if err != nil {
 		p.killFor(messages.ReasonProtocolError, fmt.Errorf("sending InitializeRequest: %w", err))
@@ -317,14 +320,6 @@ func (p *process) socketActor(conn net.Conn) socketActor {
 	r := wire.NewReader(conn, p.cfg.MaxFrame)
 	r.SetDirection("from the child")
 	return socketActor{system: p.system, owner: p.self, ospid: p.proc.Pid(), conn: conn, r: r, log: p.log}
-}
-
-// maxFrame is the largest frame the parent accepts from the child.
-func (p *process) maxFrame() int {
-	if p.cfg.MaxFrame > 0 {
-		return p.cfg.MaxFrame
-	}
-	return wire.DefaultMaxFrame
 }
 
 func (p *process) spawnChild(ctx actor.Context, name string, a actor.Actor) *actor.PID {
@@ -674,20 +669,23 @@ func (p *process) finish(ctx actor.Context) {
 	ev := p.report()
 	p.become(p.state, messages.Dead, p.dead)
 	p.publish(ev)
+	failed := p.then == thenDecide && !ev.Reason.Requested() && p.cfg.Restart != Temporary &&
+		!(p.cfg.Restart == Transient && ev.Reason == messages.ReasonExited)
+	var fe *FailureError
+	if failed {
+		fe = failureOf(ev)
+		p.lastError = fe
+	}
+	p.reg.ended(p.self.Id, ev.Reason, p.lastError) // before the strategy restarts the actor
 	switch {
 	case p.then == thenRestart: // protoactor's Restart, held until now
 		if self, ok := p.system.ProcessRegistry.Get(p.self); ok {
 			self.SendSystemMessage(p.self, &actor.Restart{})
 		}
-	case p.then == thenStop, ev.Reason.Requested(),
-		p.cfg.Restart == Temporary,
-		p.cfg.Restart == Transient && ev.Reason == messages.ReasonExited:
-		ctx.Stop(p.self)
-	default:
-		fe := &FailureError{Actor: p.self.Id, OSPid: ev.OSPid, Reason: ev.Reason, ExitCode: ev.ExitCode, Signal: ev.Signal, Err: ev.Err}
-		p.lastError = fe
-		p.reg.ended(p.self.Id, ev.Reason, fe)
+	case failed:
 		escalate(ctx, fe)
+	default:
+		ctx.Stop(p.self)
 	}
 }
 
@@ -733,7 +731,6 @@ func (p *process) report() *messages.Exited {
 		p.lastError = ev.Err
 	}
 	p.reason = ev.Reason
-	p.reg.ended(p.self.Id, ev.Reason, p.lastError)
 	p.asks.close(fmt.Errorf("%w: %w", ErrProcessEnded, ev.Reason))
 	p.failHeld(fmt.Errorf("%w (the process ended: %w)", ErrNotRunning, ev.Reason))
 	return ev
@@ -829,9 +826,7 @@ func (p *process) sendApp(sender *actor.PID, m *messages.Send) {
 		err = sendError(err)
 		p.log.Warn("failed to send a message to the child", "kind", m.Kind, "error", err)
 	}
-	if sender != nil {
-		p.system.Root.Send(sender, &messages.Response{Err: err})
-	}
+	respond(sender, p.system, err)
 }
 
 // sendError is what a sender learns of a failed write to the child: a frame over the
