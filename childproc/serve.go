@@ -151,6 +151,7 @@ func (s *session) serve(ctx context.Context) error {
 
 	var result error
 	var reason, panicked string
+	var initFailed *wire.InitializeResponse // the last word instead of Exiting
 	initErr := s.callInit(runCtx, req)
 	var panicErr *PanicError
 	switch cause := context.Cause(runCtx); {
@@ -159,15 +160,11 @@ func (s *session) serve(ctx context.Context) error {
 	case cause != nil && initErr != nil && !errors.As(initErr, &panicErr):
 		result, reason = cause, cause.Error() // the parent went away while Init ran
 	case initErr != nil:
-		s.logs.Close(LogFlushTimeout)
-		s.w.Write(&wire.InitializeResponse{Error: initErr.Error()})
-		s.control.Close()
-		<-readDone
-		s.peer.closePending()
+		initFailed = &wire.InitializeResponse{Error: initErr.Error()}
+		result = &InitError{Err: initErr}
 		if errors.As(initErr, &panicErr) {
-			return panicErr
+			result = panicErr
 		}
-		return &InitError{Err: initErr}
 	default:
 		if err := s.w.Write(&wire.InitializeResponse{MaxFrame: s.r.Limit(), Fragments: true}); err != nil {
 			result, reason = ErrParentGone, ErrParentGone.Error()
@@ -185,7 +182,11 @@ func (s *session) serve(ctx context.Context) error {
 	s.queue.close()
 	s.calls.drain(runGrace)
 	s.logs.Close(LogFlushTimeout)
-	s.w.Write(&wire.Exiting{Reason: reason, LogRecords: s.logs.Taken(), Panic: panicked})
+	if initFailed != nil {
+		s.w.Write(initFailed)
+	} else {
+		s.w.Write(&wire.Exiting{Reason: reason, LogRecords: s.logs.Taken(), Panic: panicked})
+	}
 	s.control.Close()
 	<-readDone
 	s.peer.closePending()
