@@ -33,8 +33,15 @@ type envelope struct {
 // Encode returns the frame for m: the 4-byte big-endian length and the msgpack body.
 func Encode(m Wire) ([]byte, error) {
 	var buf bytes.Buffer
+	return frameInto(&buf, m)
+}
+
+// frameInto encodes m's frame, the length prefix and the body, into buf (reset first)
+// and returns it.
+func frameInto(buf *bytes.Buffer, m Wire) ([]byte, error) {
+	buf.Reset()
 	buf.Write([]byte{0, 0, 0, 0})
-	if err := encodeBody(&buf, m); err != nil {
+	if err := encodeBody(buf, m); err != nil {
 		return nil, err
 	}
 	b := buf.Bytes()
@@ -392,17 +399,14 @@ func (w *Writer) writeFragmented(m Wire) error {
 
 // writeLocked encodes m and writes it as one frame; w.mu is held.
 func (w *Writer) writeLocked(m Wire) error {
-	w.buf.Reset()
-	w.buf.Write([]byte{0, 0, 0, 0})
-	if err := encodeBody(&w.buf, m); err != nil {
+	b, err := frameInto(&w.buf, m)
+	if err != nil {
 		return err
 	}
-	b := w.buf.Bytes()
 	if len(b)-4 > w.max {
 		return &FrameTooLargeError{Size: uint64(len(b) - 4), Max: w.max, Direction: w.dir}
 	}
-	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
-	_, err := w.w.Write(b)
+	_, err = w.w.Write(b)
 	if w.buf.Cap() > 1<<20 {
 		w.buf = bytes.Buffer{} // do not keep a huge buffer after one large message
 	}
