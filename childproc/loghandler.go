@@ -52,8 +52,9 @@ type logSink struct {
 	w         *wire.Writer
 	mu        sync.Mutex // numbers and queues a record in one step, so records go out in order
 	closed    bool
-	ch        chan *wire.LogRecord
-	seq       uint64 // records taken, under mu
+	buffer    int
+	ch        chan *wire.LogRecord // made, and run started, by the first record
+	seq       uint64               // records taken, under mu
 	taken     atomic.Uint64
 	dropped   atomic.Uint64 // since the last record sent
 	truncated atomic.Uint64
@@ -70,8 +71,7 @@ func NewLogHandler(w *wire.Writer, buffer int, level slog.Leveler) *LogHandler {
 	if level == nil {
 		level = slog.LevelDebug - 100
 	}
-	s := &logSink{w: w, ch: make(chan *wire.LogRecord, buffer), done: make(chan struct{})}
-	go s.run()
+	s := &logSink{w: w, buffer: buffer, done: make(chan struct{})}
 	return &LogHandler{sink: s, level: level}
 }
 
@@ -191,6 +191,12 @@ func (h *LogHandler) Handle(_ context.Context, r slog.Record) error {
 		s.dropped.Add(1)
 		return nil
 	}
+	if s.ch == nil {
+		// The first record: a child that never logs spends neither the buffer nor the
+		// goroutine, and one that does spends them after its handshake.
+		s.ch = make(chan *wire.LogRecord, s.buffer)
+		go s.run()
+	}
 	select {
 	case s.ch <- rec:
 	default:
@@ -301,7 +307,11 @@ func (h *LogHandler) Close(timeout time.Duration) bool {
 	h.sink.mu.Lock()
 	if !h.sink.closed {
 		h.sink.closed = true
-		close(h.sink.ch)
+		if h.sink.ch != nil {
+			close(h.sink.ch)
+		} else {
+			close(h.sink.done) // nothing was ever logged
+		}
 	}
 	h.sink.mu.Unlock()
 	t := time.NewTimer(timeout)

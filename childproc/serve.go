@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -86,8 +87,10 @@ func openFDs() (control, logs *os.File, err error) {
 	if !ok {
 		return nil, nil, ErrNotChild
 	}
-	var cfd, lfd int
-	if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d,%d", &cfd, &lfd); err != nil || cfd < 3 || lfd < 3 {
+	c, l, _ := strings.Cut(strings.TrimSpace(v), ",")
+	cfd, cerr := strconv.Atoi(c)
+	lfd, lerr := strconv.Atoi(l)
+	if cerr != nil || lerr != nil || cfd < 3 || lfd < 3 {
 		return nil, nil, fmt.Errorf("%w: %s=%q is not two descriptors", ErrNotChild, EnvFDs, v)
 	}
 	open := func(fd int, name string) (*os.File, error) {

@@ -33,15 +33,15 @@ type envelope struct {
 // Encode returns the frame for m: the 4-byte big-endian length and the msgpack body.
 func Encode(m Wire) ([]byte, error) {
 	var buf bytes.Buffer
-	return frameInto(&buf, m)
+	return frameInto(&buf, nil, m)
 }
 
 // frameInto encodes m's frame, the length prefix and the body, into buf (reset first)
-// and returns it.
-func frameInto(buf *bytes.Buffer, m Wire) ([]byte, error) {
+// with enc (one from msgpack's pool when nil) and returns it.
+func frameInto(buf *bytes.Buffer, enc *msgpack.Encoder, m Wire) ([]byte, error) {
 	buf.Reset()
 	buf.Write([]byte{0, 0, 0, 0})
-	if err := encodeBody(buf, m); err != nil {
+	if err := encodeBody(buf, enc, m); err != nil {
 		return nil, err
 	}
 	b := buf.Bytes()
@@ -49,14 +49,17 @@ func frameInto(buf *bytes.Buffer, m Wire) ([]byte, error) {
 	return b, nil
 }
 
-// encodeBody writes m's body to buf: the envelope's map header and type, then the
-// message's fields straight into buf (no copy of a large body through an intermediate).
-func encodeBody(buf *bytes.Buffer, m Wire) error {
+// encodeBody writes m's body to buf with enc (one from msgpack's pool when nil): the
+// envelope's map header and type, then the message's fields straight into buf (no copy
+// of a large body through an intermediate).
+func encodeBody(buf *bytes.Buffer, enc *msgpack.Encoder, m Wire) error {
 	if sm, ok := m.(sized); ok {
 		buf.Grow(sm.minSize() + 256) // one allocation for a large body, not a doubling series
 	}
-	enc := msgpack.GetEncoder()
-	defer msgpack.PutEncoder(enc)
+	if enc == nil {
+		enc = msgpack.GetEncoder()
+		defer msgpack.PutEncoder(enc)
+	}
 	enc.Reset(buf)
 	if err := enc.EncodeMapLen(2); err != nil {
 		return err
@@ -64,13 +67,19 @@ func encodeBody(buf *bytes.Buffer, m Wire) error {
 	enc.EncodeString("type")
 	enc.EncodeString(string(m.WireType()))
 	enc.EncodeString("data")
+	if fc, ok := m.(fieldCodec); ok {
+		return fc.encodeFields(enc)
+	}
 	return enc.Encode(m)
 }
 
 // Decode decodes one frame body (without its length prefix). It checks the body's shape
 // before decoding, so that no input makes it allocate more than a small multiple of
 // len(body). Errors match [ErrUnknownType] or [ErrMalformed].
-func Decode(body []byte) (Wire, error) {
+func Decode(body []byte) (Wire, error) { return decode(body, nil) }
+
+// decode is Decode with dec (one from msgpack's pool when nil).
+func decode(body []byte, dec *msgpack.Decoder) (Wire, error) {
 	if len(body) == 0 {
 		return nil, &DecodeError{Err: errors.New("empty frame")}
 	}
@@ -80,7 +89,7 @@ func Decode(body []byte) (Wire, error) {
 	if !isMap(body[0]) {
 		return nil, &DecodeError{Err: errors.New("the body is not a map")}
 	}
-	if m, ok, err := decodeTypeFirst(body); ok {
+	if m, ok, err := decodeTypeFirst(body, dec); ok {
 		return m, err
 	}
 	var env envelope
@@ -108,9 +117,11 @@ func Decode(body []byte) (Wire, error) {
 // decodeTypeFirst decodes a body whose map has exactly "type" then "data", as this
 // package writes it, decoding the fields straight from body (a large body is copied once,
 // not twice). ok is false for any other layout, which Decode then reads the general way.
-func decodeTypeFirst(body []byte) (m Wire, ok bool, err error) {
-	dec := msgpack.GetDecoder()
-	defer msgpack.PutDecoder(dec)
+func decodeTypeFirst(body []byte, dec *msgpack.Decoder) (m Wire, ok bool, err error) {
+	if dec == nil {
+		dec = msgpack.GetDecoder()
+		defer msgpack.PutDecoder(dec)
+	}
 	br := bytes.NewReader(body)
 	dec.Reset(br)
 	if n, err := dec.DecodeMapLen(); err != nil || n != 2 {
@@ -135,13 +146,13 @@ func decodeTypeFirst(body []byte) (m Wire, ok bool, err error) {
 	if c, err := dec.PeekCode(); err == nil && !isMap(c) && c != 0xc0 {
 		return nil, true, &DecodeError{Type: t, Err: errors.New("data is not a map")}
 	}
-	if f, ok := m.(*Fragment); ok || len(body) > aliasAbove {
-		if ok, err := decodeAliased(dec, br, body, m, f); ok {
-			if err != nil {
-				return nil, true, &DecodeError{Type: t, Err: err}
-			}
-			return m, true, nil
+	if fc, ok := m.(fieldCodec); ok {
+		_, fragment := m.(*Fragment)
+		d := &fieldDecoder{dec: dec, br: br, frame: body, alias: fragment || len(body) > aliasAbove}
+		if err := decodeFields(d, fc); err != nil {
+			return nil, true, &DecodeError{Type: t, Err: err}
 		}
+		return m, true, nil
 	}
 	if err := dec.Decode(m); err != nil {
 		return nil, true, &DecodeError{Type: t, Err: err}
@@ -160,6 +171,7 @@ type Reader struct {
 	dir     string
 	partial []byte // the parts of a fragmented frame so far
 	scratch []byte // reused for frames up to scratchMax
+	dec     *msgpack.Decoder
 }
 
 // NewReader returns a Reader over r that rejects bodies larger than maxFrame bytes
@@ -168,7 +180,7 @@ func NewReader(r io.Reader, maxFrame int) *Reader {
 	if maxFrame <= 0 {
 		maxFrame = DefaultMaxFrame
 	}
-	return &Reader{r: bufio.NewReaderSize(r, readBuffer), max: maxFrame}
+	return &Reader{r: bufio.NewReaderSize(r, readBuffer), max: maxFrame, dec: msgpack.NewDecoder(nil)}
 }
 
 // Limit returns the largest body r accepts.
@@ -194,7 +206,7 @@ func (r *Reader) Read() (Wire, error) {
 		if err != nil {
 			return nil, err
 		}
-		m, err := Decode(body)
+		m, err := decode(body, r.dec)
 		f, ok := m.(*Fragment)
 		if !ok {
 			return m, err
@@ -206,7 +218,7 @@ func (r *Reader) Read() (Wire, error) {
 			}
 			continue
 		}
-		m, err = Decode(whole)
+		m, err = decode(whole, r.dec)
 		if _, nested := m.(*Fragment); nested {
 			return nil, &DecodeError{Type: string(TypeFragment), Err: errors.New("a fragment inside a fragmented frame")}
 		}
@@ -298,6 +310,7 @@ type Writer struct {
 	dir       string
 	fragments bool // the receiver reads fragments
 	buf       bytes.Buffer
+	enc       *msgpack.Encoder // for buf, under mu
 }
 
 // NewWriter returns a Writer over w that refuses to send bodies larger than maxFrame
@@ -306,7 +319,7 @@ func NewWriter(w io.Writer, maxFrame int) *Writer {
 	if maxFrame <= 0 {
 		maxFrame = DefaultMaxFrame
 	}
-	return &Writer{w: w, max: maxFrame}
+	return &Writer{w: w, max: maxFrame, enc: msgpack.NewEncoder(nil)}
 }
 
 // SetLimit sets the cap on the bodies w sends (DefaultMaxFrame when maxFrame <= 0), as
@@ -371,7 +384,7 @@ func (w *Writer) writeFragmented(m Wire) error {
 	w.bulk.Lock()
 	defer w.bulk.Unlock()
 	var buf bytes.Buffer
-	if err := encodeBody(&buf, m); err != nil {
+	if err := encodeBody(&buf, nil, m); err != nil {
 		return err
 	}
 	body := buf.Bytes()
@@ -399,7 +412,7 @@ func (w *Writer) writeFragmented(m Wire) error {
 
 // writeLocked encodes m and writes it as one frame; w.mu is held.
 func (w *Writer) writeLocked(m Wire) error {
-	b, err := frameInto(&w.buf, m)
+	b, err := frameInto(&w.buf, w.enc, m)
 	if err != nil {
 		return err
 	}

@@ -3,13 +3,15 @@ package wire
 import (
 	"bytes"
 	"errors"
+	"reflect"
 	"runtime"
 	"testing"
 )
 
 // FuzzDecode feeds arbitrary bytes to the frame reader. Whatever the input, reading must
 // end in a typed error or a message, never a panic, and must not allocate more than the
-// frame cap plus a small multiple of the input's length.
+// frame cap plus a small multiple of the input's length. A message the field decoders
+// read must be read the same by msgpack's reflective decoder.
 func FuzzDecode(f *testing.F) {
 	for _, m := range samples() {
 		b, err := Encode(m)
@@ -39,9 +41,30 @@ func FuzzDecode(f *testing.F) {
 				break
 			}
 		}
+		if len(data) > 4 {
+			if m, err := Decode(data[4:]); err == nil {
+				checkReflective(t, data[4:], m)
+			}
+		}
 		runtime.ReadMemStats(&after)
 		if got, limit := after.TotalAlloc-before.TotalAlloc, uint64(maxFrame+64*len(data)+64<<10); got > limit {
 			t.Fatalf("reading %d bytes allocated %d bytes (limit %d)", len(data), got, limit)
 		}
 	})
+}
+
+// checkReflective fails t when msgpack's reflective decoder reads body otherwise than
+// the field decoders read it as m.
+func checkReflective(t *testing.T, body []byte, m Wire) {
+	t.Helper()
+	want, err, ok := reflectiveDecode(body)
+	if !ok || reflect.TypeOf(want) != reflect.TypeOf(m) {
+		return
+	}
+	if err != nil {
+		t.Fatalf("the field decoder read % x as %+v; msgpack fails: %v", body, m, err)
+	}
+	if !reflect.DeepEqual(want, m) {
+		t.Fatalf("the field decoder read % x as %+v; msgpack reads %+v", body, m, want)
+	}
 }
