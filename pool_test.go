@@ -242,3 +242,27 @@ func TestAcquireFromANonPool(t *testing.T) {
 		t.Fatalf("acquire from a non-pool: %v, want ErrNotPool", err)
 	}
 }
+
+// A caller waiting in Acquire when the pool actor stops hears so at once, not at its
+// deadline.
+func TestPoolStoppingAnswersWaiters(t *testing.T) {
+	system := newSystem(t)
+	cfg := workerConfig("initwait", nil)
+	cfg.InitializeTimeout = time.Minute
+	probe, pool := newPool(t, system, actors.PoolConfig{Process: cfg, Target: 0})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	errs := make(chan error, 1)
+	go func() {
+		_, err := actors.Acquire(ctx, system, pool)
+		errs <- err
+	}()
+	poolEvent(probe, messages.PoolStarted) // started for the waiting caller, never ready
+	if st := poolStatus(t, system, pool); st.Waiting != 1 {
+		t.Fatalf("status %+v, want one caller waiting", st)
+	}
+	system.Root.Stop(pool)
+	if err := <-errs; !errors.Is(err, actors.ErrPoolDraining) {
+		t.Fatalf("acquire while the pool stops: %v, want ErrPoolDraining", err)
+	}
+}

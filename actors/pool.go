@@ -11,7 +11,7 @@ import (
 )
 
 var (
-	// ErrPoolDraining answers an Acquire to a pool that is draining.
+	// ErrPoolDraining answers an Acquire to a pool that is draining or stopping.
 	ErrPoolDraining = errors.New("procsup/actors: pool is draining")
 	// ErrAcquireTimeout answers an Acquire whose deadline passed before a process was
 	// ready.
@@ -61,17 +61,22 @@ func NewPool(cfg PoolConfig) (*actor.Props, error) {
 	}
 	stop := actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive { return actor.StopDirective })
 	return actor.PropsFromProducer(func() actor.Actor {
-		return &pool{cfg: cfg, props: props, members: map[string]*member{}}
+		p := &pool{cfg: cfg, props: props, members: map[string]*member{}}
+		p.behavior.Become(p.serving)
+		return p
 	}, actor.WithSupervisor(stop)), nil
 }
 
+// memberState is where one process of the pool is; a member moves only through
+// [pool.set], which keeps the counts.
 type memberState int
 
 const (
-	memberStarting memberState = iota
-	memberIdle
-	memberBusy
-	memberClosing
+	memberStarting memberState = iota // spawned, not yet running
+	memberIdle                        // running, in the idle list
+	memberBusy                        // handed out
+	memberClosing                     // asked to close; Exited and Terminated to come
+	memberStates
 )
 
 type member struct {
@@ -85,23 +90,27 @@ type waiter struct {
 	cancel func()
 }
 
+// pool is the pool actor. Its own states are behaviors: serving (hands out processes
+// and keeps Target idle ones ready), draining (starts nothing, closes each process as it
+// comes back, answers Drain when none is left) and stopping (the actor stops: starts
+// nothing, answers nothing but status).
 type pool struct {
-	cfg     PoolConfig
-	props   *actor.Props
-	system  *actor.ActorSystem
-	self    *actor.PID
-	members map[string]*member
-	idle    []*member // oldest first
-	waiters []*waiter
+	behavior actor.Behavior
+	cfg      PoolConfig
+	props    *actor.Props
+	system   *actor.ActorSystem
+	self     *actor.PID
+	members  map[string]*member
+	counts   [memberStates]int
+	idle     []*member // oldest first
+	waiters  []*waiter
 
 	failures     int
 	backoffUntil time.Time
 	refillSet    bool
 	lastErr      error
 
-	draining  bool
-	stopping  bool // the pool actor is stopping: spawn nothing more
-	drainedTo []*actor.PID
+	drainedTo []*actor.PID // who asked to drain, answered when the last process is gone
 	drainStop func()
 }
 
@@ -111,45 +120,137 @@ type (
 	poolDrainTimeUp struct{}
 )
 
-func (p *pool) Receive(ctx actor.Context) {
+func (p *pool) Receive(ctx actor.Context) { p.behavior.Receive(ctx) }
+
+// serving is the pool's first state. After each message it starts what the target and
+// the waiting callers need.
+func (p *pool) serving(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		p.system, p.self = ctx.ActorSystem(), ctx.Self()
-		p.refill(ctx)
-	case *actor.Stopping:
-		p.stopping = true // children stopped from here on would otherwise be replaced
 	case *messages.Acquire:
 		p.acquire(ctx, m)
 	case *messages.Release:
-		p.release(ctx, m.PID)
+		if mb := p.released(ctx, m.PID); mb != nil {
+			if p.cfg.Reuse {
+				p.makeIdle(ctx, mb)
+			} else {
+				p.closeMember(ctx, mb)
+			}
+		}
 	case *messages.SetTarget:
 		p.cfg.Target = max(m.Target, 0)
 		p.trim(ctx)
-		p.refill(ctx)
 	case *messages.Drain:
-		p.drain(ctx, m.Timeout)
+		p.behavior.Become(p.draining)
+		p.startDrain(ctx, m.Timeout)
+		p.checkDrained(ctx)
+		return
 	case *messages.GetPoolStatus:
-		ctx.Respond(p.status())
+		ctx.Respond(p.status(false))
 	case *messages.StateChanged:
-		p.stateChanged(ctx, m)
+		if mb := p.stateChanged(ctx, m); mb != nil {
+			p.makeIdle(ctx, mb)
+		}
 	case *messages.Exited:
 		p.exited(ctx, m)
-	case *actor.Terminated:
-		p.gone(ctx, m.Who)
+		p.failWaiters(ctx)
 	case *poolRefill:
 		p.refillSet = false
-		p.refill(ctx)
-	case *poolWaiterOver:
-		if p.dropWaiter(m.w) {
-			ctx.Send(m.w.to, &messages.Acquired{Err: ErrAcquireTimeout})
+	case *actor.Stopping:
+		p.stop(ctx)
+		return
+	default:
+		p.common(ctx)
+	}
+	p.refill(ctx)
+}
+
+// draining starts nothing and closes every process as it comes back; it answers the
+// Drain callers when the last one is gone.
+func (p *pool) draining(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *messages.Acquire:
+		if ctx.Sender() != nil {
+			ctx.Respond(&messages.Acquired{Err: ErrPoolDraining})
 		}
+	case *messages.Release:
+		if mb := p.released(ctx, m.PID); mb != nil {
+			p.closeMember(ctx, mb)
+		}
+	case *messages.SetTarget:
+		p.cfg.Target = max(m.Target, 0)
+	case *messages.Drain:
+		if ctx.Sender() != nil {
+			p.drainedTo = append(p.drainedTo, ctx.Sender())
+		}
+	case *messages.GetPoolStatus:
+		ctx.Respond(p.status(true))
+	case *messages.StateChanged:
+		if mb := p.stateChanged(ctx, m); mb != nil {
+			p.closeMember(ctx, mb)
+		}
+	case *messages.Exited:
+		p.exited(ctx, m)
 	case *poolDrainTimeUp:
 		for _, mb := range p.members {
 			if mb.state == memberBusy {
 				p.closeMember(ctx, mb)
 			}
 		}
+	case *actor.Stopping:
+		p.stop(ctx)
+		return
+	default:
+		p.common(ctx)
 	}
+	p.checkDrained(ctx)
+}
+
+// stopping is the state of a pool actor that stops: its processes stop with it, and
+// none is replaced.
+func (p *pool) stopping(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *messages.Acquire:
+		if ctx.Sender() != nil {
+			ctx.Respond(&messages.Acquired{Err: ErrPoolDraining})
+		}
+	case *messages.GetPoolStatus:
+		ctx.Respond(p.status(true))
+	case *messages.Exited:
+		if mb := p.members[m.PID.Id]; mb != nil {
+			p.remove(ctx, mb) // stopped with the pool: no failed start
+		}
+	default:
+		p.common(ctx)
+	}
+}
+
+// common handles what every state handles alike.
+func (p *pool) common(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Terminated:
+		if mb := p.members[m.Who.Id]; mb != nil {
+			p.remove(ctx, mb) // it stopped with no Exited (it never ran)
+		}
+	case *poolWaiterOver:
+		if p.dropWaiter(m.w) {
+			ctx.Send(m.w.to, &messages.Acquired{Err: ErrAcquireTimeout})
+		}
+	}
+}
+
+// stop enters stopping: the waiting callers are told at once.
+func (p *pool) stop(ctx actor.Context) {
+	p.behavior.Become(p.stopping)
+	p.answerWaiters(ctx, ErrPoolDraining)
+}
+
+// set moves mb to state s.
+func (p *pool) set(mb *member, s memberState) {
+	p.counts[mb.state]--
+	mb.state = s
+	p.counts[s]++
 }
 
 func (p *pool) event(ctx actor.Context, kind messages.PoolEventKind, mb *member) {
@@ -160,22 +261,9 @@ func (p *pool) event(ctx actor.Context, kind messages.PoolEventKind, mb *member)
 	p.system.EventStream.Publish(ev)
 }
 
-func (p *pool) count(s memberState) int {
-	n := 0
-	for _, mb := range p.members {
-		if mb.state == s {
-			n++
-		}
-	}
-	return n
-}
-
 // refill starts processes until idle and starting ones cover the target and the
 // waiting callers, within MaxStarting and the backoff.
 func (p *pool) refill(ctx actor.Context) {
-	if p.draining || p.stopping {
-		return
-	}
 	if wait := time.Until(p.backoffUntil); wait > 0 {
 		if !p.refillSet {
 			p.refillSet = true
@@ -184,7 +272,7 @@ func (p *pool) refill(ctx actor.Context) {
 		return
 	}
 	for {
-		starting := p.count(memberStarting)
+		starting := p.counts[memberStarting]
 		want := p.cfg.Target + len(p.waiters)
 		if len(p.idle)+starting >= want || starting >= p.cfg.MaxStarting {
 			return
@@ -192,6 +280,7 @@ func (p *pool) refill(ctx actor.Context) {
 		pid := ctx.Spawn(p.props)
 		mb := &member{pid: pid, state: memberStarting}
 		p.members[pid.Id] = mb
+		p.counts[memberStarting]++
 		p.event(ctx, messages.PoolCreated, mb)
 	}
 }
@@ -206,14 +295,16 @@ func (p *pool) trim(ctx actor.Context) {
 }
 
 func (p *pool) closeMember(ctx actor.Context, mb *member) {
-	mb.state = memberClosing
+	p.set(mb, memberClosing)
 	ctx.Send(mb.pid, &messages.Close{Reason: "pool"})
 }
 
-func (p *pool) stateChanged(ctx actor.Context, m *messages.StateChanged) {
+// stateChanged records a member's OS pid when it starts, and returns the member that
+// just became ready (nil otherwise) for the state to place.
+func (p *pool) stateChanged(ctx actor.Context, m *messages.StateChanged) *member {
 	mb := p.members[m.PID.Id]
 	if mb == nil {
-		return
+		return nil
 	}
 	switch m.To {
 	case messages.Initializing:
@@ -221,24 +312,26 @@ func (p *pool) stateChanged(ctx actor.Context, m *messages.StateChanged) {
 		p.event(ctx, messages.PoolStarted, mb)
 	case messages.Running:
 		if mb.state != memberStarting {
-			return
+			return nil
 		}
 		p.failures, p.backoffUntil = 0, time.Time{}
-		mb.state = memberIdle
+		p.set(mb, memberIdle)
 		p.event(ctx, messages.PoolReady, mb)
-		if p.draining {
-			p.closeMember(ctx, mb)
-			return
-		}
-		p.idle = append(p.idle, mb)
-		p.serveWaiters(ctx)
-		p.trim(ctx)
-		p.refill(ctx) // a start slot is free again
+		return mb
 	}
+	return nil
 }
 
-// exited handles a process that ended: a failed start backs off, anything else is
-// replaced.
+// makeIdle puts a ready or released member in the idle list and serves the waiting
+// callers from it.
+func (p *pool) makeIdle(ctx actor.Context, mb *member) {
+	p.set(mb, memberIdle)
+	p.idle = append(p.idle, mb)
+	p.serveWaiters(ctx)
+	p.trim(ctx)
+}
+
+// exited handles a process that ended: a failed start counts towards the backoff.
 func (p *pool) exited(ctx actor.Context, m *messages.Exited) {
 	mb := p.members[m.PID.Id]
 	if mb == nil {
@@ -256,25 +349,24 @@ func (p *pool) exited(ctx actor.Context, m *messages.Exited) {
 		p.system.EventStream.Publish(ev)
 	}
 	p.remove(ctx, mb)
-	if p.failures > 0 && len(p.idle) == 0 && (p.count(memberStarting) == 0 || p.failures >= p.cfg.MaxStarting) {
-		// Nothing under way could serve the waiting callers, or as many starts in a row
-		// failed as may run at once: tell them now (starts go on, backing off).
-		for _, w := range p.waiters {
-			w.cancel()
-			ctx.Send(w.to, &messages.Acquired{Err: fmt.Errorf("%w: %w", ErrStartsFailing, p.lastErr)})
-		}
-		p.waiters = nil
-	}
-	p.refill(ctx)
 }
 
-// gone handles a process actor that stopped (its Exited came first, or it never ran).
-func (p *pool) gone(ctx actor.Context, who *actor.PID) {
-	if mb := p.members[who.Id]; mb != nil {
-		p.remove(ctx, mb)
-		p.refill(ctx)
+// failWaiters tells the waiting callers that starts fail, when nothing under way could
+// serve them or as many starts in a row failed as may run at once (starts go on, backing
+// off).
+func (p *pool) failWaiters(ctx actor.Context) {
+	if p.failures > 0 && len(p.idle) == 0 && (p.counts[memberStarting] == 0 || p.failures >= p.cfg.MaxStarting) {
+		p.answerWaiters(ctx, fmt.Errorf("%w: %w", ErrStartsFailing, p.lastErr))
 	}
-	p.checkDrained(ctx)
+}
+
+// answerWaiters fails every waiting Acquire with err.
+func (p *pool) answerWaiters(ctx actor.Context, err error) {
+	for _, w := range p.waiters {
+		w.cancel()
+		ctx.Send(w.to, &messages.Acquired{Err: err})
+	}
+	p.waiters = nil
 }
 
 func (p *pool) remove(ctx actor.Context, mb *member) {
@@ -282,6 +374,7 @@ func (p *pool) remove(ctx actor.Context, mb *member) {
 		return
 	}
 	delete(p.members, mb.pid.Id)
+	p.counts[mb.state]--
 	for i, x := range p.idle {
 		if x == mb {
 			p.idle = append(p.idle[:i], p.idle[i+1:]...)
@@ -289,15 +382,10 @@ func (p *pool) remove(ctx actor.Context, mb *member) {
 		}
 	}
 	p.event(ctx, messages.PoolClosed, mb)
-	p.checkDrained(ctx)
 }
 
 func (p *pool) acquire(ctx actor.Context, m *messages.Acquire) {
 	if ctx.Sender() == nil {
-		return
-	}
-	if p.draining {
-		ctx.Respond(&messages.Acquired{Err: ErrPoolDraining})
 		return
 	}
 	if mb := p.takeIdle(ctx); mb != nil {
@@ -314,7 +402,6 @@ func (p *pool) acquire(ctx actor.Context, m *messages.Acquire) {
 		w.cancel = sendAfter(p.system, wait, p.self, &poolWaiterOver{w: w})
 	}
 	p.waiters = append(p.waiters, w)
-	p.refill(ctx)
 }
 
 // takeIdle returns the oldest idle process whose OS process still lives. One that died
@@ -332,10 +419,9 @@ func (p *pool) takeIdle(ctx actor.Context) *member {
 }
 
 func (p *pool) handOut(ctx actor.Context, mb *member, to *actor.PID) {
-	mb.state = memberBusy
+	p.set(mb, memberBusy)
 	ctx.Send(to, &messages.Acquired{PID: mb.pid})
 	p.event(ctx, messages.PoolAcquired, mb)
-	p.refill(ctx)
 }
 
 func (p *pool) serveWaiters(ctx actor.Context) {
@@ -361,51 +447,40 @@ func (p *pool) dropWaiter(w *waiter) bool {
 	return false
 }
 
-func (p *pool) release(ctx actor.Context, pid *actor.PID) {
+// released returns the busy member pid names, with its release published, or nil.
+func (p *pool) released(ctx actor.Context, pid *actor.PID) *member {
 	mb := p.members[pid.GetId()]
 	if mb == nil || mb.state != memberBusy {
-		return
+		return nil
 	}
 	p.event(ctx, messages.PoolReleased, mb)
-	if !p.cfg.Reuse || p.draining {
-		p.closeMember(ctx, mb)
-		p.refill(ctx)
-		return
-	}
-	mb.state = memberIdle
-	p.idle = append(p.idle, mb)
-	p.serveWaiters(ctx)
-	p.trim(ctx)
+	return mb
 }
 
-func (p *pool) drain(ctx actor.Context, timeout time.Duration) {
+// startDrain fails the waiting callers, closes the idle and starting processes and
+// bounds the wait for the busy ones.
+func (p *pool) startDrain(ctx actor.Context, timeout time.Duration) {
 	if ctx.Sender() != nil {
 		p.drainedTo = append(p.drainedTo, ctx.Sender())
 	}
-	if !p.draining {
-		p.draining = true
-		for _, w := range p.waiters {
-			w.cancel()
-			ctx.Send(w.to, &messages.Acquired{Err: ErrPoolDraining})
+	p.answerWaiters(ctx, ErrPoolDraining)
+	for _, mb := range p.members {
+		if mb.state == memberIdle || mb.state == memberStarting {
+			p.closeMember(ctx, mb)
 		}
-		p.waiters = nil
-		for _, mb := range p.members {
-			if mb.state == memberIdle || mb.state == memberStarting {
-				p.closeMember(ctx, mb)
-			}
-		}
-		p.idle = nil
-		p.drainStop = sendAfter(p.system, timeout, p.self, &poolDrainTimeUp{})
 	}
-	p.checkDrained(ctx)
+	p.idle = nil
+	p.drainStop = sendAfter(p.system, timeout, p.self, &poolDrainTimeUp{})
 }
 
+// checkDrained answers the Drain callers once no process is left.
 func (p *pool) checkDrained(ctx actor.Context) {
-	if !p.draining || len(p.members) > 0 || len(ctx.Children()) > 0 {
+	if len(p.members) > 0 || len(ctx.Children()) > 0 {
 		return
 	}
 	if p.drainStop != nil {
 		p.drainStop()
+		p.drainStop = nil
 	}
 	for _, to := range p.drainedTo {
 		ctx.Send(to, &messages.Drained{})
@@ -413,10 +488,10 @@ func (p *pool) checkDrained(ctx actor.Context) {
 	p.drainedTo = nil
 }
 
-func (p *pool) status() *messages.PoolStatus {
+func (p *pool) status(draining bool) *messages.PoolStatus {
 	return &messages.PoolStatus{
-		Idle: len(p.idle), Busy: p.count(memberBusy), Starting: p.count(memberStarting),
-		Closing: p.count(memberClosing), Waiting: len(p.waiters), Target: p.cfg.Target,
-		Failures: p.failures, Draining: p.draining,
+		Idle: len(p.idle), Busy: p.counts[memberBusy], Starting: p.counts[memberStarting],
+		Closing: p.counts[memberClosing], Waiting: len(p.waiters), Target: p.cfg.Target,
+		Failures: p.failures, Draining: draining,
 	}
 }

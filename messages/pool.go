@@ -39,8 +39,8 @@ type PoolStatus struct {
 	Idle, Busy, Starting, Closing int
 	Waiting                       int // callers waiting in Acquire
 	Target                        int
-	Failures                      int // consecutive failed starts
-	Draining                      bool
+	Failures                      int  // consecutive failed starts
+	Draining                      bool // draining, or the pool actor is stopping
 }
 
 // PoolEventKind says what happened to a pool's process.
