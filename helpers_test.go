@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -34,6 +35,12 @@ func TestMain(m *testing.M) {
 	}
 	if os.Getenv(childproc.EnvEntry) == "supervisor" {
 		supervisorProgram()
+	}
+	if os.Getenv(childproc.EnvEntry) == "cgroupsupervisor" {
+		cgroupSupervisorProgram()
+	}
+	if os.Getenv(childproc.EnvEntry) == "listen" {
+		listenProgram()
 	}
 	childproctest.Main(m)
 }
@@ -104,6 +111,18 @@ func workerHandler() childproc.Handler {
 					return err
 				}
 				p.Send("grandchild", []byte(strconv.Itoa(cmd.Process.Pid)))
+			case "escapee": // a grandchild in a session of its own: out of the process group
+				cmd := exec.Command("sleep", "1000")
+				cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+				if err := cmd.Start(); err != nil {
+					return err
+				}
+				go cmd.Wait()
+				p.Send("escapee", []byte(strconv.Itoa(cmd.Process.Pid)))
+			case "spin": // a busy child
+				for ctx.Err() == nil {
+				}
+				return nil
 			}
 			select {
 			case <-ctx.Done():
@@ -457,4 +476,22 @@ func (h *recordingHandler) count(msg string) int {
 		}
 	}
 	return n
+}
+
+// listenProgram is a plain program: after a moment it listens on LISTEN_ADDR and
+// accepts until it is killed.
+func listenProgram() {
+	time.Sleep(200 * time.Millisecond)
+	l, err := net.Listen("tcp", os.Getenv("LISTEN_ADDR"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			os.Exit(1)
+		}
+		c.Close()
+	}
 }

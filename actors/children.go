@@ -321,55 +321,115 @@ func (a *pinger) Receive(ctx actor.Context) {
 	}
 }
 
-// memoryMonitor samples the process's memory and applies the warn/limit policy.
-type memoryMonitor struct {
-	system   *actor.ActorSystem
-	owner    *actor.PID
-	ospid    int
-	tree     bool
-	interval time.Duration
-	policy   monitor.Policy
-	log      *slog.Logger
-	sampler  *monitor.Sampler
-	state    monitor.State
+// reading is the monitor's last sample of a process, for Status.
+type reading struct {
+	memory     monitor.Sample
+	cpuPercent float64
+}
+
+// monitorActor samples the process's memory and CPU on the batched clock and applies
+// the memory warn/limit policy and the CPU warn policy.
+type monitorActor struct {
+	system    *actor.ActorSystem
+	owner     *actor.PID
+	ospid     int
+	tree      bool
+	cgroup    string // the process's cgroup directory, or ""
+	interval  time.Duration
+	memPolicy monitor.Policy // off when both levels are 0
+	cpuPolicy monitor.CPUPolicy
+	log       *slog.Logger
+	last      *atomic.Pointer[reading]
+
+	mem      *monitor.Sampler
+	memState monitor.State
+	cpu      *monitor.CPUSampler
+	cpuState monitor.CPUState
 	cancel   func()
 }
 
-func (a *memoryMonitor) Receive(ctx actor.Context) {
+func (a *monitorActor) memoryOn() bool {
+	return a.memPolicy.WarnBytes > 0 || a.memPolicy.LimitBytes > 0
+}
+
+func (a *monitorActor) Receive(ctx actor.Context) {
 	switch ctx.Message().(type) {
 	case *actor.Started:
-		s, err := monitor.NewSampler(a.ospid, a.tree)
-		if err != nil {
-			return // gone already: the joiner will say so
-		}
-		s.PSSAbove = a.policy.WarnBytes
-		if a.policy.WarnBytes == 0 || (a.policy.LimitBytes > 0 && a.policy.LimitBytes < a.policy.WarnBytes) {
-			s.PSSAbove = a.policy.LimitBytes
-		}
-		a.sampler = s
-		a.cancel = tickAfter(a.system, a.interval, a.interval, ctx.Self(), &memoryTick{})
-	case *memoryTick:
-		s, err := a.sampler.Sample()
-		if err != nil {
-			if !errors.Is(err, monitor.ErrGone) {
-				a.log.Warn("failed to get memory info for process", "error", err)
+		if a.memoryOn() {
+			s, err := monitor.NewSampler(a.ospid, a.tree)
+			if err != nil {
+				return // gone already: the joiner will say so
 			}
-			return // stop sampling; the joiner reports the end
+			s.PSSAbove = a.memPolicy.WarnBytes
+			if a.memPolicy.WarnBytes == 0 || (a.memPolicy.LimitBytes > 0 && a.memPolicy.LimitBytes < a.memPolicy.WarnBytes) {
+				s.PSSAbove = a.memPolicy.LimitBytes
+			}
+			a.mem = s
 		}
-		switch a.policy.Decide(&a.state, s, s.At) {
-		case monitor.Warn:
-			ctx.Send(a.owner, &memoryWarning{about: about{a.ospid}, s: s, growth: a.state.Growth(s.Bytes)})
-		case monitor.OverLimit:
-			ctx.Send(a.owner, &memoryOverLimit{about: about{a.ospid}, s: s})
-			return
+		if a.cpuPolicy.WarnPercent > 0 {
+			s, err := monitor.NewCPUSampler(a.ospid, a.cgroup)
+			if err != nil {
+				return
+			}
+			a.cpu = s
+			a.cpuState.CPU, _ = s.Sample() // the first interval's start
+			a.cpuState.At = time.Now()
 		}
-		a.cancel = tickAfter(a.system, a.interval, a.interval, ctx.Self(), &memoryTick{})
+		a.cancel = tickAfter(a.system, a.interval, a.interval, ctx.Self(), &monitorTick{})
+	case *monitorTick:
+		r := &reading{}
+		if a.mem != nil {
+			if !a.sampleMemory(ctx, r) {
+				return // stop sampling: gone (the joiner reports the end), or over the limit
+			}
+		}
+		if a.cpu != nil {
+			cpu, err := a.cpu.Sample()
+			if err != nil {
+				return
+			}
+			now := time.Now()
+			if a.cpuPolicy.Decide(&a.cpuState, cpu, now) == monitor.Warn {
+				ctx.Send(a.owner, &cpuWarning{about: about{a.ospid}, percent: a.cpuState.Percent,
+					above: now.Sub(a.cpuState.AboveSince), cpu: cpu})
+			}
+			r.cpuPercent = a.cpuState.Percent
+		}
+		a.last.Store(r)
+		a.cancel = tickAfter(a.system, a.interval, a.interval, ctx.Self(), &monitorTick{})
 	case *actor.Stopping, *actor.Restarting:
 		if a.cancel != nil {
 			a.cancel()
 		}
-		if a.sampler != nil {
-			a.sampler.Close()
+		if a.mem != nil {
+			a.mem.Close()
+		}
+		if a.cpu != nil {
+			a.cpu.Close()
 		}
 	}
+}
+
+// sampleMemory takes a memory sample (the cgroup's memory.current where the kernel keeps
+// it) and applies the policy; it reports false when sampling should stop.
+func (a *monitorActor) sampleMemory(ctx actor.Context, r *reading) bool {
+	s, ok := monitor.SampleCgroup(a.cgroup)
+	if a.cgroup == "" || !ok {
+		var err error
+		if s, err = a.mem.Sample(); err != nil {
+			if !errors.Is(err, monitor.ErrGone) {
+				a.log.Warn("failed to get memory info for process", "error", err)
+			}
+			return false
+		}
+	}
+	r.memory = s
+	switch a.memPolicy.Decide(&a.memState, s, s.At) {
+	case monitor.Warn:
+		ctx.Send(a.owner, &memoryWarning{about: about{a.ospid}, s: s, growth: a.memState.Growth(s.Bytes)})
+	case monitor.OverLimit:
+		ctx.Send(a.owner, &memoryOverLimit{about: about{a.ospid}, s: s})
+		return false
+	}
+	return true
 }

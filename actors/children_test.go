@@ -64,7 +64,7 @@ func TestTailKeepsTheEnd(t *testing.T) {
 func TestInternalMessagesNameTheirProcess(t *testing.T) {
 	for _, m := range []any{&frameIn{}, &readFailed{}, &processExited{}, &logsDrained{}, &initTimedOut{},
 		&closeTimedOut{}, &logsWaitOver{}, &eofGraceOver{}, &stackDumpOver{}, &initFailGraceOver{},
-		&childNotReading{}, &highPing{}, &unresponsive{}, &memoryWarning{}, &memoryOverLimit{}} {
+		&childNotReading{}, &highPing{}, &unresponsive{}, &memoryWarning{}, &memoryOverLimit{}, &cpuWarning{}, &plainReady{}} {
 		if _, ok := m.(aboutProcess); !ok {
 			t.Errorf("%T does not say which process it is about", m)
 		}

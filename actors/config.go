@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"syscall"
 	"time"
 
 	"github.com/procsup/procsup/childproc/launch"
@@ -89,8 +91,34 @@ type Config struct {
 	// MemoryRepeatGrowthMB since the last one.
 	MemoryWarnCooldown   time.Duration
 	MemoryRepeatGrowthMB float64
-	// MemoryTree sums memory over the process and all its descendants.
+	// MemoryTree sums memory over the process and all its descendants. With Cgroups,
+	// the cgroup's memory.current is used where the kernel keeps it (the memory
+	// controller is on), and covers the descendants anyway.
 	MemoryTree bool
+
+	// CPUWarnPercent raises CPUWarning events when the process uses more than this share
+	// of one core (100 is a whole core, 250 two and a half) for CPUWarnPeriod; 0 off.
+	// CPU is sampled with memory, every MemorySampleInterval: with Cgroups, the cgroup's
+	// cpu.stat (the process and all its descendants); without, /proc (the process and the
+	// children it has waited for).
+	CPUWarnPercent float64
+	// CPUWarnPeriod is how long the use must stay above CPUWarnPercent; 0 means one
+	// sample interval.
+	CPUWarnPeriod time.Duration
+	// CPUWarnCooldown is the least time between two CPU warnings; 0 means
+	// monitor.DefaultCPUWarnCooldown.
+	CPUWarnCooldown time.Duration
+
+	// Cgroups, when set, starts each process in a cgroup v2 of its own there (see
+	// launch.Cgroups), entered at clone: every ending kills the whole cgroup and waits
+	// until it is empty, so no descendant survives the process, whatever session or
+	// process group it made; Status and Exited carry the cgroup's CPU time. Nil: the
+	// process group is the unit, and a descendant that calls setsid escapes it.
+	Cgroups *launch.Cgroups
+	// CgroupLimits are the kernel's limits on each process and its descendants (memory,
+	// pids, CPU); they need Cgroups. A limit whose controller the kernel does not hand
+	// down is left out, and said so once in the log.
+	CgroupLimits launch.CgroupLimits
 
 	// StackDumpGrace, when positive, makes every kill send SIGQUIT first (a Go child
 	// prints its goroutines to stderr) and SIGKILL this long after.
@@ -126,10 +154,40 @@ type Config struct {
 	// with ErrNotRunning (the reason wrapped) if it ends first. More are refused with
 	// ErrHeldFull. 0 holds none: each is refused with ErrNotRunning at once.
 	MaxHeld int
+	// Plain, when set, supervises a program that does not speak procsup's protocol (see
+	// PlainConfig). Nil: the child speaks it (childproc.Serve).
+	Plain *PlainConfig
 	// OnRequest answers requests the child sends to the parent. It runs on the actor's
 	// goroutine, so it must be quick. Nil answers every request with an error.
 	OnRequest func(kind string, body []byte) ([]byte, error)
 }
+
+// PlainConfig supervises a program that does not speak procsup's protocol: ffmpeg, a
+// Python script, nginx. It gets no descriptors 3 and 4, no InitializeRequest and no
+// pings; it is running once its readiness check passes; a Close sends it StopSignal,
+// then kills it after CloseTimeout; its stdout and stderr lines become log records of the
+// actor's Logger (with the pid and the actor, and "stream": "stdout" or "stderr", at
+// most LogRate a second). Asks and Sends to it fail at once with ErrNoProtocol.
+// Everything else (memory, CPU, cgroups, restarts, trees, pools, events) works as for a
+// protocol child. The launcher must be a *launch.Command for its output to be logged.
+type PlainConfig struct {
+	// ReadyTCP, when set, is an address ("127.0.0.1:8080") the program is ready when it
+	// accepts a connection on.
+	ReadyTCP string
+	// ReadyCommand, when set, is a command (program and arguments) the program is ready
+	// when it exits 0: `pg_isready`, `curl -f http://...`.
+	ReadyCommand []string
+	// ReadyInterval is the time between two readiness checks; 0 means 50 ms. The
+	// checks stop at InitializeTimeout (the program is then killed, ReasonInitTimeout).
+	// With neither ReadyTCP nor ReadyCommand, the program is ready when it has started.
+	ReadyInterval time.Duration
+	// StopSignal starts a graceful stop (Close, or the actor stopping): sent to the
+	// program's process group, and to every process of its cgroup; 0 means SIGTERM.
+	StopSignal syscall.Signal
+}
+
+// DefaultReadyInterval is the time between two readiness checks of a plain program.
+const DefaultReadyInterval = 50 * time.Millisecond
 
 // NewConfig returns a Config for launcher with every default set.
 func NewConfig(launcher launch.Launcher) Config {
@@ -169,19 +227,28 @@ func (c Config) Validate() error {
 		"PingInterval": c.PingInterval, "PingTimeout": c.PingTimeout,
 		"HighPingThreshold": c.HighPingThreshold, "MemorySampleInterval": c.MemorySampleInterval,
 		"MemoryWarnCooldown": c.MemoryWarnCooldown, "StackDumpGrace": c.StackDumpGrace,
-		"WriteTimeout": c.WriteTimeout,
+		"WriteTimeout": c.WriteTimeout, "CPUWarnPeriod": c.CPUWarnPeriod, "CPUWarnCooldown": c.CPUWarnCooldown,
 	} {
 		if d < 0 {
 			bad("%s is negative (%v)", name, d)
 		}
 	}
-	for name, v := range map[string]float64{"MemoryWarnMB": c.MemoryWarnMB, "MemoryLimitMB": c.MemoryLimitMB, "MemoryRepeatGrowthMB": c.MemoryRepeatGrowthMB, "LogRate": c.LogRate} {
+	for name, v := range map[string]float64{"MemoryWarnMB": c.MemoryWarnMB, "MemoryLimitMB": c.MemoryLimitMB,
+		"MemoryRepeatGrowthMB": c.MemoryRepeatGrowthMB, "LogRate": c.LogRate, "CPUWarnPercent": c.CPUWarnPercent} {
 		if v < 0 {
 			bad("%s is negative (%v)", name, v)
 		}
 	}
-	if (c.MemoryWarnMB > 0 || c.MemoryLimitMB > 0) && c.MemorySampleInterval == 0 {
-		bad("a memory check is on but MemorySampleInterval is 0")
+	if (c.MemoryWarnMB > 0 || c.MemoryLimitMB > 0 || c.CPUWarnPercent > 0) && c.MemorySampleInterval == 0 {
+		bad("a memory or CPU check is on but MemorySampleInterval is 0")
+	}
+	if c.Cgroups == nil && c.CgroupLimits != (launch.CgroupLimits{}) {
+		bad("CgroupLimits are set but Cgroups is nil")
+	}
+	if c.Cgroups != nil {
+		if err := c.Cgroups.Check(c.CgroupLimits); err != nil {
+			bad("%w", err)
+		}
 	}
 	if c.PingTimeout > 0 && c.PingInterval == 0 {
 		bad("PingTimeout is set but PingInterval is 0: no ping would ever be answered")
@@ -200,6 +267,25 @@ func (c Config) Validate() error {
 	}
 	if c.StderrTail < 0 {
 		bad("StderrTail is negative")
+	}
+	if pc := c.Plain; pc != nil {
+		if pc.ReadyTCP != "" && len(pc.ReadyCommand) > 0 {
+			bad("Plain has both ReadyTCP and ReadyCommand: choose one")
+		}
+		if pc.ReadyCommand != nil && (len(pc.ReadyCommand) == 0 || pc.ReadyCommand[0] == "") {
+			bad("Plain.ReadyCommand names no program")
+		}
+		if pc.ReadyTCP != "" {
+			if _, _, err := net.SplitHostPort(pc.ReadyTCP); err != nil {
+				bad("Plain.ReadyTCP: %v", err)
+			}
+		}
+		if pc.ReadyInterval < 0 {
+			bad("Plain.ReadyInterval is negative")
+		}
+		if pc.StopSignal < 0 || pc.StopSignal > 64 {
+			bad("Plain.StopSignal %d is not a signal", int(pc.StopSignal))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -12,6 +12,9 @@ var (
 	// ErrNotRunning answers an Ask to a process actor that is not running: stopped,
 	// closing, or whose process ended before it ran.
 	ErrNotRunning = errors.New("procsup/actors: process is not running")
+	// ErrNoProtocol answers an Ask or Send to a plain program (Config.Plain), which does
+	// not speak procsup's protocol.
+	ErrNoProtocol = errors.New("procsup/actors: the program does not speak procsup's protocol")
 	// ErrProcessEnded answers an Ask whose process ended before it replied.
 	ErrProcessEnded = errors.New("procsup/actors: process ended before replying")
 	// ErrHeldFull answers an Ask or Send to a process that is not running yet when

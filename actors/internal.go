@@ -32,6 +32,7 @@ type (
 	}
 	logsDrained       struct{ about }
 	initTimedOut      struct{ about }
+	plainReady        struct{ about } // a plain program's readiness check passed
 	closeTimedOut     struct{ about }
 	logsWaitOver      struct{ about }
 	eofGraceOver      struct{ about }
@@ -56,10 +57,16 @@ type (
 		about
 		s monitor.Sample
 	}
+	cpuWarning struct {
+		about
+		percent float64
+		above   time.Duration
+		cpu     time.Duration
+	}
 
 	slotGranted struct{ owner *process } // the limiter's grant, to the instance that asked
 	pingTick    struct{}                 // to the pinger, from its own timer
-	memoryTick  struct{}                 // to the memory monitor, from its own timer
+	monitorTick struct{}                 // to the monitor, from its own timer
 )
 
 func (a about) aboutPid() int { return a.ospid }

@@ -42,6 +42,17 @@ func NewProcess(cfg Config) (*actor.Props, error) {
 	if cfg.MaxFrame == 0 {
 		cfg.MaxFrame = wire.DefaultMaxFrame
 	}
+	if cfg.Plain != nil {
+		plain := *cfg.Plain
+		if plain.ReadyInterval == 0 {
+			plain.ReadyInterval = DefaultReadyInterval
+		}
+		if plain.StopSignal == 0 {
+			plain.StopSignal = syscall.SIGTERM
+		}
+		cfg.Plain = &plain
+		cfg.PingInterval, cfg.PingTimeout, cfg.HighPingThreshold = 0, 0, 0 // nothing to ping
+	}
 	reg := &incarnations{m: map[string]*incarnation{}}
 	return actor.PropsFromProducer(func() actor.Actor {
 		return &process{cfg: cfg, reg: reg}
@@ -136,11 +147,13 @@ type process struct {
 	// knows it once controlDone is closed.
 	lastWord *atomic.Pointer[wire.Exiting]
 	pongs    *pongs
+	reading  *atomic.Pointer[reading] // the monitor's last sample
 	logStats *logStats
 	cancels  []func()
-	held     []held // Asks and Sends that came before the process ran
-	stderr   *tail  // the end of the child's stderr, when the config keeps it
-	ran      bool   // it reached running
+	held     []held     // Asks and Sends that came before the process ran
+	stderr   *tail      // the end of the child's stderr, when the config keeps it
+	output   []*lineLog // a plain program's stdout and stderr, logged line by line
+	ran      bool       // it reached running
 
 	// How it ends: decided when procsup intervenes, completed when the exit is known.
 	reason    messages.Reason
@@ -194,6 +207,12 @@ func (p *process) Receive(ctx actor.Context) {
 	case *messages.GetStatus:
 		ctx.Respond(p.statusNow())
 	case *actor.Terminated:
+	case *messages.Ask, *messages.Send:
+		if p.cfg.Plain != nil {
+			respond(ctx.Sender(), p.system, ErrNoProtocol) // in every state
+			return
+		}
+		p.behavior.Receive(ctx)
 	case *readFailed:
 		if p.staleOrNot(m) {
 			return
@@ -272,6 +291,10 @@ func (p *process) giveSlotBack() {
 
 // launch starts the process, spawns the child actors and sends InitializeRequest.
 func (p *process) launch(ctx actor.Context) {
+	if p.cfg.Plain != nil {
+		p.launchPlain(ctx)
+		return
+	}
 	launcher := p.cfg.Launcher
 	if cmd, ok := launcher.(*launch.Command); ok && p.cfg.StderrTail > 0 && cmd.Stderr == nil {
 		c := *cmd // the config's Command is shared by every start: change a copy
@@ -279,21 +302,14 @@ func (p *process) launch(ctx actor.Context) {
 		c.Stderr = p.stderr
 		launcher = &c
 	}
-	proc, err := launch.Start(context.Background(), launcher)
-	if err != nil {
-		p.log.Error("failed to start process", "error", err)
-		p.reason, p.err = messages.ReasonStartFailed, err
-		p.finish(ctx)
+	if !p.start(ctx, launcher) {
 		return
 	}
-	p.proc, p.startedAt = proc, proc.StartTime()
-	p.log = p.log.With("pid", proc.Pid())
+	proc := p.proc
 	// Until the child announces its cap in the handshake, it is taken to accept the default.
 	p.w = wire.NewWriter(deadlineConn{proc.Control(), p.cfg.WriteTimeout}, 0)
 	p.w.SetLimit(0, "to the child")
 	p.logsDone, p.controlDone = make(chan struct{}), make(chan struct{})
-	p.lastWord = &atomic.Pointer[wire.Exiting]{}
-	p.logStats = &logStats{}
 	p.pongs = newPongs(p.system, p.self, proc.Pid(), p.cfg.HighPingThreshold)
 	p.spawnChild(ctx, "reader", &reader{socketActor: p.socketActor(proc.Control()), asks: p.asks, pongs: p.pongs,
 		done: p.controlDone, lastWord: p.lastWord})
@@ -301,7 +317,7 @@ func (p *process) launch(ctx actor.Context) {
 	p.spawnChild(ctx, "joiner", &joiner{system: p.system, owner: p.self, proc: proc})
 
 	p.log.Info("initializing process")
-	err = p.send(&wire.InitializeRequest{
+	err := p.send(&wire.InitializeRequest{
 		PingInterval: p.cfg.PingInterval, PingTimeout: p.cfg.PingTimeout,
 		HighPingThreshold: p.cfg.HighPingThreshold, Debug: p.cfg.Debug, Payload: p.cfg.Payload,
 		MaxFrame: p.cfg.MaxFrame, Fragments: true,
@@ -313,6 +329,30 @@ func (p *process) launch(ctx actor.Context) {
 		p.cancels = append(p.cancels, sendAfter(p.system, p.cfg.InitializeTimeout, p.self, &initTimedOut{about{proc.Pid()}}))
 	}
 	p.become(messages.Starting, messages.Initializing, p.initializing)
+}
+
+// start starts the process with launcher (in its cgroup, with the config's), or
+// finishes the actor with ReasonStartFailed; it reports whether the process runs.
+func (p *process) start(ctx actor.Context, launcher launch.Launcher, opts ...launch.Option) bool {
+	if p.cfg.Cgroups != nil {
+		opts = append(opts, launch.InCgroup(p.cfg.Cgroups, p.self.Id, p.cfg.CgroupLimits))
+	}
+	proc, err := launch.Start(context.Background(), launcher, opts...)
+	if err != nil {
+		p.log.Error("failed to start process", "error", err)
+		p.reason, p.err = messages.ReasonStartFailed, err
+		p.finish(ctx)
+		return false
+	}
+	p.proc, p.startedAt = proc, proc.StartTime()
+	p.log = p.log.With("pid", proc.Pid())
+	if cg := proc.Cgroup(); cg != nil {
+		p.log = p.log.With("cgroup", cg.Dir())
+	}
+	p.lastWord = &atomic.Pointer[wire.Exiting]{}
+	p.logStats = &logStats{}
+	p.reading = &atomic.Pointer[reading]{}
+	return true
 }
 
 // socketActor is the common part of the actors that read conn.
@@ -443,7 +483,7 @@ func respond(to *actor.PID, system *actor.ActorSystem, err error) {
 	}
 }
 
-// startChecks spawns the pinger and the memory monitor.
+// startChecks spawns the pinger and the monitor of memory and CPU.
 func (p *process) startChecks(ctx actor.Context) {
 	if p.cfg.PingInterval > 0 {
 		p.pongs.last.Store(monoNow()) // the silence is counted from now
@@ -451,13 +491,19 @@ func (p *process) startChecks(ctx actor.Context) {
 		p.pinger = p.spawnChild(ctx, "pinger", &pinger{system: p.system, owner: p.self, w: p.w,
 			interval: p.cfg.PingInterval, timeout: p.cfg.PingTimeout, pongs: p.pongs})
 	}
-	if p.cfg.MemoryWarnMB > 0 || p.cfg.MemoryLimitMB > 0 {
-		p.spawnChild(ctx, "memory", &memoryMonitor{system: p.system, owner: p.self, ospid: p.proc.Pid(),
-			tree: p.cfg.MemoryTree, interval: p.cfg.MemorySampleInterval, log: p.log,
-			policy: monitor.Policy{
+	if p.cfg.MemoryWarnMB > 0 || p.cfg.MemoryLimitMB > 0 || p.cfg.CPUWarnPercent > 0 {
+		m := &monitorActor{system: p.system, owner: p.self, ospid: p.proc.Pid(),
+			tree: p.cfg.MemoryTree, interval: p.cfg.MemorySampleInterval, log: p.log, last: p.reading,
+			memPolicy: monitor.Policy{
 				WarnBytes: mb(p.cfg.MemoryWarnMB), LimitBytes: mb(p.cfg.MemoryLimitMB),
 				Cooldown: p.cfg.MemoryWarnCooldown, RepeatGrowth: mb(p.cfg.MemoryRepeatGrowthMB),
-			}})
+			},
+			cpuPolicy: monitor.CPUPolicy{WarnPercent: p.cfg.CPUWarnPercent, Period: p.cfg.CPUWarnPeriod, Cooldown: p.cfg.CPUWarnCooldown},
+		}
+		if cg := p.proc.Cgroup(); cg != nil {
+			m.cgroup = cg.Dir()
+		}
+		p.spawnChild(ctx, "monitor", m)
 	}
 }
 
@@ -485,6 +531,9 @@ func (p *process) running(ctx actor.Context) {
 			"memory_limit_mb", p.cfg.MemoryLimitMB, "figure", m.s.Figure)
 		p.publish(&messages.MemoryWarning{PID: p.self, OSPid: p.proc.Pid(), Bytes: m.s.Bytes, Figure: string(m.s.Figure),
 			Growth: m.growth, Warn: mb(p.cfg.MemoryWarnMB)})
+	case *cpuWarning:
+		p.log.Warn("process CPU usage is high", "cpu_percent", m.percent, "cpu_warn_percent", p.cfg.CPUWarnPercent, "above", m.above)
+		p.publish(&messages.CPUWarning{PID: p.self, OSPid: p.proc.Pid(), Percent: m.percent, Warn: p.cfg.CPUWarnPercent, Above: m.above, CPU: m.cpu})
 	case *memoryOverLimit:
 		p.log.Error("process exceeded memory limit, killing process", "memory_usage_mb", m.s.MB(), "memory_limit_mb", p.cfg.MemoryLimitMB, "figure", m.s.Figure)
 		p.publish(&messages.MemoryLimitExceeded{PID: p.self, OSPid: p.proc.Pid(), Bytes: m.s.Bytes, Figure: string(m.s.Figure), Limit: mb(p.cfg.MemoryLimitMB)})
@@ -595,7 +644,11 @@ func (p *process) close(ctx actor.Context, why string) {
 	if p.cfg.CloseTimeout == 0 {
 		p.kill()
 	} else {
-		p.send(&wire.ShutdownRequest{Reason: why})
+		if p.cfg.Plain != nil {
+			p.proc.SignalAll(p.cfg.Plain.StopSignal)
+		} else {
+			p.send(&wire.ShutdownRequest{Reason: why})
+		}
 		p.cancels = append(p.cancels, sendAfter(p.system, p.cfg.CloseTimeout, p.self, &closeTimedOut{about{p.proc.Pid()}}))
 	}
 	p.become(p.state, messages.Closing, p.closing)
@@ -699,7 +752,6 @@ func (p *process) report() *messages.Exited {
 		ev.ExitCode, ev.Signal = p.status.Code, p.status.Signal
 		ev.Killed = p.killedIt()
 		ev.Uptime = time.Since(p.startedAt)
-		p.proc.Close()
 		ownExit := !ev.Killed && p.killSent // it exited by itself before our kill landed
 		switch {
 		case ev.Reason == messages.ReasonNone,
@@ -719,12 +771,28 @@ func (p *process) report() *messages.Exited {
 				ev.Reason, ev.Err = messages.ReasonInitFailed, fmt.Errorf("exited before initializing (%s)", p.status)
 			}
 		}
+		ev.CPU = p.status.CPU
+		if cg := p.proc.Cgroup(); cg != nil {
+			if st, err := cg.Stats(); err == nil {
+				ev.CPU = st.CPU // the descendants' too
+				if st.OOMKills > 0 && p.status.Signal == syscall.SIGKILL && !ev.Killed &&
+					(ev.Reason == messages.ReasonCrashed || ev.Reason == messages.ReasonInitFailed) {
+					ev.Reason, ev.Err = messages.ReasonOOMKilled, fmt.Errorf("%d process(es) of its cgroup killed by the OOM killer", st.OOMKills)
+				}
+			}
+		}
+		for _, l := range p.output {
+			l.flush() // complete: the process was reaped, its output read to the end
+		}
 		ev.LogsDropped = p.logsLost()
 		if p.stderr != nil {
 			ev.Stderr = p.stderr.String() // complete: the process was reaped, its stderr read to the end
 		}
 		if !p.status.Success() && !ev.Killed {
 			p.log.Error(fmt.Sprintf("process exited with non-zero exit code %d", p.status.Code), "status", p.status.String())
+		}
+		if err := p.proc.Close(); err != nil { // removes its cgroup, emptied by clearGroup
+			p.log.Error("failed to remove the process's cgroup", "error", err)
 		}
 	}
 	if ev.Err != nil {
@@ -901,8 +969,32 @@ func (p *process) statusNow() *messages.Status {
 		if p.state != messages.Dead {
 			s.Uptime = time.Since(p.startedAt)
 		}
+		p.figures(s)
 	}
 	return s
+}
+
+// figures adds the process's CPU and memory to s: the monitor's last sample, and the
+// CPU time read now (the cgroup's, or /proc's while the process runs, or its exit's).
+func (p *process) figures(s *messages.Status) {
+	if r := p.reading.Load(); r != nil {
+		s.Memory, s.MemoryFigure, s.CPUPercent = r.memory.Bytes, string(r.memory.Figure), r.cpuPercent
+	}
+	s.CPU = p.status.CPU
+	if cg := p.proc.Cgroup(); cg != nil {
+		s.Cgroup = cg.Dir()
+		if st, err := cg.Stats(); err == nil {
+			s.CPU, s.CPUPressure, s.MemoryPressure = st.CPU, st.CPUPressure, st.MemoryPressure
+			if s.Memory == 0 && st.HasMemory {
+				s.Memory, s.MemoryFigure = st.Memory, string(monitor.Cgroup)
+			}
+		}
+	} else if !p.exited {
+		if c, err := monitor.NewCPUSampler(p.proc.Pid(), ""); err == nil {
+			s.CPU, _ = c.Sample()
+			c.Close()
+		}
+	}
 }
 
 // escalate hands a failure to the parent's supervisor strategy.

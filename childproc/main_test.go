@@ -21,6 +21,7 @@ func TestMain(m *testing.M) {
 	childproc.Register("echo", echoChild())
 	childproc.Register("flood", floodChild())
 	childproc.Register("grandparent", grandparentChild())
+	childproc.Register("cgroupsupervisor", cgroupSupervisor())
 	childproctest.Main(m)
 }
 

@@ -55,12 +55,13 @@ const (
 	ReasonExited               // it exited by itself with code 0
 	ReasonClosed               // closed on request (Close, or the actor stopped)
 	ReasonKilled               // killed on request (Kill)
+	ReasonOOMKilled            // the kernel's OOM killer killed it (its cgroup's memory.max)
 )
 
 var reasonNames = [...]string{
 	"none", "start failed", "initialization failed", "initialization timed out", "unresponsive",
 	"memory limit exceeded", "protocol error", "crashed", "exited by itself", "closed on request",
-	"killed on request",
+	"killed on request", "killed by the OOM killer",
 }
 
 // String implements fmt.Stringer.
@@ -152,6 +153,22 @@ type Status struct {
 	// LogsDropped counts the child's log records that did not reach the parent's
 	// logger: dropped by the child (its buffer was full), over LogRate, or unreadable.
 	LogsDropped uint64
+	// CPU is the CPU time the current (or last) process used, user and system: with a
+	// cgroup, it and all its descendants; without, it and the children it waited for.
+	CPU time.Duration
+	// CPUPercent is its use over the last sample interval, in percent of one core (0
+	// until the monitor has taken two samples, or when no monitor runs).
+	CPUPercent float64
+	// Memory is the last memory sample in bytes, of the kind MemoryFigure names ("pss",
+	// "rss", or "cgroup" for the cgroup's memory.current); 0 when none was taken.
+	Memory       uint64
+	MemoryFigure string
+	// Cgroup is the process's cgroup directory, when it has one.
+	Cgroup string
+	// CPUPressure and MemoryPressure are the cgroup's pressure figures where the kernel
+	// keeps them: the share of the last 10 s in which some task of the cgroup waited for
+	// CPU or memory ("some avg10" of cpu.pressure and memory.pressure, 0 to 100).
+	CPUPressure, MemoryPressure float64
 }
 
 // Events a process actor sends to its parent and publishes on the actor system's
@@ -180,6 +197,16 @@ type (
 		Figure string // "pss" or "rss"
 		Growth uint64 // above the first sample
 		Warn   uint64 // the warning level
+	}
+	// CPUWarning: CPU use stayed above the warning level for the configured period
+	// (rate-limited by a cooldown).
+	CPUWarning struct {
+		PID     *actor.PID
+		OSPid   int
+		Percent float64       // over the last sample interval, of one core
+		Warn    float64       // the warning level, in percent of one core
+		Above   time.Duration // how long it has been above
+		CPU     time.Duration // the CPU time used so far
 	}
 	// MemoryLimitExceeded: memory is above the limit; the process is being killed.
 	MemoryLimitExceeded struct {
@@ -212,6 +239,8 @@ type (
 		// Stderr is the end of what the child wrote to its stderr, when the config keeps
 		// it (actors.Config.StderrTail).
 		Stderr string
+		// CPU is the CPU time it used (see Status.CPU).
+		CPU time.Duration
 	}
 	// Restarting: a supervisor strategy will restart a failed actor after Delay.
 	Restarting struct {

@@ -13,7 +13,7 @@ import (
 // and switch on the types you care about. The events:
 //
 //   - from a process actor: [StateChanged], [HighPing], [MemoryWarning],
-//     [MemoryLimitExceeded], [ChildMessage], [Exited];
+//     [MemoryLimitExceeded], [CPUWarning], [ChildMessage], [Exited];
 //   - from a supervisor strategy (actors.NewStrategy): [Restarting], [RestartLimit];
 //   - from a pool: [PoolEvent], [PoolBackoff].
 type Event interface {
@@ -31,6 +31,7 @@ var (
 	_ Event = (*HighPing)(nil)
 	_ Event = (*MemoryWarning)(nil)
 	_ Event = (*MemoryLimitExceeded)(nil)
+	_ Event = (*CPUWarning)(nil)
 	_ Event = (*ChildMessage)(nil)
 	_ Event = (*Exited)(nil)
 	_ Event = (*Restarting)(nil)
@@ -70,6 +71,17 @@ func (e *MemoryWarning) OSProcess() int { return e.OSPid }
 // String implements Event.
 func (e *MemoryWarning) String() string {
 	return fmt.Sprintf("%s: memory %.0f MB (%s) above the warning level of %.0f MB%s", e.PID.GetId(), mib(e.Bytes), e.Figure, mib(e.Warn), pidNote(e.OSPid))
+}
+
+// Actor implements Event.
+func (e *CPUWarning) Actor() *actor.PID { return e.PID }
+
+// OSProcess implements Event.
+func (e *CPUWarning) OSProcess() int { return e.OSPid }
+
+// String implements Event.
+func (e *CPUWarning) String() string {
+	return fmt.Sprintf("%s: CPU %.0f%% of a core for %v, above the warning level of %.0f%%%s", e.PID.GetId(), e.Percent, e.Above.Round(time.Second), e.Warn, pidNote(e.OSPid))
 }
 
 // Actor implements Event.

@@ -21,7 +21,24 @@ const (
 	PSS Figure = "pss"
 	// RSS is the resident set size, through gopsutil: shared pages count in full.
 	RSS Figure = "rss"
+	// Cgroup is a cgroup's memory.current: the process and all its descendants, the
+	// page cache they caused included.
+	Cgroup Figure = "cgroup"
 )
+
+// SampleCgroup reads memory.current of the cgroup at dir. ok is false where the file is
+// missing (the memory controller is off for the cgroup).
+func SampleCgroup(dir string) (s Sample, ok bool) {
+	b, err := os.ReadFile(dir + "/memory.current")
+	if err != nil {
+		return Sample{}, false
+	}
+	v, err := strconv.ParseUint(string(bytes.TrimSpace(b)), 10, 64)
+	if err != nil {
+		return Sample{}, false
+	}
+	return Sample{Bytes: v, Figure: Cgroup, Processes: 1, At: time.Now()}, true
+}
 
 // ErrGone is returned when the process vanished before or during a sample.
 var ErrGone = errors.New("procsup/monitor: process is gone")

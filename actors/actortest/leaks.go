@@ -5,6 +5,7 @@ import (
 	"github.com/procsup/procsup/childproc/launch"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -46,6 +47,7 @@ func CheckLeaks(t testing.TB) {
 // function on their stack: they are not leaks.
 var longLived = []string{
 	"procsup/childproc/launch.onStarterThread", // the one thread every child is started from
+	"procsup/childproc/launch.startGuard",      // the reaper of a cgroup guardian (see launch.Guardians)
 }
 
 // CountGoroutines counts goroutines, except the few that live as long as the program
@@ -73,13 +75,15 @@ next:
 	return count
 }
 
-// CountFDs returns how many descriptors this process has open.
+// CountFDs returns how many descriptors this process has open, except those it holds
+// for its cgroup guardians (see launch.Guardians).
 func CountFDs() int {
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		return -1
 	}
-	return len(ents) - 1 // the directory's own descriptor
+	_, guard := launch.Guardians()
+	return len(ents) - 1 - len(guard) // the directory's own descriptor
 }
 
 func fdList() string {
@@ -101,9 +105,11 @@ func CountThreads() int {
 	return len(ents)
 }
 
-// ChildPIDs returns the pids of this process's child processes, zombies included.
+// ChildPIDs returns the pids of this process's child processes, zombies included,
+// except its cgroup guardians (see launch.Guardians).
 func ChildPIDs() []int {
-	return processes(func(_, ppid, _ int) bool { return ppid == os.Getpid() })
+	guards, _ := launch.Guardians()
+	return processes(func(pid, ppid, _ int) bool { return ppid == os.Getpid() && !slices.Contains(guards, pid) })
 }
 
 // GroupPIDs returns the pids of the live (not zombie) processes in process group pgid.

@@ -24,27 +24,37 @@ type Files struct {
 	Logs    *os.File
 	// ParentDeathSignal is the signal the child gets when the parent dies (Linux).
 	ParentDeathSignal syscall.Signal
+	// Cgroup, when not nil, is the child's cgroup directory, open: the child starts in it
+	// (see [InCgroup]).
+	Cgroup *os.File
 }
 
 // Apply prepares cmd to start a child the way procsup needs: Control and Logs as
 // descriptors 3 and 4 (cmd.ExtraFiles must be empty), [EnvFDs] in its environment, its
-// own process group, and the parent-death signal. It keeps cmd's other settings.
+// own process group, the parent-death signal and, with f.Cgroup, the child's cgroup from
+// its first instruction. It keeps cmd's other settings.
 func (f Files) Apply(cmd *exec.Cmd) error {
-	if len(cmd.ExtraFiles) > 0 {
-		return fmt.Errorf("%w: ExtraFiles must be empty, descriptors 3 and 4 are procsup's", ErrBadCommand)
+	if f.Control != nil || f.Logs != nil { // nil both for a program without the protocol
+		if len(cmd.ExtraFiles) > 0 {
+			return fmt.Errorf("%w: ExtraFiles must be empty, descriptors 3 and 4 are procsup's", ErrBadCommand)
+		}
+		cmd.ExtraFiles = []*os.File{f.Control, f.Logs}
+		env := cmd.Env
+		if env == nil {
+			env = os.Environ()
+		}
+		cmd.Env = append(env[:len(env):len(env)], childproc.EnvFDs+"=3,4")
 	}
-	cmd.ExtraFiles = []*os.File{f.Control, f.Logs}
-	env := cmd.Env
-	if env == nil {
-		env = os.Environ()
-	}
-	cmd.Env = append(env[:len(env):len(env)], childproc.EnvFDs+"=3,4")
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.Setpgid = true
 	cmd.SysProcAttr.Pgid = 0
 	cmd.SysProcAttr.Pdeathsig = f.ParentDeathSignal
+	if f.Cgroup != nil {
+		cmd.SysProcAttr.UseCgroupFD = true
+		cmd.SysProcAttr.CgroupFD = int(f.Cgroup.Fd())
+	}
 	return nil
 }
 
@@ -114,26 +124,79 @@ func (c *Command) Launch(ctx context.Context, files Files) (*exec.Cmd, error) {
 //
 // On failure nothing is left open and the error is a [*StartError] (or wraps
 // [ErrBadCommand]).
-func Start(ctx context.Context, launcher Launcher) (*Process, error) {
+func Start(ctx context.Context, launcher Launcher, opts ...Option) (*Process, error) {
 	if launcher == nil {
 		return nil, fmt.Errorf("%w: nil launcher", ErrBadCommand)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	ctrlParent, ctrlChild, err := socketPair("control")
-	if err != nil {
-		return nil, &StartError{Path: launcherPath(launcher), Err: err}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
 	}
-	logParent, logChild, err := socketPair("logs")
-	if err != nil {
-		ctrlParent.Close()
-		ctrlChild.Close()
-		return nil, &StartError{Path: launcherPath(launcher), Err: err}
+	var cg *Cgroup
+	if o.cgroups != nil {
+		var err error
+		if cg, err = o.cgroups.newChild(o.name, o.limits); err != nil {
+			return nil, &StartError{Path: launcherPath(launcher), Err: err}
+		}
+	}
+	p, err := start(ctx, launcher, cg, o.plain)
+	if cg != nil {
+		cg.fd.Close() // the child is in it, or never will be
+		cg.fd = nil
+		if err != nil {
+			cg.remove()
+		}
+	}
+	return p, err
+}
+
+// An Option changes how [Start] starts a child.
+type Option func(*options)
+
+type options struct {
+	cgroups *Cgroups
+	name    string
+	limits  CgroupLimits
+	plain   bool
+}
+
+// WithoutProtocol starts a program that does not speak procsup's protocol (ffmpeg, a
+// script, a server): no socket pairs, no descriptors 3 and 4, no [EnvFDs]. The
+// Process's Control and Logs are nil.
+func WithoutProtocol() Option {
+	return func(o *options) { o.plain = true }
+}
+
+// InCgroup starts the child in a cgroup of its own in cg, named for name (an actor's
+// name, say), with limits. See [Cgroups].
+func InCgroup(cg *Cgroups, name string, limits CgroupLimits) Option {
+	return func(o *options) { o.cgroups, o.name, o.limits = cg, name, limits }
+}
+
+func start(ctx context.Context, launcher Launcher, cg *Cgroup, plain bool) (*Process, error) {
+	var ctrlParent, ctrlChild, logParent, logChild *os.File // nil without the protocol
+	if !plain {
+		var err error
+		if ctrlParent, ctrlChild, err = socketPair("control"); err != nil {
+			return nil, &StartError{Path: launcherPath(launcher), Err: err}
+		}
+		if logParent, logChild, err = socketPair("logs"); err != nil {
+			ctrlParent.Close()
+			ctrlChild.Close()
+			return nil, &StartError{Path: launcherPath(launcher), Err: err}
+		}
 	}
 	var cmd *exec.Cmd
+	var err error
+	files := Files{Control: ctrlChild, Logs: logChild, ParentDeathSignal: syscall.SIGKILL}
+	if cg != nil {
+		files.Cgroup = cg.fd
+	}
 	onStarterThread(func() {
-		cmd, err = launcher.Launch(ctx, Files{Control: ctrlChild, Logs: logChild, ParentDeathSignal: syscall.SIGKILL})
+		cmd, err = launcher.Launch(ctx, files)
 	})
 	ctrlChild.Close()
 	logChild.Close()
@@ -148,11 +211,18 @@ func Start(ctx context.Context, launcher Launcher) (*Process, error) {
 		}
 		return nil, &StartError{Path: launcherPath(launcher), Err: err}
 	}
-	control, err1 := fileConn(ctrlParent)
-	logs, err2 := fileConn(logParent)
+	var control, logs net.Conn
+	var err1, err2 error
+	if !plain {
+		control, err1 = fileConn(ctrlParent)
+		logs, err2 = fileConn(logParent)
+	}
 	if err := errors.Join(err1, err2); err != nil {
 		// Cannot happen with a socket pair; do not leave the child behind if it does.
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		if cg != nil {
+			cg.killAndWait(context.Background())
+		}
 		cmd.Wait()
 		for _, c := range []net.Conn{control, logs} {
 			if c != nil {
@@ -166,6 +236,7 @@ func Start(ctx context.Context, launcher Launcher) (*Process, error) {
 		control: control,
 		logs:    logs,
 		pidfd:   openPidfd(cmd.Process.Pid),
+		cgroup:  cg,
 		started: time.Now(),
 		done:    make(chan struct{}),
 	}

@@ -20,6 +20,9 @@ type ExitStatus struct {
 	Code int
 	// Signal is the signal that ended the process, or 0.
 	Signal syscall.Signal
+	// CPU is the CPU time the process used, user and system, with that of the children
+	// it waited for.
+	CPU time.Duration
 }
 
 // Success reports whether the process exited with code 0.
@@ -41,6 +44,8 @@ type Process struct {
 	logs    net.Conn
 	pidfd   *os.File
 	started time.Time
+	cgroup  *Cgroup // nil when the child has none
+	closed  sync.Once
 
 	done    chan struct{} // closed once the process is reaped
 	status  ExitStatus
@@ -57,10 +62,10 @@ func (p *Process) Pid() int { return p.cmd.Process.Pid }
 func (p *Process) StartTime() time.Time { return p.started }
 
 // Control is the parent's end of the control socket; wrap it with wire.NewReader
-// and wire.NewWriter.
+// and wire.NewWriter. It is nil for a program started [WithoutProtocol].
 func (p *Process) Control() net.Conn { return p.control }
 
-// Logs is the parent's end of the log socket.
+// Logs is the parent's end of the log socket (nil [WithoutProtocol]).
 func (p *Process) Logs() net.Conn { return p.logs }
 
 // Done is closed when the child has exited and been reaped.
@@ -95,6 +100,7 @@ func (p *Process) reap() {
 		} else {
 			p.status = ExitStatus{Code: st.ExitCode()}
 		}
+		p.status.CPU = st.UserTime() + st.SystemTime()
 	}
 	p.waitErr = err
 	p.mu.Lock()
@@ -144,14 +150,39 @@ func (p *Process) SignalGroup(sig syscall.Signal) error {
 	return err
 }
 
-// Kill sends SIGKILL to the child's whole process group.
-func (p *Process) Kill() error { return p.SignalGroup(syscall.SIGKILL) }
+// SignalAll sends sig to the child's process group and, when it has a cgroup, to every
+// process in the cgroup: a graceful stop reaches the descendants that left the group too.
+func (p *Process) SignalAll(sig syscall.Signal) error {
+	if p.cgroup != nil {
+		p.cgroup.signalProcs(sig)
+	}
+	return p.SignalGroup(sig)
+}
+
+// Kill sends SIGKILL to the child's whole process group, and to its whole cgroup when
+// it has one.
+func (p *Process) Kill() error {
+	if p.cgroup != nil {
+		writeFile(p.cgroup.dir+"/cgroup.kill", "1")
+	}
+	return p.SignalGroup(syscall.SIGKILL)
+}
+
+// Cgroup is the child's cgroup, or nil when it was started without one.
+func (p *Process) Cgroup() *Cgroup { return p.cgroup }
 
 // KillGroupAndWait sends SIGKILL to the child's process group and waits until no live
 // member is left (members that died but are not yet reaped by their parent do not
 // count), or ctx is done. Signals are delivered asynchronously: after Kill returns, a
-// grandchild may still be running for a moment; after KillGroupAndWait it is not.
+// grandchild may still be running for a moment; after KillGroupAndWait it is not. A
+// child with a cgroup has the whole cgroup killed (cgroup.kill) too, and the wait lasts
+// until the cgroup is empty: descendants that left the group are gone as well.
 func (p *Process) KillGroupAndWait(ctx context.Context) error {
+	if p.cgroup != nil {
+		if err := p.cgroup.killAndWait(ctx); err != nil {
+			return err
+		}
+	}
 	pgid := p.Pid()
 	if err := syscall.Kill(-pgid, syscall.SIGKILL); errors.Is(err, syscall.ESRCH) {
 		return nil
@@ -170,7 +201,36 @@ func (p *Process) KillGroupAndWait(ctx context.Context) error {
 }
 
 // Close closes the parent's ends of the sockets. The child sees end of stream and, if it
-// uses [Serve], exits. Close does not wait for the exit.
+// uses [Serve], exits. Close does not wait for the exit. A child's cgroup is removed once
+// the child has exited (anything left in it is killed then).
 func (p *Process) Close() error {
-	return errors.Join(p.control.Close(), p.logs.Close())
+	var err error
+	if p.control != nil { // nil for a program started WithoutProtocol
+		err = errors.Join(p.control.Close(), p.logs.Close())
+	}
+	if p.cgroup != nil {
+		p.closed.Do(func() {
+			select {
+			case <-p.done: // reaped: the cgroup goes now
+				err = errors.Join(err, p.removeCgroup())
+			default:
+				p.AfterExit(func(ExitStatus) { go p.removeCgroup() })
+			}
+		})
+	}
+	return err
 }
+
+// removeCgroup kills what is left in the child's cgroup, waits until it is empty and
+// removes it.
+func (p *Process) removeCgroup() error {
+	ctx, cancel := context.WithTimeout(context.Background(), cgroupWait)
+	defer cancel()
+	if err := p.cgroup.killAndWait(ctx); err != nil {
+		return err
+	}
+	return p.cgroup.remove()
+}
+
+// cgroupWait bounds the wait for a killed cgroup to be empty.
+const cgroupWait = 10 * time.Second

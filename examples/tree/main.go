@@ -4,6 +4,13 @@
 //
 //	go run ./examples/tree -duration 20s -workers 2
 //
+// One worker, "daemon", is a plain shell script (no procsup protocol) that forks a
+// daemon out of its process group and session. Where this machine has a writable cgroup
+// v2 (run as root, or in a delegated subtree), every worker runs in a cgroup of its own
+// (-cgroup auto, the default, makes a directory in the cgroup v2 mount and removes it at
+// the end; -cgroup none turns it off; -cgroup DIR uses DIR), and the summary shows that
+// the daemon did not outlive its script.
+//
 // SIGINT or SIGTERM shuts the whole tree down gracefully, exit status 0.
 package main
 
@@ -15,7 +22,10 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -49,6 +59,10 @@ type worker struct {
 	tune func(*actors.Config)
 }
 
+// daemonScript is the plain worker: it forks a daemon (its own session, reparented to
+// init) that a process group cannot hold, and says its pid; it stops on SIGTERM.
+const daemonScript = `setsid sh -c 'sleep 1000 & echo daemon forked, pid $!'; trap 'echo stopping; exit 0' TERM; while :; do sleep 0.2; done`
+
 func workers(extra int) []worker {
 	ws := []worker{
 		{name: "healthy", args: []string{"-mode", "healthy"}},
@@ -62,6 +76,10 @@ func workers(extra int) []worker {
 		{name: "fail-init", args: []string{"-mode", "fail-init"}},
 		{name: "log-flood", args: []string{"-mode", "log-flood", "-after", "1s"}},
 	}
+	ws = append(ws, worker{name: "daemon", tune: func(c *actors.Config) {
+		c.Launcher = &launch.Command{Path: "/bin/sh", Args: []string{"-c", daemonScript}}
+		c.Plain = &actors.PlainConfig{}
+	}})
 	for i := range extra {
 		ws = append(ws, worker{name: fmt.Sprintf("healthy-%d", i+2), args: []string{"-mode", "healthy"}})
 	}
@@ -72,6 +90,7 @@ func run(args []string, out io.Writer) int {
 	fs := flag.NewFlagSet("tree", flag.ContinueOnError)
 	duration := fs.Duration("duration", 20*time.Second, "how long to run before shutting down")
 	extra := fs.Int("workers", 0, "extra healthy workers")
+	cgroupDir := fs.String("cgroup", "auto", `a cgroup v2 directory for the workers' cgroups: "auto" (one made in the cgroup v2 mount, if writable), "none", or a path`)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -81,6 +100,17 @@ func run(args []string, out io.Writer) int {
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }))
 	defer system.Shutdown()
 	system.EventStream.Subscribe(p.event)
+	cg, cleanup, err := openCgroups(*cgroupDir)
+	if err != nil {
+		fmt.Fprintln(out, "error:", err)
+		return 1
+	}
+	defer cleanup()
+	if cg != nil {
+		p.line("-", "every worker in a cgroup of its own, in %s", cg.Dir())
+	} else {
+		p.line("-", "no cgroups (%s): the process group is the unit", *cgroupDir)
+	}
 
 	var specs []actors.Spec
 	for _, w := range workers(*extra) {
@@ -95,6 +125,7 @@ func run(args []string, out io.Writer) int {
 		cfg.CloseTimeout = 2 * time.Second
 		cfg.PingInterval, cfg.PingTimeout = 500*time.Millisecond, 2*time.Second
 		cfg.Logger = slog.New(&childLogs{p: p, name: w.name})
+		cfg.Cgroups = cg
 		if w.tune != nil {
 			w.tune(&cfg)
 		}
@@ -125,17 +156,45 @@ func run(args []string, out io.Writer) int {
 		fmt.Fprintln(out, "error:", err)
 		return 1
 	}
-	p.summary()
+	p.summary(cg)
 	return 0
+}
+
+// openCgroups opens the cgroups the workers run in: none for "none"; for "auto", a
+// directory of this run in the cgroup v2 mount, if it can be made (removed by cleanup).
+func openCgroups(dir string) (cg *launch.Cgroups, cleanup func(), err error) {
+	cleanup = func() {}
+	switch dir {
+	case "none":
+		return nil, cleanup, nil
+	case "auto":
+		mount, err := launch.CgroupMount()
+		if err != nil {
+			return nil, cleanup, nil
+		}
+		dir = filepath.Join(mount, fmt.Sprintf("procsup-tree-%d", os.Getpid()))
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return nil, cleanup, nil // not writable here: run without
+		}
+		cleanup = func() { syscall.Rmdir(dir) }
+	}
+	remove := cleanup
+	cg, err = launch.OpenCgroups(dir, nil)
+	if err != nil {
+		remove()
+		return nil, func() {}, err
+	}
+	return cg, func() { cg.Close(); remove() }, nil
 }
 
 // printer turns events into lines and keeps the tally for the summary.
 type printer struct {
-	mu    sync.Mutex
-	out   io.Writer
-	start time.Time
-	names []string
-	stats map[string]*tally
+	mu      sync.Mutex
+	out     io.Writer
+	start   time.Time
+	names   []string
+	stats   map[string]*tally
+	daemons []int // the pids the daemon worker said it forked
 }
 
 type tally struct {
@@ -213,7 +272,7 @@ func (p *printer) event(ev any) {
 	}
 }
 
-func (p *printer) summary() {
+func (p *printer) summary(cg *launch.Cgroups) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	fmt.Fprintln(p.out, "\nsummary")
@@ -230,10 +289,34 @@ func (p *printer) summary() {
 	}
 	tw.Flush()
 	fmt.Fprintf(p.out, "child processes left: %d\n", countChildren())
+	alive := 0
+	for _, pid := range p.daemons {
+		if syscall.Kill(pid, 0) == nil && !zombie(pid) {
+			alive++
+		}
+	}
+	if cg != nil {
+		fmt.Fprintf(p.out, "daemons forked: %d, alive: %d (cgroups contain them)\n", len(p.daemons), alive)
+	} else {
+		fmt.Fprintf(p.out, "daemons forked: %d, alive: %d (without cgroups a daemon escapes its process group)\n", len(p.daemons), alive)
+	}
 }
 
-// countChildren counts this program's child processes still alive.
+// zombie reports whether pid has exited and awaits its parent.
+func zombie(pid int) bool {
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	s := string(st)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(f) == 0 || f[0] == "Z" || f[0] == "X"
+}
+
+// countChildren counts this program's child processes still alive, but for the cgroup
+// guardian (it lives as long as the program).
 func countChildren() int {
+	guards, _ := launch.Guardians()
 	ents, _ := os.ReadDir("/proc")
 	me := fmt.Sprint(os.Getpid())
 	n := 0
@@ -244,7 +327,7 @@ func countChildren() int {
 		}
 		s := string(st)
 		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(f) > 1 && f[1] == me && f[0] != "Z" {
+		if len(f) > 1 && f[1] == me && f[0] != "Z" && !slices.Contains(guards, atoi(e.Name())) {
 			n++
 		}
 	}
@@ -272,6 +355,14 @@ func (h *childLogs) Handle(_ context.Context, r slog.Record) error {
 		switch a.Key {
 		case "source":
 			child = child || a.Value.String() == "child"
+		case "stream": // a plain program's output line
+			child = true
+			var pid int
+			if _, err := fmt.Sscanf(r.Message, "daemon forked, pid %d", &pid); err == nil {
+				h.p.mu.Lock()
+				h.p.daemons = append(h.p.daemons, pid)
+				h.p.mu.Unlock()
+			}
 		case "actor", "pid", "child_source":
 		default:
 			kv = append(kv, a.String())
@@ -291,3 +382,8 @@ func (h *childLogs) WithAttrs(as []slog.Attr) slog.Handler {
 }
 
 func (h *childLogs) WithGroup(string) slog.Handler { return h }
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
+}

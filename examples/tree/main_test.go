@@ -55,6 +55,7 @@ func TestTreeRunsAndShutsDownOnSIGTERM(t *testing.T) {
 		"init failed":    regexp.MustCompile(`initialization failed`),
 		"init timeout":   regexp.MustCompile(`initialization timed out`),
 		"child log":      regexp.MustCompile(`log INFO: worker ready`),
+		"plain output":   regexp.MustCompile(`daemon +log INFO: daemon forked, pid \d+`),
 	}
 	seen := map[string]bool{}
 	var out strings.Builder
@@ -109,6 +110,9 @@ func TestTreeRunsAndShutsDownOnSIGTERM(t *testing.T) {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("output lacks %q", s)
 		}
+	}
+	if strings.Contains(out.String(), "(cgroups contain them)") && !strings.Contains(out.String(), "daemons forked: 1, alive: 0") {
+		t.Errorf("the plain worker's daemon outlived it in a cgroup")
 	}
 	for pid := range pids {
 		if actortest.Alive(pid) {
