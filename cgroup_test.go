@@ -23,19 +23,28 @@ import (
 	"github.com/procsup/procsup/messages"
 )
 
-// escapeeOf waits for the worker's report of its grandchild in a session of its own.
-func escapeeOf(t *testing.T, probe *actortest.Probe) int {
+// escapeesOf waits for the worker's report of its descendants out of its process group:
+// a grandchild in a session of its own and a double-forked daemon.
+func escapeesOf(t *testing.T, probe *actortest.Probe) []int {
 	t.Helper()
 	m := actortest.ExpectType(probe, 15*time.Second, func(m *messages.ChildMessage) bool { return m.Kind == "escapee" })
-	pid, _ := strconv.Atoi(string(m.Body))
-	if !actortest.Alive(pid) {
-		t.Fatalf("escapee %d not running", pid)
+	var pids []int
+	for _, f := range strings.Fields(string(m.Body)) {
+		pid, _ := strconv.Atoi(f)
+		if !actortest.Alive(pid) {
+			t.Fatalf("escapee %d not running", pid)
+		}
+		pids = append(pids, pid)
 	}
-	return pid
+	if len(pids) != 2 {
+		t.Fatalf("escapees %q, want two", m.Body)
+	}
+	return pids
 }
 
-// With Cgroups, no ending leaves the worker's grandchild that left its process group,
-// and the worker's cgroup is gone by the time Exited is published.
+// With Cgroups, no ending leaves the worker's descendants that left its process group (a
+// grandchild in its own session, a double-forked daemon), and the worker's cgroup is
+// gone by the time Exited is published.
 func TestCgroupEveryEndingLeavesNothing(t *testing.T) {
 	endings := map[string]func(system *actor.ActorSystem, pid *actor.PID){
 		"close": func(s *actor.ActorSystem, pid *actor.PID) { s.Root.Send(pid, &messages.Close{}) },
@@ -52,15 +61,15 @@ func TestCgroupEveryEndingLeavesNothing(t *testing.T) {
 			cfg := workerConfig("escapee", nil)
 			cfg.Cgroups = cg
 			probe, pid := spawn(t, system, cfg, nil)
-			escapee := escapeeOf(t, probe)
+			escapees := escapeesOf(t, probe)
 			st := status(t, system, pid)
 			if st.Cgroup == "" || !strings.HasPrefix(st.Cgroup, cg.Session()) {
 				t.Fatalf("status cgroup %q, want one in %s", st.Cgroup, cg.Session())
 			}
 			end(system, pid)
 			ex := exited(probe)
-			if actortest.Alive(escapee) {
-				t.Fatalf("the escapee %d outlived its worker's end (%v)", escapee, ex)
+			if i := slices.IndexFunc(escapees, actortest.Alive); i >= 0 {
+				t.Fatalf("the escapee %d outlived its worker's end (%v)", escapees[i], ex)
 			}
 			if _, err := os.Stat(st.Cgroup); !errors.Is(err, os.ErrNotExist) {
 				t.Fatalf("the worker's cgroup is still there when Exited came: %v", err)
@@ -73,7 +82,8 @@ func TestCgroupEveryEndingLeavesNothing(t *testing.T) {
 }
 
 // The supervising program is SIGKILLed: its guardian kills every worker's cgroup, and
-// the grandchildren that left their process groups die with them.
+// the descendants that left their process groups (setsid, a double-forked daemon) die
+// with them.
 func TestCgroupParentKilledNothingSurvives(t *testing.T) {
 	actortest.CheckLeaks(t)
 	cg := childproctest.Cgroups(t) // its directory: the supervisor makes its own session there
@@ -90,13 +100,15 @@ func TestCgroupParentKilledNothingSurvives(t *testing.T) {
 	defer sup.Close()
 	sc := bufio.NewScanner(pr)
 	var escapees []int
-	for len(escapees) < n && sc.Scan() {
-		pid, _ := strconv.Atoi(sc.Text())
-		escapees = append(escapees, pid)
+	for len(escapees) < 2*n && sc.Scan() {
+		for _, f := range strings.Fields(sc.Text()) {
+			pid, _ := strconv.Atoi(f)
+			escapees = append(escapees, pid)
+		}
 	}
 	go io.Copy(io.Discard, pr)
-	if len(escapees) != n || !slices.ContainsFunc(escapees, actortest.Alive) {
-		t.Fatalf("only %d escapees reported running", len(escapees))
+	if len(escapees) != 2*n || slices.ContainsFunc(escapees, func(pid int) bool { return !actortest.Alive(pid) }) {
+		t.Fatalf("escapees %v: not all %d running", escapees, 2*n)
 	}
 	sup.Signal(syscall.SIGKILL)
 	sup.Wait(context.Background())

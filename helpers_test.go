@@ -111,14 +111,18 @@ func workerHandler() childproc.Handler {
 					return err
 				}
 				p.Send("grandchild", []byte(strconv.Itoa(cmd.Process.Pid)))
-			case "escapee": // a grandchild in a session of its own: out of the process group
+			case "escapee": // a grandchild in a session of its own, and a double-forked daemon
 				cmd := exec.Command("sleep", "1000")
 				cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 				if err := cmd.Start(); err != nil {
 					return err
 				}
 				go cmd.Wait()
-				p.Send("escapee", []byte(strconv.Itoa(cmd.Process.Pid)))
+				daemon, err := exec.Command("sh", "-c", `setsid sh -c 'sleep 1000 >/dev/null 2>&1 & echo $!' </dev/null`).Output()
+				if err != nil {
+					return err
+				}
+				p.Send("escapee", []byte(strconv.Itoa(cmd.Process.Pid)+" "+strings.TrimSpace(string(daemon))))
 			case "spin": // a busy child
 				for ctx.Err() == nil {
 				}

@@ -199,3 +199,58 @@ func requestFloor(b *testing.B) *childproctest.EchoFloor {
 	frame, _ := wire.Encode(&wire.Request{ID: 1, Kind: "echo", Body: []byte("ping")})
 	return childproctest.NewEchoFloor(b, frame)
 }
+
+// BenchmarkSpawnToReadyCgroup: a process actor for the smallest procsup child
+// (childproctest.Minimal) from spawn to running, in a cgroup of its own; each iteration
+// also times the same actor without a cgroup, interleaved so both see the same machine.
+// x-nocgroup is their ratio; stop-ms and stop-nocgroup-ms time the endings (with a
+// cgroup: cgroup.kill, the wait until it is empty, its removal).
+func BenchmarkSpawnToReadyCgroup(b *testing.B) {
+	minimal := childproctest.Build(b, childproctest.Minimal)
+	cg := childproctest.Cgroups(b)
+	system := actors.QuietSystem(b)
+	cfg := echoConfig(b)
+	cfg.Launcher = &launch.Command{Path: minimal}
+	plain, err := actors.NewProcess(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.Cgroups = cg
+	contained, err := actors.NewProcess(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ready := make(chan *actor.PID, 1)
+	sub := system.EventStream.Subscribe(func(ev any) {
+		if sc, ok := ev.(*messages.StateChanged); ok && sc.To == messages.Running {
+			ready <- sc.PID
+		}
+	})
+	defer system.EventStream.Unsubscribe(sub)
+	once := func(props *actor.Props) (up, down time.Duration) {
+		began := time.Now()
+		pid := system.Root.Spawn(props)
+		<-ready
+		up = time.Since(began)
+		began = time.Now()
+		actors.StopAndWait(context.Background(), system, pid)
+		return up, time.Since(began)
+	}
+	once(contained) // the page cache and the session warm
+	once(plain)
+	var with, without, stopWith, stopWithout time.Duration
+	b.ResetTimer()
+	for range b.N {
+		up, down := once(contained)
+		with, stopWith = with+up, stopWith+down
+		up, down = once(plain)
+		without, stopWithout = without+up, stopWithout+down
+	}
+	b.StopTimer()
+	n := float64(b.N)
+	b.ReportMetric(float64(with)/float64(without), "x-nocgroup")
+	b.ReportMetric(float64(with.Microseconds())/n/1000, "cgroup-ms")
+	b.ReportMetric(float64(without.Microseconds())/n/1000, "nocgroup-ms")
+	b.ReportMetric(float64(stopWith.Microseconds())/n/1000, "stop-ms")
+	b.ReportMetric(float64(stopWithout.Microseconds())/n/1000, "stop-nocgroup-ms")
+}

@@ -356,3 +356,56 @@ func median(ds []time.Duration) time.Duration {
 	slices.Sort(s)
 	return s[len(s)/2]
 }
+
+// BenchmarkCPUSampling holds 1000 idle children four times in one iteration (on, off,
+// off, on, so that a drift of the machine falls on both), memory sampled a second (the
+// default check, five times as often) every time, CPU sampled with it (CPUWarnPercent
+// set) or not; it reports the parent's CPU both ways and what one CPU sample adds. Run
+// it alone:
+// go test -run '^$' -bench CPUSampling -benchtime 1x ./actors
+func BenchmarkCPUSampling(b *testing.B) {
+	const n = 1000
+	hold := idleHold()
+	for range b.N {
+		var pct [2]float64
+		for _, on := range []bool{true, false, false, true} {
+			i := 1
+			if on {
+				i = 0
+			}
+			system := actors.QuietSystem(b)
+			cfg := echoConfig(b)
+			cfg.Launcher = smallChild(b)
+			cfg.MemorySampleInterval = time.Second
+			if on {
+				cfg.CPUWarnPercent = 90
+			}
+			props, err := actors.NewProcess(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			running := make(chan struct{}, n)
+			sub := system.EventStream.Subscribe(func(ev any) {
+				if sc, ok := ev.(*messages.StateChanged); ok && sc.To == messages.Running {
+					running <- struct{}{}
+				}
+			})
+			pids := make([]*actor.PID, n)
+			for i := range pids {
+				pids[i] = system.Root.Spawn(props)
+			}
+			for range n {
+				<-running
+			}
+			system.EventStream.Unsubscribe(sub)
+			cpu0, wall0 := cpuTime(), time.Now()
+			time.Sleep(hold)
+			pct[i] += 100 * (cpuTime() - cpu0).Seconds() / time.Since(wall0).Seconds() / 2
+			stopAll(system, pids)
+		}
+		b.ReportMetric(pct[0], "cpu-%-memory+cpu")
+		b.ReportMetric(pct[1], "cpu-%-memory")
+		// a sample a second per child: the difference per sample, in microseconds
+		b.ReportMetric((pct[0]-pct[1])/100*1e6/n, "us/sample")
+	}
+}

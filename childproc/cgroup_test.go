@@ -232,3 +232,46 @@ func sessionOf(pid int) int {
 	sid, _ := strconv.Atoi(f[3])
 	return sid
 }
+
+// Limits in the supervising program's own cgroup break cgroup v2's rule (a cgroup that
+// hands controllers down holds no process): refused with ErrBadCgroup. The check runs in
+// a child that moves itself into a cgroup of its own first.
+func TestCgroupLimitsInOwnCgroupRefused(t *testing.T) {
+	actortest.CheckLeaks(t)
+	cg := childproctest.Cgroups(t)
+	own := filepath.Join(cg.Dir(), "own")
+	if err := os.Mkdir(own, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Rmdir(own)
+	c := start(t, "owncgroup", "OWN_CGROUP="+own)
+	c.initialize(t, &wire.InitializeRequest{})
+	if st := c.wait(t); st.Code != 0 {
+		t.Fatalf("the child's check failed: %v (see its stderr)", st)
+	}
+}
+
+// ownCgroupChild moves itself into OWN_CGROUP and checks that limits there are refused
+// and that no limits are accepted; it exits 0 when both hold.
+func ownCgroupChild() childproc.Handler {
+	return childproc.HandlerFuncs{
+		RunFunc: func(ctx context.Context, _ *childproc.Peer) error {
+			dir := os.Getenv("OWN_CGROUP")
+			if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte("0"), 0); err != nil {
+				return fmt.Errorf("moving into %s: %w", dir, err)
+			}
+			defer os.WriteFile(filepath.Join(filepath.Dir(dir), "cgroup.procs"), []byte("0"), 0) // out again, so it can be removed
+			cg, err := launch.OpenCgroups(dir, nil)
+			if err != nil {
+				return err
+			}
+			if err := cg.Check(launch.CgroupLimits{PidsMax: 10}); !errors.Is(err, launch.ErrBadCgroup) {
+				return fmt.Errorf("limits in the program's own cgroup: %v, want ErrBadCgroup", err)
+			}
+			if err := cg.Check(launch.CgroupLimits{}); err != nil {
+				return fmt.Errorf("no limits in the program's own cgroup: %v", err)
+			}
+			return nil
+		},
+	}
+}

@@ -22,6 +22,7 @@ func TestMain(m *testing.M) {
 	childproc.Register("flood", floodChild())
 	childproc.Register("grandparent", grandparentChild())
 	childproc.Register("cgroupsupervisor", cgroupSupervisor())
+	childproc.Register("owncgroup", ownCgroupChild())
 	childproctest.Main(m)
 }
 

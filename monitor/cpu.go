@@ -64,23 +64,34 @@ func parseCPUStat(b []byte) (time.Duration, error) {
 	return 0, errors.New("cpu.stat has no usage_usec")
 }
 
-// parseProcStat sums utime, stime, cutime and cstime of /proc/<pid>/stat.
+// parseProcStat sums utime, stime, cutime and cstime of /proc/<pid>/stat: the 12th to
+// 15th fields after the command's closing parenthesis. It allocates nothing.
 func parseProcStat(b []byte) (time.Duration, error) {
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
 		return 0, errors.New("malformed stat")
 	}
-	f := bytes.Fields(b[i+1:])
-	if len(f) < 15 {
-		return 0, errors.New("malformed stat")
-	}
+	b = b[i+1:]
 	var ticks int64
-	for _, field := range f[11:15] { // utime stime cutime cstime
-		v, err := strconv.ParseInt(string(field), 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("malformed stat: %v", err)
+	for field := 0; field < 15; field++ {
+		for len(b) > 0 && b[0] == ' ' {
+			b = b[1:]
 		}
-		ticks += v
+		end := bytes.IndexByte(b, ' ')
+		if end < 0 {
+			end = len(b)
+		}
+		if field >= 11 { // utime stime cutime cstime
+			v, err := strconv.ParseInt(string(bytes.TrimSpace(b[:end])), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("malformed stat: %v", err)
+			}
+			ticks += v
+		}
+		if end == len(b) && field < 14 {
+			return 0, errors.New("malformed stat")
+		}
+		b = b[end:]
 	}
 	return time.Duration(ticks) * clockTick, nil
 }

@@ -77,3 +77,16 @@ func TestCPUSamplerOfABusyProcess(t *testing.T) {
 		t.Fatalf("a missing process: %v, want ErrGone", err)
 	}
 }
+
+func TestParseProcStat(t *testing.T) {
+	stat := "1234 (a (b) c) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 120 30 7 20 0 5 0 100 0 0\n"
+	d, err := parseProcStat([]byte(stat))
+	if err != nil || d != (250+120+30+7)*clockTick {
+		t.Fatalf("%v %v", d, err)
+	}
+	for _, bad := range []string{"1 (x) S 1 2 3", "1 (x) S 1 1 1 0 -1 4 1 0 0 0 x 1 1 1"} {
+		if _, err := parseProcStat([]byte(bad)); err == nil {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}

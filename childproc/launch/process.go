@@ -87,6 +87,11 @@ func (p *Process) reap() {
 	if p.pidfd != nil {
 		waitPidfd(p.pidfd)
 		p.pidfd.Close()
+		if p.cgroup != nil {
+			// The child is gone: so is everything it left in its cgroup, at once, before
+			// the wait below for its output streams, which a descendant may hold open.
+			writeFile(p.cgroup.dir+"/cgroup.kill", "1")
+		}
 	}
 	err := p.cmd.Wait()
 	st := p.cmd.ProcessState
