@@ -115,3 +115,59 @@ func ExampleAsk() {
 	// reply: at once, error: <nil>
 	// after the stop: true
 }
+
+// Supervise a program that does not speak procsup's protocol: a shell script, ready once
+// it has started, stopped by SIGTERM; its output lines become log records.
+func ExamplePlainConfig() {
+	system := quietSystem()
+	defer system.Shutdown()
+
+	cfg := actors.NewConfig(&launch.Command{Path: "/bin/sh", Args: []string{"-c",
+		`trap 'echo bye; exit 0' TERM; echo hello; while :; do sleep 0.05; done`}})
+	cfg.Plain = &actors.PlainConfig{} // or ReadyTCP, ReadyCommand; StopSignal
+	lines := make(chan string, 4)
+	cfg.Logger = slog.New(lineHandler(lines))
+	props, err := actors.NewProcess(cfg)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	exited := make(chan *messages.Exited, 1)
+	system.EventStream.Subscribe(func(ev any) {
+		if ex, ok := ev.(*messages.Exited); ok {
+			exited <- ex
+		}
+	})
+	pid := system.Root.Spawn(props)
+	fmt.Println("stdout:", <-lines)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = actors.Ask(ctx, system, pid, "resize", nil)
+	fmt.Println("ask:", errors.Is(err, actors.ErrNoProtocol))
+	system.Root.Send(pid, &messages.Close{})
+	ex := <-exited
+	fmt.Println("stdout:", <-lines)
+	fmt.Printf("exited: %s, exit code %d\n", ex.Reason, ex.ExitCode)
+	// Output:
+	// stdout: hello
+	// ask: true
+	// stdout: bye
+	// exited: closed on request, exit code 0
+}
+
+// lineHandler sends the message of each record with a "stream" attribute (a plain
+// program's output line) to lines.
+type lineHandler chan string
+
+func (h lineHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h lineHandler) Handle(_ context.Context, r slog.Record) error {
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "stream" {
+			h <- r.Message
+		}
+		return true
+	})
+	return nil
+}
+func (h lineHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h lineHandler) WithGroup(string) slog.Handler      { return h }

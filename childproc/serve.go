@@ -146,6 +146,13 @@ func (s *session) serve(ctx context.Context) error {
 	defer cancel(nil)
 	s.queue = newMessageQueue(MessageQueueBytes)
 	s.calls.cond.L = &s.calls.mu
+	// A handler with nothing to initialize is ready at once: its answer goes out before
+	// the read loop starts (the child's start to ready is what users wait for).
+	initless := initless(s.h)
+	var answerErr error
+	if initless {
+		answerErr = s.answer()
+	}
 	readDone := make(chan struct{})
 	go func() {
 		defer close(readDone)
@@ -155,7 +162,10 @@ func (s *session) serve(ctx context.Context) error {
 	var result error
 	var reason, panicked string
 	var initFailed *wire.InitializeResponse // the last word instead of Exiting
-	initErr := s.callInit(runCtx, req)
+	var initErr error
+	if !initless {
+		initErr = s.callInit(runCtx, req)
+	}
 	var panicErr *PanicError
 	switch cause := context.Cause(runCtx); {
 	case cause == errShutdown:
@@ -169,7 +179,10 @@ func (s *session) serve(ctx context.Context) error {
 			result = panicErr
 		}
 	default:
-		if err := s.w.Write(&wire.InitializeResponse{MaxFrame: s.r.Limit(), Fragments: true}); err != nil {
+		if !initless {
+			answerErr = s.answer()
+		}
+		if answerErr != nil {
 			result, reason = ErrParentGone, ErrParentGone.Error()
 			break
 		}
@@ -244,6 +257,23 @@ func (s *session) shutdownWord() string {
 func (s *session) callInit(ctx context.Context, req *wire.InitializeRequest) (err error) {
 	defer s.recoverInto(&err, "Init")
 	return s.h.Init(ctx, req)
+}
+
+// answer sends the InitializeResponse of a successful initialization, with the child's
+// frame cap.
+func (s *session) answer() error {
+	return s.w.Write(&wire.InitializeResponse{MaxFrame: s.r.Limit(), Fragments: true})
+}
+
+// initless reports whether h has nothing to initialize: a HandlerFuncs without InitFunc.
+func initless(h Handler) bool {
+	switch f := h.(type) {
+	case HandlerFuncs:
+		return f.InitFunc == nil
+	case *HandlerFuncs:
+		return f != nil && f.InitFunc == nil
+	}
+	return false
 }
 
 // callRun calls the handler's Run, turning a panic into a [*PanicError].
