@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -362,8 +363,23 @@ func TestTreeShutdownLeavesNoProcess(t *testing.T) {
 func TestParentKilledChildrenDie(t *testing.T) {
 	actortest.CheckLeaks(t)
 	const n = 50
+	kids := killSupervisor(t, n, childproc.EnvEntry+"=supervisor", "SUPERVISOR_N="+strconv.Itoa(n))
+	died := time.Now()
+	// Gone at once (the parent-death signal); the deadline is generous for a busy machine.
+	within(t, 10*time.Second, "every worker gone after its parent's death", func() bool {
+		return !slices.ContainsFunc(kids, actortest.Alive)
+	})
+	t.Logf("%d workers gone %v after their parent's death", n, time.Since(died).Round(time.Millisecond))
+}
+
+// killSupervisor starts this test binary as a supervising program with env, reads the n
+// pids it prints (any number a line), checks they run, and SIGKILLs it; it returns the
+// pids.
+func killSupervisor(t *testing.T, n int, env ...string) []int {
+	t.Helper()
 	cmd, _ := launch.SelfCommand("worker")
-	cmd.Env = append(cmd.Env, childproc.EnvEntry+"=supervisor", "SUPERVISOR_N="+strconv.Itoa(n))
+	cmd.Env = append(cmd.Env, env...)
+	cmd.Stderr = os.Stderr
 	pr, pw := io.Pipe()
 	cmd.Stdout = pw
 	sup, err := launch.Start(context.Background(), cmd)
@@ -372,24 +388,21 @@ func TestParentKilledChildrenDie(t *testing.T) {
 	}
 	defer sup.Close()
 	sc := bufio.NewScanner(pr)
-	var kids []int
-	for len(kids) < n && sc.Scan() {
-		pid, _ := strconv.Atoi(sc.Text())
-		kids = append(kids, pid)
+	var pids []int
+	for len(pids) < n && sc.Scan() {
+		for _, f := range strings.Fields(sc.Text()) {
+			pid, _ := strconv.Atoi(f)
+			pids = append(pids, pid)
+		}
 	}
 	go io.Copy(io.Discard, pr)
-	if len(kids) != n || !slices.ContainsFunc(kids, actortest.Alive) {
-		t.Fatalf("only %d workers reported running", len(kids))
+	if len(pids) != n || slices.ContainsFunc(pids, func(pid int) bool { return !actortest.Alive(pid) }) {
+		t.Fatalf("pids %v: not all %d running", pids, n)
 	}
 	sup.Signal(syscall.SIGKILL)
 	sup.Wait(context.Background())
 	pw.Close()
-	died := time.Now()
-	// Gone at once (the parent-death signal); the deadline is generous for a busy machine.
-	within(t, 10*time.Second, "every worker gone after its parent's death", func() bool {
-		return !slices.ContainsFunc(kids, actortest.Alive)
-	})
-	t.Logf("%d workers gone %v after their parent's death", n, time.Since(died).Round(time.Millisecond))
+	return pids
 }
 
 func TestBadConfig(t *testing.T) {

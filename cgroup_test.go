@@ -1,16 +1,12 @@
 package procsup_test
 
 import (
-	"bufio"
-	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -88,31 +84,7 @@ func TestCgroupParentKilledNothingSurvives(t *testing.T) {
 	actortest.CheckLeaks(t)
 	cg := childproctest.Cgroups(t) // its directory: the supervisor makes its own session there
 	const n = 5
-	cmd, _ := launch.SelfCommand("worker")
-	cmd.Env = append(cmd.Env, childproc.EnvEntry+"=cgroupsupervisor", "SUPERVISOR_N="+strconv.Itoa(n), "CGROUP_DIR="+cg.Dir())
-	cmd.Stderr = os.Stderr
-	pr, pw := io.Pipe()
-	cmd.Stdout = pw
-	sup, err := launch.Start(context.Background(), cmd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sup.Close()
-	sc := bufio.NewScanner(pr)
-	var escapees []int
-	for len(escapees) < 2*n && sc.Scan() {
-		for _, f := range strings.Fields(sc.Text()) {
-			pid, _ := strconv.Atoi(f)
-			escapees = append(escapees, pid)
-		}
-	}
-	go io.Copy(io.Discard, pr)
-	if len(escapees) != 2*n || slices.ContainsFunc(escapees, func(pid int) bool { return !actortest.Alive(pid) }) {
-		t.Fatalf("escapees %v: not all %d running", escapees, 2*n)
-	}
-	sup.Signal(syscall.SIGKILL)
-	sup.Wait(context.Background())
-	pw.Close()
+	escapees := killSupervisor(t, 2*n, childproc.EnvEntry+"=cgroupsupervisor", "SUPERVISOR_N="+strconv.Itoa(n), "CGROUP_DIR="+cg.Dir())
 	within(t, time.Minute, "every escapee gone after the supervisor's death", func() bool {
 		return !slices.ContainsFunc(escapees, actortest.Alive)
 	})

@@ -55,13 +55,7 @@ func spawnToReady(b *testing.B, cfg actors.Config, floor func() time.Duration) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ready := make(chan *actor.PID, 1)
-	sub := system.EventStream.Subscribe(func(ev any) {
-		if sc, ok := ev.(*messages.StateChanged); ok && sc.To == messages.Running {
-			ready <- sc.PID
-		}
-	})
-	defer system.EventStream.Unsubscribe(sub)
+	ready := readyEvents(system)
 	floor() // the page cache warm
 	var floors time.Duration
 	b.ResetTimer()
@@ -76,6 +70,18 @@ func spawnToReady(b *testing.B, cfg actors.Config, floor func() time.Duration) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.Elapsed())/float64(floors), "x-floor")
 	b.ReportMetric(float64(floors.Microseconds())/float64(b.N)/1000, "floor-ms")
+}
+
+// readyEvents returns a channel that gets the PID of each process actor of system that
+// reports running (the actor system's end ends the subscription).
+func readyEvents(system *actor.ActorSystem) <-chan *actor.PID {
+	ready := make(chan *actor.PID, 1)
+	system.EventStream.Subscribe(func(ev any) {
+		if sc, ok := ev.(*messages.StateChanged); ok && sc.To == messages.Running {
+			ready <- sc.PID
+		}
+	})
+	return ready
 }
 
 // BenchmarkFloorSpawnToReady: plain exec of the same binary with a socket pair, until
@@ -220,13 +226,7 @@ func BenchmarkSpawnToReadyCgroup(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ready := make(chan *actor.PID, 1)
-	sub := system.EventStream.Subscribe(func(ev any) {
-		if sc, ok := ev.(*messages.StateChanged); ok && sc.To == messages.Running {
-			ready <- sc.PID
-		}
-	})
-	defer system.EventStream.Unsubscribe(sub)
+	ready := readyEvents(system)
 	once := func(props *actor.Props) (up, down time.Duration) {
 		began := time.Now()
 		pid := system.Root.Spawn(props)

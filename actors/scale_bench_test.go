@@ -112,24 +112,11 @@ func idleActors(b *testing.B, n int) {
 		b.Fatal(err)
 	}
 	before := footprint()
-	running := make(chan struct{}, n)
-	sub := system.EventStream.Subscribe(func(ev any) {
-		if sc, ok := ev.(*messages.StateChanged); ok && sc.To == messages.Running {
-			running <- struct{}{}
-		}
-	})
-	pids := make([]*actor.PID, n)
-	for i := range pids {
-		pids[i] = system.Root.Spawn(props)
-	}
-	for range n {
-		<-running
-	}
-	system.EventStream.Unsubscribe(sub)
+	pids := spawnRunning(system, props, n)
 	// Pings go out in batches on the clock's grid; a batch must not stretch round trips
 	// past the high-ping threshold.
 	var high atomic.Int64
-	sub = system.EventStream.Subscribe(func(ev any) {
+	sub := system.EventStream.Subscribe(func(ev any) {
 		if _, ok := ev.(*messages.HighPing); ok {
 			high.Add(1)
 		}
@@ -139,6 +126,25 @@ func idleActors(b *testing.B, n int) {
 	b.ReportMetric(float64(high.Load()), "high-pings")
 	b.StopTimer()
 	stopAll(system, pids)
+}
+
+// spawnRunning spawns n process actors of props and waits until all run.
+func spawnRunning(system *actor.ActorSystem, props *actor.Props, n int) []*actor.PID {
+	running := make(chan struct{}, n)
+	sub := system.EventStream.Subscribe(func(ev any) {
+		if sc, ok := ev.(*messages.StateChanged); ok && sc.To == messages.Running {
+			running <- struct{}{}
+		}
+	})
+	defer system.EventStream.Unsubscribe(sub)
+	pids := make([]*actor.PID, n)
+	for i := range pids {
+		pids[i] = system.Root.Spawn(props)
+	}
+	for range n {
+		<-running
+	}
+	return pids
 }
 
 func stopAll(system *actor.ActorSystem, pids []*actor.PID) {
@@ -384,20 +390,7 @@ func BenchmarkCPUSampling(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			running := make(chan struct{}, n)
-			sub := system.EventStream.Subscribe(func(ev any) {
-				if sc, ok := ev.(*messages.StateChanged); ok && sc.To == messages.Running {
-					running <- struct{}{}
-				}
-			})
-			pids := make([]*actor.PID, n)
-			for i := range pids {
-				pids[i] = system.Root.Spawn(props)
-			}
-			for range n {
-				<-running
-			}
-			system.EventStream.Unsubscribe(sub)
+			pids := spawnRunning(system, props, n)
 			cpu0, wall0 := cpuTime(), time.Now()
 			time.Sleep(hold)
 			pct[i] += 100 * (cpuTime() - cpu0).Seconds() / time.Since(wall0).Seconds() / 2
