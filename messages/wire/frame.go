@@ -2,15 +2,13 @@ package wire
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"syscall"
-
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // DefaultMaxFrame is the default cap on a frame's body: 16 MiB.
@@ -24,62 +22,44 @@ const FragmentSize = 256 << 10
 // a larger body is read straight into its own allocation.
 const readBuffer = 4 << 10
 
-// envelope is the msgpack body of every frame: the type and the message's own fields.
-type envelope struct {
-	Type Type               `msgpack:"type"`
-	Data msgpack.RawMessage `msgpack:"data"`
-}
-
 // Encode returns the frame for m: the 4-byte big-endian length and the msgpack body.
 func Encode(m Wire) ([]byte, error) {
-	var buf bytes.Buffer
-	return frameInto(&buf, nil, m)
+	return frameInto(nil, m)
 }
 
-// frameInto encodes m's frame, the length prefix and the body, into buf (reset first)
-// with enc (one from msgpack's pool when nil) and returns it.
-func frameInto(buf *bytes.Buffer, enc *msgpack.Encoder, m Wire) ([]byte, error) {
-	buf.Reset()
-	buf.Write([]byte{0, 0, 0, 0})
-	if err := encodeBody(buf, enc, m); err != nil {
+// frameInto appends m's frame, the length prefix and the body, to buf[:0] and returns it.
+func frameInto(buf []byte, m Wire) ([]byte, error) {
+	body, err := encodeBody(append(buf[:0], 0, 0, 0, 0), m)
+	if err != nil {
 		return nil, err
 	}
-	b := buf.Bytes()
-	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
-	return b, nil
+	binary.BigEndian.PutUint32(body, uint32(len(body)-4))
+	return body, nil
 }
 
-// encodeBody writes m's body to buf with enc (one from msgpack's pool when nil): the
-// envelope's map header and type, then the message's fields straight into buf (no copy
-// of a large body through an intermediate).
-func encodeBody(buf *bytes.Buffer, enc *msgpack.Encoder, m Wire) error {
+// encodeBody appends m's body to buf: the envelope's map of type and data, the data the
+// message's fields, written straight into buf (no copy of a large body through an
+// intermediate).
+func encodeBody(buf []byte, m Wire) ([]byte, error) {
+	fc, ok := m.(fieldCodec)
+	if !ok || m == nil {
+		return nil, fmt.Errorf("procsup/wire: %T is not a wire message", m)
+	}
 	if sm, ok := m.(sized); ok {
-		buf.Grow(sm.minSize() + 256) // one allocation for a large body, not a doubling series
+		buf = slices.Grow(buf, sm.minSize()+256) // one allocation for a large body, not a doubling series
 	}
-	if enc == nil {
-		enc = msgpack.GetEncoder()
-		defer msgpack.PutEncoder(enc)
-	}
-	enc.Reset(buf)
-	if err := enc.EncodeMapLen(2); err != nil {
-		return err
-	}
-	enc.EncodeString("type")
-	enc.EncodeString(string(m.WireType()))
-	enc.EncodeString("data")
-	if fc, ok := m.(fieldCodec); ok {
-		return fc.encodeFields(enc)
-	}
-	return enc.Encode(m)
+	f := &fieldEncoder{encoder{b: buf}}
+	f.mapLen(2)
+	f.strField("type", string(m.WireType()))
+	f.str("data")
+	fc.encodeFields(f)
+	return f.b, nil
 }
 
 // Decode decodes one frame body (without its length prefix). It checks the body's shape
 // before decoding, so that no input makes it allocate more than a small multiple of
 // len(body). Errors match [ErrUnknownType] or [ErrMalformed].
-func Decode(body []byte) (Wire, error) { return decode(body, nil) }
-
-// decode is Decode with dec (one from msgpack's pool when nil).
-func decode(body []byte, dec *msgpack.Decoder) (Wire, error) {
+func Decode(body []byte) (Wire, error) {
 	if len(body) == 0 {
 		return nil, &DecodeError{Err: errors.New("empty frame")}
 	}
@@ -89,75 +69,51 @@ func decode(body []byte, dec *msgpack.Decoder) (Wire, error) {
 	if !isMap(body[0]) {
 		return nil, &DecodeError{Err: errors.New("the body is not a map")}
 	}
-	if m, ok, err := decodeTypeFirst(body, dec); ok {
-		return m, err
-	}
-	var env envelope
-	if err := msgpack.Unmarshal(body, &env); err != nil {
+	// The envelope: "type" and "data" in any order (this package writes them in that
+	// order), other keys skipped.
+	d := &fieldDecoder{decoder: decoder{b: body}}
+	n, err := d.mapLen()
+	if err != nil {
 		return nil, &DecodeError{Err: err}
 	}
-	if env.Type == "" {
-		return nil, &DecodeError{Err: errors.New("no message type")}
-	}
-	m := newWire(env.Type)
-	if m == nil {
-		return nil, &UnknownTypeError{Type: string(env.Type)}
-	}
-	if len(env.Data) > 0 {
-		if !isMap(env.Data[0]) && env.Data[0] != 0xc0 {
-			return nil, &DecodeError{Type: string(env.Type), Err: errors.New("data is not a map")}
+	var t string
+	data := -1 // where the data's value starts
+	for range n {
+		key, err := d.str()
+		if err == nil {
+			switch key {
+			case "type":
+				t, err = d.str()
+			case "data":
+				data = d.pos
+				err = d.skip()
+			default:
+				err = d.skip()
+			}
 		}
-		if err := msgpack.Unmarshal(env.Data, m); err != nil {
-			return nil, &DecodeError{Type: string(env.Type), Err: err}
+		if err != nil {
+			return nil, &DecodeError{Err: err}
 		}
-	}
-	return m, nil
-}
-
-// decodeTypeFirst decodes a body whose map has exactly "type" then "data", as this
-// package writes it, decoding the fields straight from body (a large body is copied once,
-// not twice). ok is false for any other layout, which Decode then reads the general way.
-func decodeTypeFirst(body []byte, dec *msgpack.Decoder) (m Wire, ok bool, err error) {
-	if dec == nil {
-		dec = msgpack.GetDecoder()
-		defer msgpack.PutDecoder(dec)
-	}
-	br := bytes.NewReader(body)
-	dec.Reset(br)
-	if n, err := dec.DecodeMapLen(); err != nil || n != 2 {
-		return nil, false, nil
-	}
-	if k, err := dec.DecodeString(); err != nil || k != "type" {
-		return nil, false, nil
-	}
-	t, err := dec.DecodeString()
-	if err != nil {
-		return nil, false, nil
-	}
-	if k, err := dec.DecodeString(); err != nil || k != "data" {
-		return nil, false, nil
 	}
 	if t == "" {
-		return nil, true, &DecodeError{Err: errors.New("no message type")}
+		return nil, &DecodeError{Err: errors.New("no message type")}
 	}
-	if m = newWire(Type(t)); m == nil {
-		return nil, true, &UnknownTypeError{Type: t}
+	m := newWire(Type(t))
+	if m == nil {
+		return nil, &UnknownTypeError{Type: t}
 	}
-	if c, err := dec.PeekCode(); err == nil && !isMap(c) && c != 0xc0 {
-		return nil, true, &DecodeError{Type: t, Err: errors.New("data is not a map")}
+	if data < 0 {
+		return m, nil // no data: the zero message
 	}
-	if fc, ok := m.(fieldCodec); ok {
-		_, fragment := m.(*Fragment)
-		d := &fieldDecoder{dec: dec, br: br, frame: body, alias: fragment || len(body) > aliasAbove}
-		if err := decodeFields(d, fc); err != nil {
-			return nil, true, &DecodeError{Type: t, Err: err}
-		}
-		return m, true, nil
+	if c := body[data]; !isMap(c) && c != codeNil {
+		return nil, &DecodeError{Type: t, Err: errors.New("data is not a map")}
 	}
-	if err := dec.Decode(m); err != nil {
-		return nil, true, &DecodeError{Type: t, Err: err}
+	_, fragment := m.(*Fragment)
+	d.pos, d.alias = data, fragment || len(body) > aliasAbove
+	if err := decodeFields(d, m.(fieldCodec)); err != nil {
+		return nil, &DecodeError{Type: t, Err: err}
 	}
-	return m, true, nil
+	return m, nil
 }
 
 // isMap reports whether c starts a msgpack map.
@@ -171,7 +127,6 @@ type Reader struct {
 	dir     string
 	partial []byte // the parts of a fragmented frame so far
 	scratch []byte // reused for frames up to scratchMax
-	dec     *msgpack.Decoder
 }
 
 // NewReader returns a Reader over r that rejects bodies larger than maxFrame bytes
@@ -180,7 +135,7 @@ func NewReader(r io.Reader, maxFrame int) *Reader {
 	if maxFrame <= 0 {
 		maxFrame = DefaultMaxFrame
 	}
-	return &Reader{r: bufio.NewReaderSize(r, readBuffer), max: maxFrame, dec: msgpack.NewDecoder(nil)}
+	return &Reader{r: bufio.NewReaderSize(r, readBuffer), max: maxFrame}
 }
 
 // Limit returns the largest body r accepts.
@@ -206,7 +161,7 @@ func (r *Reader) Read() (Wire, error) {
 		if err != nil {
 			return nil, err
 		}
-		m, err := decode(body, r.dec)
+		m, err := Decode(body)
 		f, ok := m.(*Fragment)
 		if !ok {
 			return m, err
@@ -218,7 +173,7 @@ func (r *Reader) Read() (Wire, error) {
 			}
 			continue
 		}
-		m, err = decode(whole, r.dec)
+		m, err = Decode(whole)
 		if _, nested := m.(*Fragment); nested {
 			return nil, &DecodeError{Type: string(TypeFragment), Err: errors.New("a fragment inside a fragmented frame")}
 		}
@@ -308,9 +263,8 @@ type Writer struct {
 	w         io.Writer
 	max       int
 	dir       string
-	fragments bool // the receiver reads fragments
-	buf       bytes.Buffer
-	enc       *msgpack.Encoder // for buf, under mu
+	fragments bool   // the receiver reads fragments
+	buf       []byte // reused for each frame, under mu
 }
 
 // NewWriter returns a Writer over w that refuses to send bodies larger than maxFrame
@@ -319,7 +273,7 @@ func NewWriter(w io.Writer, maxFrame int) *Writer {
 	if maxFrame <= 0 {
 		maxFrame = DefaultMaxFrame
 	}
-	return &Writer{w: w, max: maxFrame, enc: msgpack.NewEncoder(nil)}
+	return &Writer{w: w, max: maxFrame}
 }
 
 // SetLimit sets the cap on the bodies w sends (DefaultMaxFrame when maxFrame <= 0), as
@@ -383,11 +337,10 @@ func (w *Writer) Write(m Wire) error {
 func (w *Writer) writeFragmented(m Wire) error {
 	w.bulk.Lock()
 	defer w.bulk.Unlock()
-	var buf bytes.Buffer
-	if err := encodeBody(&buf, nil, m); err != nil {
+	body, err := encodeBody(nil, m)
+	if err != nil {
 		return err
 	}
-	body := buf.Bytes()
 	w.mu.Lock()
 	max, dir := w.max, w.dir
 	w.mu.Unlock()
@@ -412,16 +365,17 @@ func (w *Writer) writeFragmented(m Wire) error {
 
 // writeLocked encodes m and writes it as one frame; w.mu is held.
 func (w *Writer) writeLocked(m Wire) error {
-	b, err := frameInto(&w.buf, w.enc, m)
+	b, err := frameInto(w.buf, m)
 	if err != nil {
 		return err
 	}
+	w.buf = b
 	if len(b)-4 > w.max {
 		return &FrameTooLargeError{Size: uint64(len(b) - 4), Max: w.max, Direction: w.dir}
 	}
 	_, err = w.w.Write(b)
-	if w.buf.Cap() > 1<<20 {
-		w.buf = bytes.Buffer{} // do not keep a huge buffer after one large message
+	if cap(w.buf) > 1<<20 {
+		w.buf = nil // do not keep a huge buffer after one large message
 	}
 	return err
 }
