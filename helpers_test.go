@@ -136,6 +136,8 @@ func workerHandler() childproc.Handler {
 		},
 		RequestFunc: func(ctx context.Context, p *childproc.Peer, r *wire.Request) ([]byte, error) {
 			switch r.Kind {
+			case "env": // the value of the environment variable the body names
+				return []byte(os.Getenv(string(r.Body))), nil
 			case "fail":
 				return nil, errors.New("refused")
 			case "panic":

@@ -3,12 +3,16 @@ package procsup_test
 import (
 	"context"
 	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/procsup/procsup/actors"
 	"github.com/procsup/procsup/actors/actortest"
+	"github.com/procsup/procsup/childproc/launch"
 	"github.com/procsup/procsup/messages"
 )
 
@@ -265,4 +269,172 @@ func TestPoolStoppingAnswersWaiters(t *testing.T) {
 	if err := <-errs; !errors.Is(err, actors.ErrPoolDraining) {
 		t.Fatalf("acquire while the pool stops: %v, want ErrPoolDraining", err)
 	}
+}
+
+// genConfig is a healthy worker of generation gen (its GEN variable).
+func genConfig(gen string) actors.Config {
+	cfg := workerConfig("healthy", nil)
+	cmd := *cfg.Launcher.(*launch.Command)
+	cmd.Env = append(append([]string(nil), cmd.Env...), "GEN="+gen)
+	cfg.Launcher = &cmd
+	return cfg
+}
+
+// A rolling replacement of a busy pool under steady Acquire load: no Acquire fails, and
+// once a new process has been handed out no old one is.
+func TestPoolRollingReplacementUnderLoad(t *testing.T) {
+	system := newSystem(t)
+	probe, pool := newPool(t, system, actors.PoolConfig{Process: genConfig("1"), Target: 4, Reuse: true, MaxSurge: 2})
+	for range 4 {
+		poolEvent(probe, messages.PoolReady)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	type use struct {
+		gen string
+		err error
+	}
+	uses := make(chan use, 100000)
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				actx, acancel := context.WithTimeout(context.Background(), 30*time.Second)
+				proc, err := actors.Acquire(actx, system, pool)
+				acancel()
+				if err != nil {
+					uses <- use{err: err}
+					return
+				}
+				gen, err := actors.Ask(context.Background(), system, proc, "env", []byte("GEN"))
+				actors.Release(system, pool, proc)
+				uses <- use{gen: string(gen), err: err}
+			}
+		})
+	}
+	if err := actors.Rollout(system, pool, genConfig("2")); err != nil {
+		t.Fatal(err)
+	}
+	done := actortest.ExpectType(probe, time.Minute, func(r *messages.Rollout) bool { return r.Kind == messages.RolloutDone })
+	cancel()
+	wg.Wait()
+	close(uses)
+	if done.Old != 0 || done.New < 4 {
+		t.Fatalf("done: %v", done)
+	}
+	sawNew, n := false, 0
+	for u := range uses {
+		n++
+		if u.err != nil {
+			t.Fatalf("use %d failed during the rollout: %v", n, u.err)
+		}
+		if u.gen == "2" {
+			sawNew = true
+		} else if sawNew {
+			t.Fatalf("use %d got an old process after a new one was handed out", n)
+		}
+	}
+	if !sawNew || n < 10 {
+		t.Fatalf("%d uses, a new process among them: %v", n, sawNew)
+	}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel2()
+	proc, err := actors.Acquire(ctx2, system, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gen, _ := actors.Ask(ctx2, system, proc, "env", []byte("GEN")); string(gen) != "2" {
+		t.Fatalf("after the rollout: generation %q", gen)
+	}
+}
+
+// New processes that fail to start abort the rollout: the old config stays and serves.
+func TestPoolRolloutAborts(t *testing.T) {
+	system := newSystem(t)
+	probe, pool := newPool(t, system, actors.PoolConfig{Process: genConfig("1"), Target: 2, Reuse: true,
+		Backoff: actors.Backoff{Initial: 10 * time.Millisecond}})
+	poolEvent(probe, messages.PoolReady)
+	poolEvent(probe, messages.PoolReady)
+	bad := genConfig("2")
+	bad.Launcher.(*launch.Command).Env = append(bad.Launcher.(*launch.Command).Env, "WORKER_MODE=initfail")
+	if err := actors.Rollout(system, pool, bad); err != nil {
+		t.Fatal(err)
+	}
+	aborted := actortest.ExpectType(probe, time.Minute, func(r *messages.Rollout) bool { return r.Kind == messages.RolloutAborted })
+	if !errors.Is(aborted.Err, messages.ReasonInitFailed) {
+		t.Fatalf("aborted: %v", aborted)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	proc := acquire(t, system, pool)
+	if gen, _ := actors.Ask(ctx, system, proc, "env", []byte("GEN")); string(gen) != "1" {
+		t.Fatalf("after the abort: generation %q", gen)
+	}
+}
+
+// A process is recycled after its uses (none serves more than MaxUses plus the jitter),
+// and after its age.
+func TestPoolRecycles(t *testing.T) {
+	for name, cfg := range map[string]actors.PoolConfig{
+		"uses": {MaxUses: 5}, "age": {MaxAge: 200 * time.Millisecond},
+	} {
+		t.Run(name, func(t *testing.T) {
+			system := newSystem(t)
+			cfg.Process, cfg.Target, cfg.Reuse = workerConfig("healthy", nil), 1, true
+			probe, pool := newPool(t, system, cfg)
+			poolEvent(probe, messages.PoolReady)
+			uses := map[int]int{}
+			for i := 0; ; i++ {
+				proc := acquire(t, system, pool)
+				uses[status(t, system, proc).OSPid]++
+				actors.Release(system, pool, proc)
+				if slices.ContainsFunc(probe.Drain(), func(m any) bool {
+					e, ok := m.(*messages.PoolEvent)
+					return ok && e.Kind == messages.PoolRecycled
+				}) {
+					break
+				}
+				if i > 200 {
+					t.Fatalf("no process recycled after %d uses: %v", i, uses)
+				}
+				if name == "age" {
+					time.Sleep(20 * time.Millisecond) // let them age: the event under test is the passing of time
+				}
+			}
+			for pid, n := range uses {
+				if name == "uses" && n > 6 { // 5 and its 10% of jitter, rounded
+					t.Fatalf("pid %d served %d times, over MaxUses", pid, n)
+				}
+			}
+		})
+	}
+}
+
+// MaxProcesses caps idle, busy and starting together; a high load keeps no idle ones.
+func TestPoolCapacity(t *testing.T) {
+	system := newSystem(t)
+	var load atomic.Value
+	load.Store(0.0)
+	probe, pool := newPool(t, system, actors.PoolConfig{Process: workerConfig("healthy", nil), Target: 4, Reuse: true,
+		MaxProcesses: 2, Load: func() float64 { return load.Load().(float64) }, LoadThreshold: 0.8, LoadInterval: 50 * time.Millisecond})
+	poolEvent(probe, messages.PoolReady)
+	poolEvent(probe, messages.PoolReady)
+	if st := poolStatus(t, system, pool); st.Idle+st.Starting+st.Busy != 2 {
+		t.Fatalf("status %+v, want 2 processes at most", st)
+	}
+	a, b := acquire(t, system, pool), acquire(t, system, pool)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := actors.Acquire(ctx, system, pool); !errors.Is(err, actors.ErrAcquireTimeout) {
+		t.Fatalf("a third acquire over the cap: %v", err)
+	}
+	actors.Release(system, pool, a)
+	actors.Release(system, pool, b)
+	load.Store(1.0) // busy host: no idle processes kept
+	poolEvent(probe, messages.PoolClosed)
+	poolEvent(probe, messages.PoolClosed)
+	if st := poolStatus(t, system, pool); st.Idle != 0 {
+		t.Fatalf("status under load %+v, want no idle process", st)
+	}
+	load.Store(0.0)
+	poolEvent(probe, messages.PoolReady) // back to its target, within the cap
 }

@@ -18,6 +18,8 @@ func Acquire(ctx context.Context, system *actor.ActorSystem, pool *actor.PID) (*
 	if ok {
 		wait = time.Until(deadline) + time.Second // the pool answers by the deadline itself
 	}
+	began := time.Now()
+	defer func() { metricsOf(system).waited(metricName(pool.GetId()), time.Since(began)) }()
 	f := system.Root.RequestFuture(pool, &messages.Acquire{Deadline: deadline}, wait)
 	type result struct {
 		a   *messages.Acquired

@@ -274,7 +274,10 @@ type pongs struct {
 	ospid     int // the process the pongs come from
 	threshold time.Duration
 	last      atomic.Int64 // monoNow of the last pong (or of the start)
-	armed     atomic.Bool  // pings are out: before, a pong is a protocol error
+	rtt       atomic.Int64 // the last pong's round trip
+	metrics   *instruments
+	name      string      // the metrics' label
+	armed     atomic.Bool // pings are out: before, a pong is a protocol error
 }
 
 func newPongs(system *actor.ActorSystem, owner *actor.PID, ospid int, threshold time.Duration) *pongs {
@@ -287,7 +290,10 @@ func newPongs(system *actor.ActorSystem, owner *actor.PID, ospid int, threshold 
 func (p *pongs) got(m *wire.PongResponse) {
 	now := monoNow()
 	p.last.Store(now)
-	if rtt := time.Duration(now - m.SentAt); p.threshold > 0 && rtt > p.threshold {
+	rtt := time.Duration(now - m.SentAt)
+	p.rtt.Store(int64(rtt))
+	p.metrics.pong(p.name, rtt)
+	if p.threshold > 0 && rtt > p.threshold {
 		p.system.Root.Send(p.owner, &highPing{about: about{p.ospid}, rtt: rtt})
 	}
 }
@@ -321,9 +327,10 @@ func (a *pinger) Receive(ctx actor.Context) {
 	}
 }
 
-// reading is the monitor's last sample of a process, for Status.
+// reading is the monitor's last sample of a process, for Status and the metrics.
 type reading struct {
 	memory     monitor.Sample
+	cpu        time.Duration
 	cpuPercent float64
 }
 
@@ -393,7 +400,7 @@ func (a *monitorActor) Receive(ctx actor.Context) {
 				ctx.Send(a.owner, &cpuWarning{about: about{a.ospid}, percent: a.cpuState.Percent,
 					above: now.Sub(a.cpuState.AboveSince), cpu: cpu})
 			}
-			r.cpuPercent = a.cpuState.Percent
+			r.cpu, r.cpuPercent = cpu, a.cpuState.Percent
 		}
 		a.last.Store(r)
 		a.cancel = tickAfter(a.system, a.interval, a.interval, ctx.Self(), &monitorTick{})

@@ -154,6 +154,9 @@ type Config struct {
 	// with ErrNotRunning (the reason wrapped) if it ends first. More are refused with
 	// ErrHeldFull. 0 holds none: each is refused with ErrNotRunning at once.
 	MaxHeld int
+	// Name labels the process's metrics (see actors/metrics.go); "" means its actor's
+	// name, and a pool's member's is its pool's.
+	Name string
 	// Plain, when set, supervises a program that does not speak procsup's protocol (see
 	// PlainConfig). Nil: the child speaks it (childproc.Serve).
 	Plain *PlainConfig

@@ -75,6 +75,7 @@ func (p *process) awaitingReady(ctx actor.Context) {
 		p.runCancels()
 		p.giveSlotBack()
 		p.log.Info("program ready", "elapsed", time.Since(p.startedAt))
+		p.metrics.ready(p.metricName, time.Since(p.startedAt))
 		p.startChecks(ctx)
 		p.ran = true
 		p.become(messages.Initializing, messages.Running, p.running)

@@ -2,10 +2,13 @@ package actors_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/procsup/procsup/actors"
+	"github.com/procsup/procsup/childproc/launch"
 	"github.com/procsup/procsup/messages"
 )
 
@@ -71,4 +74,66 @@ func BenchmarkAcquireWarm(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric((float64(colds)/float64(nCold))/(float64(warm)/float64(b.N)), "x-faster")
+}
+
+// BenchmarkRollout: a rolling replacement of a pool of 8 ready processes (Rollout, the
+// same binary with another environment, MaxSurge 2) until it is done, against 8 cold
+// starts in the same iteration (a new pool of 8 until all are ready, under the same
+// limiter). x-cold is their ratio.
+func BenchmarkRollout(b *testing.B) {
+	const n = 8
+	system := actors.QuietSystem(b)
+	events := make(chan any, 1024)
+	sub := system.EventStream.Subscribe(func(ev any) {
+		switch e := ev.(type) {
+		case *messages.Rollout:
+			if e.Kind == messages.RolloutDone || e.Kind == messages.RolloutAborted {
+				events <- e
+			}
+		case *messages.PoolEvent:
+			if e.Kind == messages.PoolReady {
+				events <- e
+			}
+		}
+	})
+	defer system.EventStream.Unsubscribe(sub)
+	readyPool := func() *actor.PID {
+		props, err := actors.NewPool(actors.PoolConfig{Process: echoConfig(b), Target: n, Reuse: true, MaxSurge: 2})
+		if err != nil {
+			b.Fatal(err)
+		}
+		pool := system.Root.Spawn(props)
+		for seen := 0; seen < n; {
+			if _, ok := (<-events).(*messages.PoolEvent); ok {
+				seen++
+			}
+		}
+		return pool
+	}
+	var rolling, cold time.Duration
+	for i := range b.N {
+		began := time.Now()
+		pool := readyPool()
+		cold += time.Since(began)
+		next := echoConfig(b)
+		next.Launcher.(*launch.Command).Env = append(next.Launcher.(*launch.Command).Env, fmt.Sprint("GEN=", i))
+		began = time.Now()
+		if err := actors.Rollout(system, pool, next); err != nil {
+			b.Fatal(err)
+		}
+		for done := false; !done; {
+			switch e := (<-events).(type) {
+			case *messages.Rollout:
+				if e.Kind == messages.RolloutAborted {
+					b.Fatal(e)
+				}
+				done = true
+			}
+		}
+		rolling += time.Since(began)
+		actors.StopAndWait(context.Background(), system, pool)
+	}
+	b.ReportMetric(float64(rolling)/float64(cold), "x-cold")
+	b.ReportMetric(float64(rolling.Milliseconds())/float64(b.N), "rollout-ms")
+	b.ReportMetric(float64(cold.Milliseconds())/float64(b.N), "cold-ms")
 }

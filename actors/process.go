@@ -127,13 +127,17 @@ type process struct {
 	cfg      Config
 	reg      *incarnations
 	behavior actor.Behavior
-	system   *actor.ActorSystem
-	self     *actor.PID
-	parent   *actor.PID
-	log      *slog.Logger
-	state    messages.State
-	restarts int
-	previous incarnation // how the earlier instance's process ended
+	metrics  *instruments // nil without a MeterProvider
+	// metricName labels its measurements; publicState mirrors state for the gauges.
+	metricName  string
+	publicState atomic.Int32
+	system      *actor.ActorSystem
+	self        *actor.PID
+	parent      *actor.PID
+	log         *slog.Logger
+	state       messages.State
+	restarts    int
+	previous    incarnation // how the earlier instance's process ended
 
 	proc      *launch.Process
 	w         *wire.Writer
@@ -147,7 +151,7 @@ type process struct {
 	// knows it once controlDone is closed.
 	lastWord *atomic.Pointer[wire.Exiting]
 	pongs    *pongs
-	reading  *atomic.Pointer[reading] // the monitor's last sample
+	reading  atomic.Pointer[reading] // the monitor's last sample (read by the metrics too)
 	logStats *logStats
 	cancels  []func()
 	held     []held     // Asks and Sends that came before the process ran
@@ -202,9 +206,11 @@ func (p *process) Receive(ctx actor.Context) {
 		m.taken = p.endAsked(ctx, m.restart)
 	case *actor.Stopping, *actor.Restarting:
 		p.released()
+		p.metrics.track(p, false) // a restart makes a new instance: this one is gone
 	case *actor.Stopped:
 		p.reg.stopped(p.self.Id)
-	case *messages.GetStatus:
+		p.metrics.track(p, false)
+	case *messages.GetStatus, *messages.GetSnapshot:
 		ctx.Respond(p.statusNow())
 	case *actor.Terminated:
 	case *messages.Ask, *messages.Send:
@@ -239,6 +245,11 @@ func (p *process) staleOrNot(m any) bool {
 func (p *process) starting(ctx actor.Context) {
 	p.system, p.self, p.parent = ctx.ActorSystem(), ctx.Self(), ctx.Parent()
 	p.previous = p.reg.started(p.self.Id)
+	p.metrics, p.metricName = metricsOf(p.system), p.cfg.Name
+	if p.metricName == "" {
+		p.metricName = metricName(p.self.Id)
+	}
+	p.metrics.track(p, true)
 	p.restarts = p.previous.restarts
 	p.log = p.cfg.Logger.With("actor", p.self.Id)
 	p.asks = newAsks(p.system)
@@ -311,6 +322,7 @@ func (p *process) launch(ctx actor.Context) {
 	p.w.SetLimit(0, "to the child")
 	p.logsDone, p.controlDone = make(chan struct{}), make(chan struct{})
 	p.pongs = newPongs(p.system, p.self, proc.Pid(), p.cfg.HighPingThreshold)
+	p.pongs.metrics, p.pongs.name = p.metrics, p.metricName
 	p.spawnChild(ctx, "reader", &reader{socketActor: p.socketActor(proc.Control()), asks: p.asks, pongs: p.pongs,
 		done: p.controlDone, lastWord: p.lastWord})
 	p.spawnChild(ctx, "logs", &logReader{socketActor: p.socketActor(proc.Logs()), rate: p.cfg.LogRate, done: p.logsDone, stats: p.logStats})
@@ -345,13 +357,13 @@ func (p *process) start(ctx actor.Context, launcher launch.Launcher, opts ...lau
 		return false
 	}
 	p.proc, p.startedAt = proc, proc.StartTime()
+	p.metrics.started(p.metricName)
 	p.log = p.log.With("pid", proc.Pid())
 	if cg := proc.Cgroup(); cg != nil {
 		p.log = p.log.With("cgroup", cg.Dir())
 	}
 	p.lastWord = &atomic.Pointer[wire.Exiting]{}
 	p.logStats = &logStats{}
-	p.reading = &atomic.Pointer[reading]{}
 	return true
 }
 
@@ -387,6 +399,7 @@ func (p *process) initializing(ctx actor.Context) {
 			p.w.SetLimit(resp.MaxFrame, "to the child")
 			p.w.SetFragments(resp.Fragments)
 			p.log.Info("process initialized", "elapsed", time.Since(p.startedAt))
+			p.metrics.ready(p.metricName, time.Since(p.startedAt))
 			p.startChecks(ctx)
 			p.ran = true
 			p.become(messages.Initializing, messages.Running, p.running)
@@ -493,7 +506,7 @@ func (p *process) startChecks(ctx actor.Context) {
 	}
 	if p.cfg.MemoryWarnMB > 0 || p.cfg.MemoryLimitMB > 0 || p.cfg.CPUWarnPercent > 0 {
 		m := &monitorActor{system: p.system, owner: p.self, ospid: p.proc.Pid(),
-			tree: p.cfg.MemoryTree, interval: p.cfg.MemorySampleInterval, log: p.log, last: p.reading,
+			tree: p.cfg.MemoryTree, interval: p.cfg.MemorySampleInterval, log: p.log, last: &p.reading,
 			memPolicy: monitor.Policy{
 				WarnBytes: mb(p.cfg.MemoryWarnMB), LimitBytes: mb(p.cfg.MemoryLimitMB),
 				Cooldown: p.cfg.MemoryWarnCooldown, RepeatGrowth: mb(p.cfg.MemoryRepeatGrowthMB),
@@ -730,6 +743,7 @@ func (p *process) finish(ctx actor.Context) {
 		p.lastError = fe
 	}
 	p.reg.ended(p.self.Id, ev.Reason, p.lastError) // before the strategy restarts the actor
+	p.metrics.exited(p.metricName, ev)
 	switch {
 	case p.then == thenRestart: // protoactor's Restart, held until now
 		if self, ok := p.system.ProcessRegistry.Get(p.self); ok {
@@ -929,6 +943,7 @@ func (p *process) become(from, to messages.State, b actor.ReceiveFunc) {
 // enter records the state and reports the transition.
 func (p *process) enter(from, to messages.State) {
 	p.state = to
+	p.publicState.Store(int32(to))
 	ev := &messages.StateChanged{PID: p.self, From: from, To: to}
 	if p.proc != nil {
 		ev.OSPid = p.proc.Pid()
@@ -977,6 +992,9 @@ func (p *process) statusNow() *messages.Status {
 // figures adds the process's CPU and memory to s: the monitor's last sample, and the
 // CPU time read now (the cgroup's, or /proc's while the process runs, or its exit's).
 func (p *process) figures(s *messages.Status) {
+	if p.pongs != nil {
+		s.PingRTT = time.Duration(p.pongs.rtt.Load())
+	}
 	if r := p.reading.Load(); r != nil {
 		s.Memory, s.MemoryFigure, s.CPUPercent = r.memory.Bytes, string(r.memory.Figure), r.cpuPercent
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http/httptest"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -17,6 +18,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/procsup/procsup/actors"
 	"github.com/procsup/procsup/actors/actortest"
+	"github.com/procsup/procsup/actors/httpstatus"
 	"github.com/procsup/procsup/childproc/launch"
 	"github.com/procsup/procsup/messages"
 	"github.com/procsup/procsup/messages/wire"
@@ -400,5 +402,53 @@ func BenchmarkCPUSampling(b *testing.B) {
 		b.ReportMetric(pct[1], "cpu-%-memory")
 		// a sample a second per child: the difference per sample, in microseconds
 		b.ReportMetric((pct[0]-pct[1])/100*1e6/n, "us/sample")
+	}
+}
+
+// BenchmarkMetricsIdle holds 1000 idle children four times in one iteration (metrics
+// on, off, off, on): on, the actor system has a MeterProvider exporting to Prometheus
+// (httpstatus.Prometheus) and the metrics are scraped once a second, as a Prometheus
+// server would (more often than the usual 15 s); off, no provider. It reports the
+// parent's CPU both ways. Run it alone:
+// go test -run '^$' -bench MetricsIdle -benchtime 1x ./actors
+func BenchmarkMetricsIdle(b *testing.B) {
+	const n = 1000
+	hold := idleHold()
+	for range b.N {
+		var pct [2]float64
+		for _, on := range []bool{true, false, false, true} {
+			system := actors.QuietSystem(b)
+			var scrape func()
+			if on {
+				provider, h, err := httpstatus.Prometheus()
+				if err != nil {
+					b.Fatal(err)
+				}
+				actors.UseMeterProvider(system, provider)
+				scrape = func() { h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/metrics", nil)) }
+			}
+			cfg := echoConfig(b)
+			cfg.Launcher = smallChild(b)
+			props, err := actors.NewProcess(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			pids := spawnRunning(system, props, n)
+			cpu0, wall0 := cpuTime(), time.Now()
+			for end := time.Now().Add(hold); time.Now().Before(end); {
+				time.Sleep(time.Second)
+				if scrape != nil {
+					scrape()
+				}
+			}
+			i := 1
+			if on {
+				i = 0
+			}
+			pct[i] += 100 * (cpuTime() - cpu0).Seconds() / time.Since(wall0).Seconds() / 2
+			stopAll(system, pids)
+		}
+		b.ReportMetric(pct[0], "cpu-%-metrics")
+		b.ReportMetric(pct[1], "cpu-%-off")
 	}
 }

@@ -90,6 +90,7 @@ func (s *backoffStrategy) HandleFailure(system *actor.ActorSystem, sup actor.Sup
 		targets = sup.Children()
 	}
 	if s.b.MaxRestarts > 0 && rs.NumberOfFailures(s.b.Window) > s.b.MaxRestarts {
+		metricsOf(system).limitHit(metricName(child.Id))
 		publishTo(system, sup, &messages.RestartLimit{PID: child, Failures: rs.NumberOfFailures(s.b.Window),
 			Window: s.b.Window, Escalated: s.b.Escalate, Cause: cause})
 		if s.b.Escalate {
@@ -101,6 +102,7 @@ func (s *backoffStrategy) HandleFailure(system *actor.ActorSystem, sup actor.Sup
 	}
 	attempt := rs.FailureCount()
 	delay := s.b.Jittered(attempt)
+	metricsOf(system).restarted(metricName(child.Id))
 	publishTo(system, sup, &messages.Restarting{PID: child, Attempt: attempt, Delay: delay, Cause: cause})
 	if delay <= 0 {
 		sup.RestartChildren(targets...)

@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -33,29 +34,30 @@ func NewTree(strategy actor.SupervisorStrategy, specs ...Spec) *actor.Props {
 	if strategy == nil {
 		strategy = NewStrategy(DefaultBackoff)
 	}
-	t := &tree{specs: specs}
+	starting := &sync.Map{} // a spawned tree's id -> chan closed once its children are spawned
 	// Spawning a tree returns once its Started has spawned the children: a message sent to
 	// a child's PID (ChildPID) right after spawning the tree finds the child.
 	spawn := func(system *actor.ActorSystem, id string, props *actor.Props, parent actor.SpawnerContext) (*actor.PID, error) {
 		ready := make(chan struct{})
-		t.starting.Store(id, ready)
+		starting.Store(id, ready)
 		pid, err := actor.DefaultSpawner(system, id, props, parent)
 		if err != nil {
-			t.starting.Delete(id)
+			starting.Delete(id)
 			return pid, err
 		}
 		<-ready
 		return pid, nil
 	}
-	return actor.PropsFromProducer(func() actor.Actor { return t },
+	return actor.PropsFromProducer(func() actor.Actor { return &tree{specs: specs, starting: starting, failed: map[string]bool{}} },
 		actor.WithSupervisor(strategy), actor.WithMailbox(lateMailbox(forwardStopped, nil)), actor.WithSpawnFunc(spawn))
 }
 
-// tree holds no state of a spawn but the channels its spawners wait on, so one instance
-// serves every spawn of its props.
+// tree is one spawned tree: its specs, the channels its props' spawners wait on, and the
+// children its strategy gave up on.
 type tree struct {
 	specs    []Spec
-	starting sync.Map // a spawned tree's id -> chan closed once its children are spawned
+	starting *sync.Map
+	failed   map[string]bool // by name: stopped by the restart limit, until they run again
 }
 
 // Receive spawns the children, passes Close and Kill down to them, refuses the commands
@@ -77,11 +79,51 @@ func (t *tree) Receive(ctx actor.Context) {
 		if ctx.Sender() != nil {
 			ctx.Respond(&messages.Response{Err: fmt.Errorf("%w: %s is a tree", ErrNotProcess, ctx.Self().Id)})
 		}
+	case *messages.GetSnapshot:
+		ctx.Respond(t.info(ctx))
+	case *messages.Respawn:
+		t.spawnChildren(ctx)
 	case messages.Event:
+		t.note(ctx, m)
 		if ctx.Parent() != nil {
 			ctx.Send(ctx.Parent(), m)
 		}
 	}
+}
+
+// note keeps track of the children the strategy gave up on: from their RestartLimit
+// until they run again.
+func (t *tree) note(ctx actor.Context, ev messages.Event) {
+	name, ok := strings.CutPrefix(ev.Actor().GetId(), ctx.Self().Id+"/")
+	if !ok || strings.Contains(name, "/") {
+		return // not about a child of this tree
+	}
+	switch e := ev.(type) {
+	case *messages.RestartLimit:
+		t.failed[name] = true
+	case *messages.StateChanged:
+		if e.To == messages.Running {
+			delete(t.failed, name)
+		}
+	}
+}
+
+// info is the tree's answer to GetSnapshot: its children in the order of its specs.
+func (t *tree) info(ctx actor.Context) *messages.TreeInfo {
+	live := map[string]bool{}
+	for _, c := range ctx.Children() {
+		live[c.Id] = true
+	}
+	info := &messages.TreeInfo{}
+	for _, s := range t.specs {
+		if pid := ChildPID(ctx.Self(), s.Name); live[pid.Id] {
+			info.Children = append(info.Children, pid)
+		}
+		if t.failed[s.Name] {
+			info.Failed = append(info.Failed, s.Name)
+		}
+	}
+	return info
 }
 
 // spawnChildren spawns each spec that has no child yet.

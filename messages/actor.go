@@ -163,6 +163,8 @@ type Status struct {
 	// "rss", or "cgroup" for the cgroup's memory.current); 0 when none was taken.
 	Memory       uint64
 	MemoryFigure string
+	// PingRTT is the last ping's round trip (0 before the first pong).
+	PingRTT time.Duration
 	// Cgroup is the process's cgroup directory, when it has one.
 	Cgroup string
 	// CPUPressure and MemoryPressure are the cgroup's pressure figures where the kernel

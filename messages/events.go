@@ -15,7 +15,7 @@ import (
 //   - from a process actor: [StateChanged], [HighPing], [MemoryWarning],
 //     [MemoryLimitExceeded], [CPUWarning], [ChildMessage], [Exited];
 //   - from a supervisor strategy (actors.NewStrategy): [Restarting], [RestartLimit];
-//   - from a pool: [PoolEvent], [PoolBackoff].
+//   - from a pool: [PoolEvent], [PoolBackoff], [Rollout].
 type Event interface {
 	// Actor is the actor the event is about: the process actor (for a pool's backoff,
 	// the pool).
@@ -38,6 +38,7 @@ var (
 	_ Event = (*RestartLimit)(nil)
 	_ Event = (*PoolEvent)(nil)
 	_ Event = (*PoolBackoff)(nil)
+	_ Event = (*Rollout)(nil)
 )
 
 // Actor implements Event.
@@ -189,4 +190,19 @@ func causePid(err error) int {
 		return p.FailedPid()
 	}
 	return 0
+}
+
+// Actor implements Event.
+func (e *Rollout) Actor() *actor.PID { return e.Pool }
+
+// OSProcess implements Event.
+func (e *Rollout) OSProcess() int { return 0 }
+
+// String implements Event.
+func (e *Rollout) String() string {
+	s := fmt.Sprintf("%s: rollout %s, %d old and %d new processes", e.Pool.GetId(), e.Kind, e.Old, e.New)
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
 }

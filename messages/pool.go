@@ -54,9 +54,11 @@ const (
 	PoolAcquired                      // handed to a caller
 	PoolReleased                      // given back
 	PoolClosed                        // it ended and left the pool
+	PoolRecycled                      // retired after its uses or its age (PoolConfig.MaxUses, MaxAge)
+	PoolRetired                       // retired by a rolling replacement
 )
 
-var poolEventNames = [...]string{"created", "started", "ready", "acquired", "released", "closed"}
+var poolEventNames = [...]string{"created", "started", "ready", "acquired", "released", "closed", "recycled", "retired"}
 
 // String implements fmt.Stringer.
 func (k PoolEventKind) String() string {
@@ -75,6 +77,14 @@ type (
 		Process *actor.PID
 		OSPid   int
 	}
+	// Rollout: the progress of a rolling replacement (actors.Rollout): Old processes of
+	// the previous config are left, New of the new one run.
+	Rollout struct {
+		Pool     *actor.PID
+		Kind     RolloutKind
+		Old, New int
+		Err      error // why it was aborted
+	}
 	// PoolBackoff: starts keep failing; the next start waits Delay.
 	PoolBackoff struct {
 		Pool     *actor.PID
@@ -83,3 +93,24 @@ type (
 		Cause    error
 	}
 )
+
+// RolloutKind says where a rolling replacement is.
+type RolloutKind int
+
+// The steps of a rolling replacement.
+const (
+	RolloutStarted  RolloutKind = iota // the new config is in; replacements start
+	RolloutProgress                    // an old process was retired
+	RolloutDone                        // no old process is left
+	RolloutAborted                     // the new processes failed to start: the old config is back
+)
+
+var rolloutNames = [...]string{"started", "progress", "done", "aborted"}
+
+// String implements fmt.Stringer.
+func (k RolloutKind) String() string {
+	if int(k) < len(rolloutNames) {
+		return rolloutNames[k]
+	}
+	return "RolloutKind(?)"
+}

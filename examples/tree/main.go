@@ -16,10 +16,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -34,6 +37,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/procsup/procsup/actors"
+	"github.com/procsup/procsup/actors/httpstatus"
 	"github.com/procsup/procsup/childproc"
 	"github.com/procsup/procsup/childproc/launch"
 	"github.com/procsup/procsup/examples/workload"
@@ -52,11 +56,13 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout))
 }
 
-// worker is one child of the tree: a name, the worker's flags and config changes.
+// worker is one child of the tree: a name, the worker's flags and config changes, and
+// what it shows.
 type worker struct {
-	name string
-	args []string
-	tune func(*actors.Config)
+	name  string
+	args  []string
+	tune  func(*actors.Config)
+	shows string
 }
 
 // daemonScript is the plain worker: it forks a daemon (its own session, reparented to
@@ -65,39 +71,75 @@ const daemonScript = `setsid sh -c 'sleep 1000 & echo daemon forked, pid $!'; tr
 
 func workers(extra int) []worker {
 	ws := []worker{
-		{name: "healthy", args: []string{"-mode", "healthy"}},
-		{name: "crash", args: []string{"-mode", "crash", "-after", "1s", "-exit-code", "3"}},
-		{name: "hang", args: []string{"-mode", "hang", "-after", "1s"}},
+		{name: "healthy", args: []string{"-mode", "healthy"}, shows: "runs, logs a heartbeat every 2 s, stops cleanly: exit code 0"},
+		{name: "crash", args: []string{"-mode", "crash", "-after", "1s", "-exit-code", "3"}, shows: "exits 3 after 1 s: crashed, restarted with backoff until the restart limit gives up on it"},
+		{name: "hang", args: []string{"-mode", "hang", "-after", "1s"}, shows: "stops answering pings after 1 s: killed as unresponsive after the 2 s ping timeout, restarted"},
 		{name: "leak", args: []string{"-mode", "leak", "-leak-mb", "8"}, tune: func(c *actors.Config) {
 			c.MemoryWarnMB, c.MemoryLimitMB, c.MemorySampleInterval = 60, 200, 250*time.Millisecond
-		}},
-		{name: "ignore-shutdown", args: []string{"-mode", "ignore-shutdown"}},
-		{name: "slow-init", args: []string{"-mode", "slow-init", "-after", "3s"}},
-		{name: "fail-init", args: []string{"-mode", "fail-init"}},
-		{name: "log-flood", args: []string{"-mode", "log-flood", "-after", "1s"}},
+		}, shows: "grows 8 MB a tick: memory warnings above 60 MB, killed above 200 MB, restarted"},
+		{name: "ignore-shutdown", args: []string{"-mode", "ignore-shutdown"}, shows: "ignores the shutdown request: killed 2 s (CloseTimeout) into the shutdown"},
+		{name: "slow-init", args: []string{"-mode", "slow-init", "-after", "3s"}, shows: "takes 3 s to initialize: killed at the 2 s initialization timeout, restarted, given up on"},
+		{name: "fail-init", args: []string{"-mode", "fail-init"}, shows: "fails its initialization: the error reported, restarted, given up on"},
+		{name: "log-flood", args: []string{"-mode", "log-flood", "-after", "1s"}, shows: "floods its log after 1 s: the parent re-emits 1000 records a second and counts the rest as dropped"},
 	}
 	ws = append(ws, worker{name: "daemon", tune: func(c *actors.Config) {
 		c.Launcher = &launch.Command{Path: "/bin/sh", Args: []string{"-c", daemonScript}}
 		c.Plain = &actors.PlainConfig{}
-	}})
+	}, shows: "a plain shell script (no procsup protocol) that forks a daemon out of its process group: with cgroups it dies with the script"})
 	for i := range extra {
-		ws = append(ws, worker{name: fmt.Sprintf("healthy-%d", i+2), args: []string{"-mode", "healthy"}})
+		ws = append(ws, worker{name: fmt.Sprintf("healthy-%d", i+2), args: []string{"-mode", "healthy"}, shows: "as healthy"})
 	}
 	return ws
 }
 
+// about is what -h prints before the flags.
+const about = `tree: procsup's main example. A supervision tree of worker processes, each one
+misbehaving in its own way, supervised by process actors under one restart strategy
+(backoff from 250 ms, at most 4 restarts in 30 s, then the tree gives up on the worker).
+Every event prints as one line; at the end (after -duration, or on SIGINT/SIGTERM) the
+tree shuts down gracefully and a summary says what became of each worker. The program
+re-executes itself as its workers.
+
+The workers:
+`
+
 func run(args []string, out io.Writer) int {
 	fs := flag.NewFlagSet("tree", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.Usage = func() {
+		fmt.Fprint(out, about)
+		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+		for _, w := range workers(0) {
+			fmt.Fprintf(tw, "  %s\t%s\n", w.name, w.shows)
+		}
+		tw.Flush()
+		fmt.Fprintln(out, "\nFlags:")
+		fs.PrintDefaults()
+	}
 	duration := fs.Duration("duration", 20*time.Second, "how long to run before shutting down")
 	extra := fs.Int("workers", 0, "extra healthy workers")
+	httpAddr := fs.String("http", "", "serve the status page, /healthz, /status (JSON) and /metrics (Prometheus) at this address, e.g. 127.0.0.1:8080")
 	cgroupDir := fs.String("cgroup", "auto", `a cgroup v2 directory for the workers' cgroups: "auto" (one made in the cgroup v2 mount, if writable), "none", or a path`)
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	childproc.Register("worker", workload.Handler(workload.Options{Mode: workload.Healthy}))
 	p := newPrinter(out)
 	quiet := slog.New(slog.DiscardHandler)
-	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }))
+	opts := []actor.ConfigOption{actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet })}
+	var metrics http.Handler
+	if *httpAddr != "" {
+		provider, h, err := httpstatus.Prometheus()
+		if err != nil {
+			fmt.Fprintln(out, "error:", err)
+			return 1
+		}
+		opts, metrics = append(opts, actor.WithMetricProviders(provider)), h
+	}
+	system := actor.NewActorSystem(opts...)
 	defer system.Shutdown()
 	system.EventStream.Subscribe(p.event)
 	cg, cleanup, err := openCgroups(*cgroupDir)
@@ -112,6 +154,7 @@ func run(args []string, out io.Writer) int {
 		p.line("-", "no cgroups (%s): the process group is the unit", *cgroupDir)
 	}
 
+	p.banner(workers(*extra), *duration)
 	var specs []actors.Spec
 	for _, w := range workers(*extra) {
 		cmd, err := launch.SelfCommand("worker", w.args...)
@@ -140,6 +183,18 @@ func run(args []string, out io.Writer) int {
 	strategy := actors.NewStrategy(actors.Backoff{Initial: 250 * time.Millisecond, Max: 4 * time.Second,
 		Multiplier: 2, Jitter: 0.2, ResetAfter: 10 * time.Second, MaxRestarts: 4, Window: 30 * time.Second})
 	tree := system.Root.Spawn(actors.NewTree(strategy, specs...))
+	if *httpAddr != "" {
+		ln, err := net.Listen("tcp", *httpAddr)
+		if err != nil {
+			fmt.Fprintln(out, "error:", err)
+			return 1
+		}
+		srv := &http.Server{Handler: httpstatus.Handler(system, tree, httpstatus.Options{Metrics: metrics, Title: "procsup: examples/tree"}),
+			ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(ln)
+		defer srv.Close()
+		p.line("-", "status page at http://%s/ (and /healthz, /status, /metrics)", ln.Addr())
+	}
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
@@ -152,11 +207,12 @@ func run(args []string, out io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	final := actors.Snapshot(ctx, system, tree) // what each worker was when the shutdown began
 	if err := actors.StopAndWait(ctx, system, tree); err != nil {
 		fmt.Fprintln(out, "error:", err)
 		return 1
 	}
-	p.summary(cg)
+	p.summary(cg, final)
 	return 0
 }
 
@@ -200,8 +256,9 @@ type printer struct {
 type tally struct {
 	restarts int
 	exits    int
-	last     string
-	reason   string
+	failure  string // the last end that was no request: crashed, unresponsive...
+	logs     int    // child log records received
+	dropped  uint64 // child log records lost (Exited.LogsDropped)
 }
 
 func newPrinter(out io.Writer) *printer {
@@ -233,7 +290,7 @@ func name(pid *actor.PID) string {
 func (p *printer) event(ev any) {
 	switch e := ev.(type) {
 	case *messages.StateChanged:
-		if e.From != e.To {
+		if e.From != e.To && e.OSPid != 0 { // a restart's "dead -> starting" has no process yet
 			p.line(name(e.PID), "state %s -> %s (pid %d)", e.From, e.To, e.OSPid)
 		}
 	case *messages.Exited:
@@ -253,7 +310,10 @@ func (p *printer) event(ev any) {
 		t := p.tally(name(e.PID))
 		p.mu.Lock()
 		t.exits++
-		t.last, t.reason = how, e.Reason.String()
+		t.dropped += e.LogsDropped
+		if !e.Reason.Requested() {
+			t.failure = e.Reason.String() + ", " + how
+		}
 		p.mu.Unlock()
 	case *messages.Restarting:
 		p.line(name(e.PID), "restart #%d in %v (backoff)", e.Attempt, e.Delay.Round(time.Millisecond))
@@ -272,20 +332,48 @@ func (p *printer) event(ev any) {
 	}
 }
 
-func (p *printer) summary(cg *launch.Cgroups) {
+// banner says what the run will show.
+func (p *printer) banner(ws []worker, d time.Duration) {
+	fmt.Fprintf(p.out, "procsup examples/tree: %d workers for %v (-h says more). What to look for:\n", len(ws), d)
+	tw := tabwriter.NewWriter(p.out, 0, 0, 2, ' ', 0)
+	for _, w := range ws {
+		fmt.Fprintf(tw, "  %s\t%s\n", w.name, w.shows)
+	}
+	tw.Flush()
+	fmt.Fprintln(p.out)
+}
+
+func (p *printer) summary(cg *launch.Cgroups, final *messages.Snapshot) {
+	state := map[string]string{}
+	for _, c := range final.Children {
+		if c.Process != nil {
+			state[c.Name] = c.Process.State
+		}
+	}
+	for _, n := range final.Failed {
+		state[n] = "given up on"
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	fmt.Fprintln(p.out, "\nsummary")
+	fmt.Fprintln(p.out, "\nsummary (state: when the shutdown began)")
 	tw := tabwriter.NewWriter(p.out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "worker\trestarts\texits\tlast exit\treason")
+	fmt.Fprintln(tw, "worker\tstate\trestarts\texits\tlast failure\tlog records\tdropped")
 	names := append([]string(nil), p.names...)
 	sort.Strings(names)
 	for _, n := range names {
 		t := p.stats[n]
 		if t == nil {
-			t = &tally{last: "-", reason: "-"}
+			t = &tally{}
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", n, t.restarts, t.exits, t.last, t.reason)
+		failure := t.failure
+		if failure == "" {
+			failure = "-"
+		}
+		st := state[n]
+		if st == "" {
+			st = "stopped"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%d\t%d\n", n, st, t.restarts, t.exits, failure, t.logs, t.dropped)
 	}
 	tw.Flush()
 	fmt.Fprintf(p.out, "child processes left: %d\n", countChildren())
@@ -341,7 +429,7 @@ type childLogs struct {
 	attrs []slog.Attr
 }
 
-func (h *childLogs) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
+func (h *childLogs) Enabled(context.Context, slog.Level) bool { return true }
 
 func (h *childLogs) Handle(_ context.Context, r slog.Record) error {
 	child := false
@@ -369,8 +457,17 @@ func (h *childLogs) Handle(_ context.Context, r slog.Record) error {
 		}
 		return true
 	})
-	if child {
-		h.p.line(h.name, "log %s: %s %s", r.Level, r.Message, strings.Join(kv, " "))
+	switch {
+	case child:
+		t := h.p.tally(h.name)
+		h.p.mu.Lock()
+		t.logs++
+		h.p.mu.Unlock()
+		if r.Level >= slog.LevelInfo {
+			h.p.line(h.name, "log %s: %s %s", r.Level, r.Message, strings.Join(kv, " "))
+		}
+	case r.Level >= slog.LevelWarn && strings.Contains(r.Message, "log records"): // procsup's count of the records it dropped
+		h.p.line(h.name, "procsup %s: %s %s", r.Level, r.Message, strings.Join(kv, " "))
 	}
 	return nil
 }

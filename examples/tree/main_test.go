@@ -2,11 +2,14 @@ package main
 
 import (
 	"bufio"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -38,7 +41,7 @@ func TestTreeRunsAndShutsDownOnSIGTERM(t *testing.T) {
 	actortest.CheckLeaks(t)
 	exe, _ := os.Executable()
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), "TREE_MAIN=-duration 2m -workers 1")
+	cmd.Env = append(os.Environ(), "TREE_MAIN=-duration 2m -workers 1 -http 127.0.0.1:0")
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
@@ -71,8 +74,25 @@ func TestTreeRunsAndShutsDownOnSIGTERM(t *testing.T) {
 	}()
 	deadline := time.After(60 * time.Second)
 	sent := false
+	served := map[string]int{}
+	var asking sync.WaitGroup
+	addrRE := regexp.MustCompile(`status page at (http://\S+/)`)
 	for line := range lines {
 		out.WriteString(line + "\n")
+		if m := addrRE.FindStringSubmatch(line); m != nil {
+			asking.Add(1)
+			go func() { // the status page while the tree runs
+				defer asking.Done()
+				for _, path := range []string{"healthz", "status", "metrics", ""} {
+					res, err := http.Get(m[1] + path)
+					if err == nil {
+						io.Copy(io.Discard, res.Body)
+						res.Body.Close()
+						served[path] = res.StatusCode
+					}
+				}
+			}()
+		}
 		for k, re := range want {
 			if re.MatchString(line) {
 				seen[k] = true
@@ -98,6 +118,15 @@ func TestTreeRunsAndShutsDownOnSIGTERM(t *testing.T) {
 		}
 	}
 	err := cmd.Wait()
+	asking.Wait()
+	for _, path := range []string{"status", "metrics", ""} {
+		if served[path] != http.StatusOK {
+			t.Errorf("GET /%s while the tree ran: %d", path, served[path])
+		}
+	}
+	if c := served["healthz"]; c != http.StatusOK && c != http.StatusServiceUnavailable {
+		t.Errorf("GET /healthz: %d", c)
+	}
 	if err != nil {
 		t.Fatalf("tree exited with %v; output:\n%s", err, out.String())
 	}
@@ -106,7 +135,8 @@ func TestTreeRunsAndShutsDownOnSIGTERM(t *testing.T) {
 			t.Errorf("no %s event printed", k)
 		}
 	}
-	for _, s := range []string{"received terminated: shutting the tree down", "summary", "child processes left: 0"} {
+	for _, s := range []string{"received terminated: shutting the tree down", "summary", "child processes left: 0",
+		"What to look for", "given up on"} {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("output lacks %q", s)
 		}
@@ -121,5 +151,21 @@ func TestTreeRunsAndShutsDownOnSIGTERM(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("output:\n%s", out.String())
+	}
+}
+
+// -h describes the program and its workers, and exits 0.
+func TestHelp(t *testing.T) {
+	var out strings.Builder
+	if code := run([]string{"-h"}, &out); code != 0 {
+		t.Fatalf("-h exits %d", code)
+	}
+	for _, w := range workers(0) {
+		if !strings.Contains(out.String(), w.name) || !strings.Contains(out.String(), w.shows) {
+			t.Errorf("-h does not describe %s:\n%s", w.name, out.String())
+		}
+	}
+	if !strings.Contains(out.String(), "-http") {
+		t.Errorf("-h lists no flags:\n%s", out.String())
 	}
 }

@@ -1,0 +1,75 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/procsup/procsup/messages"
+)
+
+// DefaultSnapshotTimeout bounds Snapshot when ctx has no deadline.
+const DefaultSnapshotTimeout = 2 * time.Second
+
+// Snapshot returns the state of the actor at pid (a tree, a pool or a process actor) and
+// of everything below it: each process's state, OS pid, restarts, uptime, last reason
+// and error, memory, CPU and last ping round trip, with counts by state at every level.
+// The actors are asked in parallel, each within ctx (DefaultSnapshotTimeout when it has
+// no deadline): one that does not answer in time, or is gone, shows as "unanswered" with
+// the reason, and Snapshot returns all the same.
+func Snapshot(ctx context.Context, system *actor.ActorSystem, pid *actor.PID) *messages.Snapshot {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultSnapshotTimeout)
+		defer cancel()
+	}
+	return snapshot(ctx, system, pid)
+}
+
+func snapshot(ctx context.Context, system *actor.ActorSystem, pid *actor.PID) *messages.Snapshot {
+	id := pid.GetId()
+	s := &messages.Snapshot{Name: id[strings.LastIndexByte(id, '/')+1:], ID: id, Counts: map[string]int{}}
+	res, err := request(ctx, system, pid, &messages.GetSnapshot{})
+	var below []*actor.PID
+	switch r := res.(type) {
+	case *messages.Status:
+		s.Kind, s.Process = "process", r.View()
+		s.Counts[s.Process.State]++
+	case *messages.TreeInfo:
+		s.Kind, s.Failed, below = "tree", r.Failed, r.Children
+	case *messages.PoolInfo:
+		status := r.Status
+		s.Kind, s.Pool, below = "pool", &status, r.Members
+	default:
+		if err == nil {
+			err = fmt.Errorf("%w: %s answered GetSnapshot with %T", ErrNotProcess, id, res)
+		}
+		s.Kind, s.Error = "unanswered", err.Error()
+		s.Counts["unanswered"]++
+	}
+	s.Children = make([]*messages.Snapshot, len(below))
+	var wg sync.WaitGroup
+	for i, c := range below {
+		wg.Go(func() { s.Children[i] = snapshot(ctx, system, c) })
+	}
+	wg.Wait()
+	for _, c := range s.Children {
+		for state, n := range c.Counts {
+			s.Counts[state] += n
+		}
+	}
+	return s
+}
+
+// request sends msg to pid and waits for the answer within ctx.
+func request(ctx context.Context, system *actor.ActorSystem, pid *actor.PID, msg any) (any, error) {
+	deadline, _ := ctx.Deadline()
+	wait := time.Until(deadline)
+	if wait <= 0 {
+		return nil, context.DeadlineExceeded
+	}
+	return system.Root.RequestFuture(pid, msg, wait).Result()
+}
