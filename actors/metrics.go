@@ -176,29 +176,26 @@ func metricName(id string) string {
 
 // track adds p to the processes the gauges read, or removes it.
 func (in *instruments) track(p *process, alive bool) {
-	if in == nil {
-		return
-	}
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if alive {
-		in.procs[p] = struct{}{}
-	} else {
-		delete(in.procs, p)
+	if in != nil {
+		keep(&in.mu, in.procs, p, alive)
 	}
 }
 
 // trackPool adds p to the pools the gauges read, or removes it.
 func (in *instruments) trackPool(p *pool, alive bool) {
-	if in == nil {
-		return
+	if in != nil {
+		keep(&in.mu, in.pools, p, alive)
 	}
-	in.mu.Lock()
-	defer in.mu.Unlock()
+}
+
+// keep adds x to set, or removes it, under mu.
+func keep[T comparable](mu *sync.Mutex, set map[T]struct{}, x T, alive bool) {
+	mu.Lock()
+	defer mu.Unlock()
 	if alive {
-		in.pools[p] = struct{}{}
+		set[x] = struct{}{}
 	} else {
-		delete(in.pools, p)
+		delete(set, x)
 	}
 }
 

@@ -257,11 +257,10 @@ func (p *pool) serving(ctx actor.Context) {
 // draining starts nothing and closes every process as it comes back; it answers the
 // Drain callers when the last one is gone.
 func (p *pool) draining(ctx actor.Context) {
+	if p.refuse(ctx) {
+		return
+	}
 	switch m := ctx.Message().(type) {
-	case *messages.Acquire:
-		if ctx.Sender() != nil {
-			ctx.Respond(&messages.Acquired{Err: ErrPoolDraining})
-		}
 	case *messages.Release:
 		if mb := p.released(ctx, m.PID); mb != nil {
 			p.closeMember(ctx, mb)
@@ -272,10 +271,6 @@ func (p *pool) draining(ctx actor.Context) {
 		if ctx.Sender() != nil {
 			p.drainedTo = append(p.drainedTo, ctx.Sender())
 		}
-	case *messages.GetPoolStatus:
-		ctx.Respond(p.status(true))
-	case *messages.GetSnapshot:
-		ctx.Respond(p.info(true))
 	case *messages.StateChanged:
 		if mb := p.stateChanged(ctx, m); mb != nil {
 			p.closeMember(ctx, mb)
@@ -300,7 +295,24 @@ func (p *pool) draining(ctx actor.Context) {
 // stopping is the state of a pool actor that stops: its processes stop with it, and
 // none is replaced.
 func (p *pool) stopping(ctx actor.Context) {
+	if p.refuse(ctx) {
+		return
+	}
 	switch m := ctx.Message().(type) {
+	case *messages.Exited:
+		if mb := p.members[m.PID.Id]; mb != nil {
+			p.remove(ctx, mb) // stopped with the pool: no failed start
+		}
+	default:
+		p.common(ctx)
+	}
+}
+
+// refuse answers, for a pool that hands nothing out any more (draining or stopping),
+// Acquire with ErrPoolDraining and the status queries; it reports whether the message
+// was one of those.
+func (p *pool) refuse(ctx actor.Context) bool {
+	switch ctx.Message().(type) {
 	case *messages.Acquire:
 		if ctx.Sender() != nil {
 			ctx.Respond(&messages.Acquired{Err: ErrPoolDraining})
@@ -309,13 +321,10 @@ func (p *pool) stopping(ctx actor.Context) {
 		ctx.Respond(p.status(true))
 	case *messages.GetSnapshot:
 		ctx.Respond(p.info(true))
-	case *messages.Exited:
-		if mb := p.members[m.PID.Id]; mb != nil {
-			p.remove(ctx, mb) // stopped with the pool: no failed start
-		}
 	default:
-		p.common(ctx)
+		return false
 	}
+	return true
 }
 
 // common handles what every state handles alike.
