@@ -155,14 +155,15 @@ func ExamplePlainConfig() {
 	// exited: closed on request, exit code 0
 }
 
-// lineHandler sends the message of each record with a "stream" attribute (a plain
-// program's output line) to lines.
+// lineHandler sends the message of each record of a plain program's stdout (a record
+// with "stream": "stdout") to lines. (Its stderr has the shell's own words: a child
+// killed by the SIGTERM is "Terminated".)
 type lineHandler chan string
 
 func (h lineHandler) Enabled(context.Context, slog.Level) bool { return true }
 func (h lineHandler) Handle(_ context.Context, r slog.Record) error {
 	r.Attrs(func(a slog.Attr) bool {
-		if a.Key == "stream" {
+		if a.Key == "stream" && a.Value.String() == "stdout" {
 			h <- r.Message
 		}
 		return true
