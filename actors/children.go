@@ -140,12 +140,15 @@ func (a *logReader) Receive(ctx actor.Context) { a.receive(ctx, a.loop) }
 func (a *logReader) loop() {
 	h := a.log.Handler()
 	bucket := tokenBucket{rate: a.rate, tokens: a.rate, last: time.Now()}
-	var dropped uint64
-	reportDropped := func() {
-		if dropped > 0 {
-			a.log.Warn("dropped child log records over the rate limit", "dropped", dropped, "rate_per_second", a.rate)
-			a.stats.rateDropped.Add(dropped)
-			dropped = 0
+	// Records over the rate are counted at once; the warning that says so comes at most
+	// once a second (and at the end), or a flood would make the parent's log a flood of
+	// warnings.
+	var unreported uint64
+	var lastWarning time.Time
+	reportDropped := func(now bool) {
+		if unreported > 0 && (now || time.Since(lastWarning) >= time.Second) {
+			a.log.Warn("dropped child log records over the rate limit", "dropped", unreported, "rate_per_second", a.rate)
+			unreported, lastWarning = 0, time.Now()
 		}
 	}
 	warned := false
@@ -160,7 +163,7 @@ func (a *logReader) loop() {
 			continue
 		}
 		if err != nil {
-			reportDropped()
+			reportDropped(true)
 			// done is closed before logsDrained is sent: whatever the process actor
 			// handles after logsDrained (the exit, above all) finds the logs drained.
 			close(a.done)
@@ -184,10 +187,11 @@ func (a *logReader) loop() {
 			continue
 		}
 		if !bucket.take(time.Now()) {
-			dropped++
+			a.stats.rateDropped.Add(1)
+			unreported++
 			continue
 		}
-		reportDropped()
+		reportDropped(false)
 		r := slog.NewRecord(time.Unix(0, rec.Time), level, rec.Message, 0)
 		r.AddAttrs(slog.String("source", "child"))
 		if rec.Logger != "" {
