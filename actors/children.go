@@ -424,8 +424,12 @@ func (a *monitorActor) Receive(ctx actor.Context) {
 // sampleMemory takes a memory sample (the cgroup's memory.current where the kernel keeps
 // it) and applies the policy; it reports false when sampling should stop.
 func (a *monitorActor) sampleMemory(ctx actor.Context, r *reading) bool {
-	s, ok := monitor.SampleCgroup(a.cgroup)
-	if a.cgroup == "" || !ok {
+	var s monitor.Sample
+	ok := false
+	if a.cgroup != "" {
+		s, ok = monitor.SampleCgroup(a.cgroup)
+	}
+	if !ok {
 		var err error
 		if s, err = a.mem.Sample(); err != nil {
 			if !errors.Is(err, monitor.ErrGone) {

@@ -77,8 +77,8 @@ func TestCgroupContainsWhatLeavesTheGroup(t *testing.T) {
 			if err := p.KillGroupAndWait(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if actortest.Alive(escapee) {
-				t.Fatalf("descendant %d survived the child's end", escapee)
+			if actortest.Alive(escapee) || p.Cgroup().Populated() {
+				t.Fatalf("descendant %d survived the child's end (cgroup populated: %v)", escapee, p.Cgroup().Populated())
 			}
 			p.Wait(ctx)
 			p.Close()

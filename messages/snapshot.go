@@ -2,7 +2,6 @@ package messages
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
@@ -98,9 +97,4 @@ func (s *Snapshot) Problems() []string {
 	}
 	walk(s)
 	return out
-}
-
-// UptimeDuration is the uptime as a duration.
-func (v *ProcessView) UptimeDuration() time.Duration {
-	return time.Duration(v.Uptime * float64(time.Second))
 }
