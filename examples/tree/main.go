@@ -228,6 +228,7 @@ func openCgroups(dir string) (cg *launch.Cgroups, cleanup func(), err error) {
 		if err != nil {
 			return nil, cleanup, nil
 		}
+		sweepRuns(mount)
 		dir = filepath.Join(mount, fmt.Sprintf("procsup-tree-%d", os.Getpid()))
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			return nil, cleanup, nil // not writable here: run without
@@ -387,6 +388,19 @@ func (p *printer) summary(cg *launch.Cgroups, final *messages.Snapshot) {
 		fmt.Fprintf(p.out, "daemons forked: %d, alive: %d (cgroups contain them)\n", len(p.daemons), alive)
 	} else {
 		fmt.Fprintf(p.out, "daemons forked: %d, alive: %d (without cgroups a daemon escapes its process group)\n", len(p.daemons), alive)
+	}
+}
+
+// sweepRuns removes the directories of earlier runs that died before removing theirs
+// (their guardians have emptied them already).
+func sweepRuns(mount string) {
+	ents, _ := os.ReadDir(mount)
+	for _, e := range ents {
+		if pid, ok := strings.CutPrefix(e.Name(), "procsup-tree-"); ok {
+			if n := atoi(pid); n > 0 && syscall.Kill(n, 0) != nil {
+				syscall.Rmdir(filepath.Join(mount, e.Name())) // fails, harmlessly, while anything is in it
+			}
+		}
 	}
 }
 
