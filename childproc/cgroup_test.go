@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -152,32 +151,10 @@ func cpuOf(pid int) time.Duration {
 func TestCgroupGuardianOnSupervisorDeath(t *testing.T) {
 	actortest.CheckLeaks(t)
 	cg := childproctest.Cgroups(t) // for its directory: the supervisor opens its own session there
-	cmd, _ := launch.SelfCommand("cgroupsupervisor")
-	cmd.Env = append(cmd.Env, "CGROUP_DIR="+cg.Dir())
-	pr, pw := io.Pipe()
-	cmd.Stdout = pw
-	cmd.Stderr = os.Stderr
-	p, err := launch.Start(context.Background(), cmd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	c := &conn{p: p, r: wire.NewReader(p.Control(), 0), w: wire.NewWriter(p.Control(), 0)}
-	c.initialize(t, &wire.InitializeRequest{})
-	line, err := bufio.NewReader(pr).ReadString('\n')
-	if err != nil {
-		t.Fatal(err)
-	}
+	line := killMiddle(t, "cgroupsupervisor", "CGROUP_DIR="+cg.Dir())
 	var escapee int
 	var session string
 	fmt.Sscan(line, &escapee, &session)
-	if !actortest.Alive(escapee) {
-		t.Fatalf("descendant %d not running", escapee)
-	}
-	go io.Copy(io.Discard, pr)
-	p.Signal(syscall.SIGKILL) // the supervisor alone
-	c.wait(t)
-	pw.Close()
 	within(t, time.Minute, "the escapee killed by the guardian", func() bool { return !actortest.Alive(escapee) })
 	within(t, time.Minute, "the session removed by the guardian", func() bool {
 		_, err := os.Stat(session)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -383,7 +384,20 @@ func TestProcessGroup(t *testing.T) {
 // When a parent is SIGKILLed its child dies too (parent-death signal).
 func TestParentDeathKillsChild(t *testing.T) {
 	actortest.CheckLeaks(t)
-	cmd, _ := launch.SelfCommand("grandparent")
+	line := killMiddle(t, "grandparent")
+	grandchild, _ := strconv.Atoi(strings.TrimSpace(line))
+	within(t, time.Second, "grandchild gone after its parent was killed", func() bool { return !actortest.Alive(grandchild) })
+}
+
+// killMiddle starts this test binary as the child entry (with env), initializes it,
+// reads the first line it prints (its own child's pid first), checks that pid runs, and
+// SIGKILLs the child alone (not its group), waiting until it is reaped; it returns the
+// line.
+func killMiddle(t *testing.T, entry string, env ...string) string {
+	t.Helper()
+	cmd, _ := launch.SelfCommand(entry)
+	cmd.Env = append(cmd.Env, env...)
+	cmd.Stderr = os.Stderr
 	pr, pw := io.Pipe()
 	cmd.Stdout = pw
 	p, err := launch.Start(context.Background(), cmd)
@@ -397,15 +411,16 @@ func TestParentDeathKillsChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	grandchild, _ := strconv.Atoi(strings.TrimSpace(line))
-	if !actortest.Alive(grandchild) {
-		t.Fatalf("grandchild %d not running", grandchild)
+	var pid int
+	fmt.Sscan(line, &pid)
+	if !actortest.Alive(pid) {
+		t.Fatalf("descendant %d not running", pid)
 	}
-	p.Signal(syscall.SIGKILL) // the middle process alone, not its group
 	go io.Copy(io.Discard, pr)
+	p.Signal(syscall.SIGKILL) // the middle process alone, not its group
 	c.wait(t)
 	pw.Close()
-	within(t, time.Second, "grandchild gone after its parent was killed", func() bool { return !actortest.Alive(grandchild) })
+	return line
 }
 
 // Many children come and go; the parent's descriptors return to where they were and its
