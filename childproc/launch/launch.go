@@ -211,6 +211,9 @@ func start(ctx context.Context, launcher Launcher, cg *Cgroup, plain bool) (*Pro
 		}
 		return nil, &StartError{Path: launcherPath(launcher), Err: err}
 	}
+	// Started: the environment (a copy of the program's, kilobytes) and the child's ends
+	// are of no more use, and a parent may hold thousands of these commands.
+	cmd.Env, cmd.ExtraFiles = nil, nil
 	var control, logs net.Conn
 	var err1, err2 error
 	if !plain {

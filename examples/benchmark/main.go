@@ -1,291 +1,287 @@
 // Command benchmark measures procsup side by side with the raw floor and
-// hashicorp/go-plugin (net/rpc), in one run, and prints a table of medians and ratios:
+// hashicorp/go-plugin (over net/rpc and over gRPC), in one run, and prints a table of
+// medians and their ratios to the floor:
 //
 //	cd examples/benchmark && go run .
 //
 // It is a module of its own, so that go-plugin and its dependencies stay out of
 // procsup's. Every child is built first, separately, as users build theirs: the floor is
 // the smallest Go program that echoes a raw socket with blocking reads
-// (childproctest/rawminimal), procsup's child the smallest procsup child
-// (childproctest/minimal), go-plugin's an echo plugin (gopluginecho/plugin). The rounds
-// are interleaved (floor, procsup, go-plugin, again), so that all three see the same
-// machine. Each process is supervised by a process actor with NewConfig's defaults.
+// (childproc/childproctest/rawminimal), started by os/exec; procsup's child is the
+// smallest procsup child (childproc/childproctest/minimal) under a process actor with
+// NewConfig's defaults; go-plugin's is an echo plugin (gopluginecho/plugin). Starts,
+// endings and round trips are interleaved (floor, procsup, go-plugin, again), so that
+// every side sees the same machine; the fleets (many children asked every 100 ms, or
+// idle) run one side after the other.
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
+	"math"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"github.com/procsup/procsup/actors"
 	"github.com/procsup/procsup/childproc/launch"
-	"github.com/procsup/procsup/examples/benchmark/gopluginecho"
-	"github.com/procsup/procsup/messages"
-	"github.com/procsup/procsup/messages/wire"
 )
 
+// options are the command's flags.
+type options struct {
+	starts, asks   int
+	cycleFor       time.Duration
+	fleets         []int
+	pluginFleetMax int
+	every, asked   time.Duration
+	idle           time.Duration
+	heapProfile    string
+}
+
 func main() {
-	starts := flag.Int("starts", 50, "starts (and kills) of each kind, interleaved")
-	asks := flag.Int("asks", 2000, "sequential round trips of each kind, interleaved")
+	var o options
+	fleets := flag.String("fleets", "100,500", "sizes of the fleets of children asked every -every, and idle")
+	flag.IntVar(&o.starts, "starts", 50, "starts of each side, each killed, and as many closed, interleaved")
+	flag.IntVar(&o.asks, "asks", 2000, "sequential round trips to one child of each side, interleaved")
+	flag.DurationVar(&o.cycleFor, "cycles", 2*time.Second, "how long each of 3 rounds of spawn+ready+kill cycles runs, per side")
+	flag.IntVar(&o.pluginFleetMax, "plugin-fleet-max", 100, "the largest fleet go-plugin runs (each of its children takes about 12 MB)")
+	flag.DurationVar(&o.every, "every", 100*time.Millisecond, "how often each child of an asked fleet is asked")
+	flag.DurationVar(&o.asked, "asked", 5*time.Second, "how long an asked fleet is measured")
+	flag.DurationVar(&o.idle, "idle", 10*time.Second, "how long an idle fleet is measured (four of procsup's ping intervals by default)")
+	flag.StringVar(&o.heapProfile, "heapprofile", "", "write a heap profile of this process, taken while the largest idle fleet of procsup children is held, to this file")
 	flag.Parse()
-	if err := run(*starts, *asks, os.Stdout); err != nil {
+	if o.heapProfile != "" {
+		runtime.MemProfileRate = 1 // every allocation, for an exact profile
+	}
+	for _, f := range strings.Split(*fleets, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			fmt.Fprintf(os.Stderr, "benchmark: -fleets: %q is not a positive number\n", f)
+			os.Exit(2)
+		}
+		o.fleets = append(o.fleets, n)
+	}
+	log.SetOutput(io.Discard) // go-plugin's yamux logs a broken pipe at each kill
+	if err := run(o, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "benchmark:", err)
 		os.Exit(1)
 	}
 }
 
-// children are the three programs, built.
-type children struct{ raw, procsup, plugin string }
-
-func build(dir string) (children, error) {
-	c := children{filepath.Join(dir, "rawminimal"), filepath.Join(dir, "minimal"), filepath.Join(dir, "plugin")}
+// build builds the three programs into dir: the floor, procsup's child and the plugin.
+func build(dir string) (raw, minimal, plug string, err error) {
+	raw, minimal, plug = filepath.Join(dir, "rawminimal"), filepath.Join(dir, "minimal"), filepath.Join(dir, "plugin")
 	for out, pkg := range map[string]string{
-		c.raw:     "github.com/procsup/procsup/childproc/childproctest/rawminimal",
-		c.procsup: "github.com/procsup/procsup/childproc/childproctest/minimal",
-		c.plugin:  "github.com/procsup/procsup/examples/benchmark/gopluginecho/plugin",
+		raw:     "github.com/procsup/procsup/childproc/childproctest/rawminimal",
+		minimal: "github.com/procsup/procsup/childproc/childproctest/minimal",
+		plug:    "github.com/procsup/procsup/examples/benchmark/gopluginecho/plugin",
 	} {
 		if b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
-			return c, fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
+			return "", "", "", fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
 		}
 	}
-	return c, nil
+	return raw, minimal, plug, nil
 }
 
-// result is one figure: the three medians.
-type result struct {
-	what                 string
-	floor, procsup, plug time.Duration
+// A row is one figure: a value per side (NaN where a side was not measured) in a unit.
+type row struct {
+	what string
+	unit string // "time", "/s", "%", "MB", "KB", "asks"
+	vals []float64
 }
 
-func run(starts, asks int, out io.Writer) error {
+func run(o options, out io.Writer) error {
 	dir, err := os.MkdirTemp("", "procsup-benchmark")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	c, err := build(dir)
+	interrupted := make(chan os.Signal, 1)
+	signal.Notify(interrupted, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-interrupted
+		// procsup's children die with this process (their parent-death signal), the
+		// floor's at the end of their sockets; go-plugin's must be killed.
+		plugin.CleanupClients()
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}()
+	raw, minimal, plug, err := build(dir)
 	if err != nil {
 		return err
 	}
 	quiet := slog.New(slog.DiscardHandler)
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }))
 	defer system.Shutdown()
-	cfg := actors.NewConfig(&launch.Command{Path: c.procsup})
+	cfg := actors.NewConfig(&launch.Command{Path: minimal, Env: append(os.Environ(), strings.Fields(os.Getenv("BENCH_ENV"))...)})
 	cfg.Logger, cfg.Restart = quiet, actors.Temporary
 	props, err := actors.NewProcess(cfg)
 	if err != nil {
 		return err
 	}
-	p := &procsupSide{system: system, props: props, events: make(chan any, 64)}
-	system.EventStream.Subscribe(func(ev any) {
-		switch e := ev.(type) {
-		case *messages.StateChanged:
-			if e.To == messages.Running {
-				p.events <- e
-			}
-		case *messages.Exited:
-			p.events <- e
-		}
-	})
+	sides := []side{floorSide{raw}, newProcsupSide(system, props), pluginSide{path: plug}, pluginSide{path: plug, grpc: true}}
+	var rows []row
+	progress := func(what string) { fmt.Fprintf(os.Stderr, "%s: %s\n", time.Now().Format("15:04:05"), what) }
 
-	var results []result
-	// Spawn to ready, and SIGKILL to reaped (to Exited, for procsup): each round starts
-	// one of each, makes it answer once, kills it.
-	var up, down [3][]time.Duration
-	for range starts {
-		for i, side := range []func() (time.Duration, time.Duration, error){
-			func() (time.Duration, time.Duration, error) { return rawStartKill(c.raw) },
-			p.startKill,
-			func() (time.Duration, time.Duration, error) { return pluginStartKill(c.plugin) },
-		} {
-			u, d, err := side()
-			if err != nil {
-				return err
-			}
-			up[i], down[i] = append(up[i], u), append(down[i], d)
-		}
-	}
-	results = append(results, result{"spawn to ready", median(up[0]), median(up[1]), median(up[2])},
-		result{"SIGKILL to reaped (procsup: to Exited)", median(down[0]), median(down[1]), median(down[2])})
-
-	// Sequential request round trips, 16 bytes, one child each.
-	rt, err := roundTrips(c, p, asks)
+	progress("starts and endings")
+	up, kill, closing, err := startKill(sides, o.starts)
 	if err != nil {
 		return err
 	}
-	results = append(results, rt)
+	rows = append(rows, row{"spawn to ready", "time", medians(up)},
+		row{"SIGKILL to reaped (procsup: to Exited)", "time", medians(kill)},
+		row{"graceful close to reaped (procsup: to Exited)", "time", medians(closing)})
 
-	fmt.Fprintf(out, "procsup side by side, medians (%d starts and kills, %d round trips of each kind, interleaved)\n\n", starts, asks)
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "figure\tfloor (raw socket)\tprocsup\tgo-plugin net/rpc")
-	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%v\t%v (%.2fx)\t%v (%.2fx)\n", r.what, round(r.floor), round(r.procsup), ratio(r.procsup, r.floor),
-			round(r.plug), ratio(r.plug, r.floor))
+	progress("round trips")
+	rt, err := roundTrips(sides, o.asks)
+	if err != nil {
+		return err
 	}
-	tw.Flush()
-	fmt.Fprintf(out, "\nprocsup against go-plugin net/rpc: spawn %.2fx faster, round trip %.2fx faster\n",
-		ratio(results[0].plug, results[0].procsup), ratio(results[2].plug, results[2].procsup))
+	rows = append(rows, row{"request round trip (16 bytes, sequential)", "time", medians(rt)})
+
+	progress("spawn+ready+kill cycles")
+	rates, err := cycles(sides, 2, 3, o.cycleFor)
+	if err != nil {
+		return err
+	}
+	cyc := make([]float64, len(sides))
+	for i, r := range rates {
+		cyc[i] = medianOf(r)
+	}
+	rows = append(rows, row{"spawn+ready+kill cycles/s, 2 workers", "/s", cyc})
+
+	for _, n := range o.fleets {
+		for _, every := range []time.Duration{0, o.every} {
+			hold := o.asked
+			if every == 0 {
+				hold = o.idle
+			}
+			loads := make([]load, len(sides))
+			measured := make([]bool, len(sides))
+			for i, s := range sides {
+				if _, ok := s.(pluginSide); ok && n > o.pluginFleetMax {
+					continue
+				}
+				if every > 0 {
+					progress(fmt.Sprintf("%d children of %s asked every %v", n, s.name(), every))
+				} else {
+					progress(fmt.Sprintf("%d idle children of %s", n, s.name()))
+				}
+				profile := ""
+				if n == slices.Max(o.fleets) {
+					profile = o.heapProfile
+				}
+				if loads[i], err = fleet(s, n, every, hold, profile); err != nil {
+					return err
+				}
+				measured[i] = true
+			}
+			pick := func(f func(load) float64) []float64 {
+				v := make([]float64, len(sides))
+				for i, l := range loads {
+					v[i] = math.NaN()
+					if measured[i] {
+						v[i] = f(l)
+					}
+				}
+				return v
+			}
+			if every > 0 {
+				what := fmt.Sprintf("%d children each asked every %v: ", n, every)
+				rows = append(rows,
+					row{what + "round trip median", "time", pick(func(l load) float64 { return float64(l.rtt) })},
+					row{what + "asks not sent in time", "asks", pick(func(l load) float64 { return float64(l.unsent) })},
+					row{what + "parent CPU", "%", pick(func(l load) float64 { return l.parent })},
+					row{what + "children's CPU", "%", pick(func(l load) float64 { return l.kids })})
+				continue
+			}
+			what := fmt.Sprintf("%d idle children: ", n)
+			rows = append(rows,
+				row{what + "their CPU", "%", pick(func(l load) float64 { return l.kids })},
+				row{what + "parent CPU", "%", pick(func(l load) float64 { return l.parent })},
+				row{what + "the machine's CPU", "%", pick(func(l load) float64 { return l.system })},
+				row{what + "child RSS (median)", "MB", pick(func(l load) float64 { return float64(l.rss) / (1 << 20) })},
+				row{what + "parent memory per child", "KB", pick(func(l load) float64 { return l.parentPerChild / 1024 })})
+		}
+	}
+	printTable(out, o, sides, rows)
 	return nil
 }
 
+func printTable(out io.Writer, o options, sides []side, rows []row) {
+	fmt.Fprintf(out, "\nprocsup side by side: medians; ratios to the floor in parentheses (%d starts and kills, %d round trips per side, interleaved; CPU in %% of one core)\n\n", o.starts, o.asks)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprint(tw, "figure")
+	for _, s := range sides {
+		fmt.Fprint(tw, "\t", s.name())
+	}
+	fmt.Fprintln(tw)
+	for _, r := range rows {
+		fmt.Fprint(tw, r.what)
+		for i, v := range r.vals {
+			fmt.Fprint(tw, "\t", format(v, r.unit))
+			if i > 0 && !math.IsNaN(v) && r.vals[0] > 0 {
+				fmt.Fprintf(tw, " (%.2fx)", v/r.vals[0])
+			}
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
+	fmt.Fprintf(out, "\nprocsup against go-plugin (net/rpc, gRPC): spawn to ready %.2fx and %.2fx faster, round trip %.2fx and %.2fx faster\n",
+		rows[0].vals[2]/rows[0].vals[1], rows[0].vals[3]/rows[0].vals[1], rows[3].vals[2]/rows[3].vals[1], rows[3].vals[3]/rows[3].vals[1])
+}
+
+func format(v float64, unit string) string {
+	switch {
+	case math.IsNaN(v):
+		return "-"
+	case unit == "time":
+		d := time.Duration(v)
+		if d > time.Millisecond {
+			return d.Round(10 * time.Microsecond).String()
+		}
+		return d.Round(100 * time.Nanosecond).String()
+	case unit == "%":
+		return fmt.Sprintf("%.2f%%", v)
+	case unit == "asks":
+		return fmt.Sprintf("%.0f", v)
+	default:
+		return fmt.Sprintf("%.1f %s", v, unit)
+	}
+}
+
+func medians(d [][]time.Duration) []float64 {
+	m := make([]float64, len(d))
+	for i, s := range d {
+		m[i] = float64(median(s))
+	}
+	return m
+}
+
 func median(d []time.Duration) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
 	s := slices.Clone(d)
 	slices.Sort(s)
 	return s[len(s)/2]
 }
 
-func ratio(a, b time.Duration) float64 { return float64(a) / float64(b) }
-
-func round(d time.Duration) time.Duration {
-	if d > time.Millisecond {
-		return d.Round(10 * time.Microsecond)
-	}
-	return d.Round(100 * time.Nanosecond)
-}
-
-// rawStartKill starts the floor child, echoes one frame, and SIGKILLs it.
-func rawStartKill(path string) (up, down time.Duration, err error) {
-	began := time.Now()
-	proc, err := launch.Start(context.Background(), &launch.Command{Path: path})
-	if err != nil {
-		return 0, 0, err
-	}
-	defer proc.Close()
-	frame, _ := wire.Encode(&wire.InitializeRequest{})
-	if _, err := proc.Control().Write(frame); err != nil {
-		return 0, 0, err
-	}
-	if _, err := io.ReadFull(proc.Control(), make([]byte, len(frame))); err != nil {
-		return 0, 0, err
-	}
-	up = time.Since(began)
-	began = time.Now()
-	proc.Signal(syscall.SIGKILL)
-	proc.Wait(context.Background())
-	return up, time.Since(began), nil
-}
-
-// procsupSide is the process actors' side.
-type procsupSide struct {
-	system *actor.ActorSystem
-	props  *actor.Props
-	events chan any
-}
-
-// startKill spawns a process actor until it runs, then SIGKILLs its process and waits
-// for Exited.
-func (p *procsupSide) startKill() (up, down time.Duration, err error) {
-	began := time.Now()
-	pid := p.system.Root.Spawn(p.props)
-	run := (<-p.events).(*messages.StateChanged)
-	up = time.Since(began)
-	began = time.Now()
-	syscall.Kill(run.OSPid, syscall.SIGKILL)
-	for {
-		if _, ok := (<-p.events).(*messages.Exited); ok {
-			break
-		}
-	}
-	down = time.Since(began)
-	actors.StopAndWait(context.Background(), p.system, pid)
-	return up, down, nil
-}
-
-// pluginStartKill starts the go-plugin child until its echo can be called, then
-// SIGKILLs it and waits until go-plugin has reaped it.
-func pluginStartKill(path string) (up, down time.Duration, err error) {
-	began := time.Now()
-	client, echo, err := startPlugin(path)
-	if err != nil {
-		return 0, 0, err
-	}
-	up = time.Since(began)
-	pid := client.ReattachConfig().Pid
-	began = time.Now()
-	syscall.Kill(pid, syscall.SIGKILL)
-	for !client.Exited() {
-		time.Sleep(20 * time.Microsecond) // go-plugin says so only by polling
-	}
-	down = time.Since(began)
-	_ = echo
-	client.Kill()
-	return up, down, nil
-}
-
-func startPlugin(path string) (*plugin.Client, gopluginecho.Echo, error) {
-	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig: gopluginecho.Handshake,
-		Plugins:         map[string]plugin.Plugin{"echo": &gopluginecho.Plugin{}},
-		Cmd:             exec.Command(path),
-		Logger:          hclog.NewNullLogger(),
-	})
-	rpcClient, err := client.Client()
-	if err != nil {
-		client.Kill()
-		return nil, nil, err
-	}
-	raw, err := rpcClient.Dispense("echo")
-	if err != nil {
-		client.Kill()
-		return nil, nil, err
-	}
-	return client, raw.(gopluginecho.Echo), nil
-}
-
-// roundTrips times sequential 16-byte round trips to one child of each kind.
-func roundTrips(c children, p *procsupSide, n int) (result, error) {
-	body := []byte(strings.Repeat("x", 16))
-	// The floor: a frame of the same request echoed by the raw child.
-	raw, err := launch.Start(context.Background(), &launch.Command{Path: c.raw})
-	if err != nil {
-		return result{}, err
-	}
-	defer func() { raw.Close(); raw.Wait(context.Background()) }()
-	frame, _ := wire.Encode(&wire.Request{ID: 1, Kind: "echo", Body: body})
-	echoed := make([]byte, len(frame))
-	// procsup: a running process actor, asked through actors.Ask.
-	pid := p.system.Root.Spawn(p.props)
-	<-p.events
-	defer actors.StopAndWait(context.Background(), p.system, pid)
-	// go-plugin.
-	client, echo, err := startPlugin(c.plugin)
-	if err != nil {
-		return result{}, err
-	}
-	defer client.Kill()
-
-	var t [3][]time.Duration
-	ctx := context.Background()
-	for range n {
-		began := time.Now()
-		raw.Control().Write(frame)
-		if _, err := io.ReadFull(raw.Control(), echoed); err != nil {
-			return result{}, err
-		}
-		t[0] = append(t[0], time.Since(began))
-		began = time.Now()
-		if _, err := actors.Ask(ctx, p.system, pid, "echo", body); err != nil {
-			return result{}, err
-		}
-		t[1] = append(t[1], time.Since(began))
-		began = time.Now()
-		if _, err := echo.Echo(body); err != nil {
-			return result{}, err
-		}
-		t[2] = append(t[2], time.Since(began))
-	}
-	return result{"request round trip (16 bytes, sequential)", median(t[0]), median(t[1]), median(t[2])}, nil
+func medianOf(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
 }

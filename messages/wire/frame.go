@@ -1,7 +1,6 @@
 package wire
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -18,8 +17,8 @@ const DefaultMaxFrame = 16 << 20
 // waits behind at most one part.
 const FragmentSize = 256 << 10
 
-// readBuffer is a Reader's buffer: small, because a parent holds two readers per child;
-// a larger body is read straight into its own allocation.
+// readBuffer is the size of a Reader's buffer (borrowed only while it holds bytes: see
+// lazyBuffer); a larger body is read straight into its own allocation.
 const readBuffer = 4 << 10
 
 // Encode returns the frame for m: the 4-byte big-endian length and the msgpack body.
@@ -122,7 +121,7 @@ func isMap(c byte) bool { return c >= 0x80 && c <= 0x8f || c == 0xde || c == 0xd
 // Reader reads frames from a stream. It is not safe for concurrent use: one goroutine
 // reads, as the parent's reader actor and the child runtime's read loop do.
 type Reader struct {
-	r       *bufio.Reader
+	r       *lazyBuffer
 	max     int
 	dir     string
 	partial []byte // the parts of a fragmented frame so far
@@ -135,7 +134,7 @@ func NewReader(r io.Reader, maxFrame int) *Reader {
 	if maxFrame <= 0 {
 		maxFrame = DefaultMaxFrame
 	}
-	return &Reader{r: bufio.NewReaderSize(r, readBuffer), max: maxFrame}
+	return &Reader{r: newLazyBuffer(r), max: maxFrame}
 }
 
 // Limit returns the largest body r accepts.

@@ -1,4 +1,4 @@
-// Package gopluginecho is an echo plugin for hashicorp/go-plugin over net/rpc: the
+// Package gopluginecho is an echo plugin for hashicorp/go-plugin, over net/rpc and gRPC: the
 // interface, its RPC client and server, and the handshake, shared by the plugin program
 // (gopluginecho/plugin) and the benchmark that starts it.
 package gopluginecho

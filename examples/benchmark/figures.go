@@ -1,0 +1,297 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime/pprof"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/procsup/procsup/actors"
+	"github.com/procsup/procsup/messages/wire"
+)
+
+var body16 = []byte("0123456789abcdef")
+
+// startKill starts a child of each side in turn, asks it once and SIGKILLs it, then
+// does the same ending it gracefully: rounds times, interleaved. It returns, by side,
+// the times to ready, from SIGKILL to ended, and from the close to ended.
+func startKill(sides []side, rounds int) (up, kill, closing [][]time.Duration, err error) {
+	up, kill, closing = make([][]time.Duration, len(sides)), make([][]time.Duration, len(sides)), make([][]time.Duration, len(sides))
+	for range rounds {
+		for i, s := range sides {
+			for j, end := range []func(child) error{child.kill, child.close} {
+				began := time.Now()
+				c, err := s.start()
+				if err != nil {
+					return nil, nil, nil, fmt.Errorf("%s: start: %w", s.name(), err)
+				}
+				up[i] = append(up[i], time.Since(began))
+				if err := c.ask(body16); err != nil {
+					return nil, nil, nil, fmt.Errorf("%s: ask: %w", s.name(), err)
+				}
+				began = time.Now()
+				if err := end(c); err != nil {
+					return nil, nil, nil, fmt.Errorf("%s: end: %w", s.name(), err)
+				}
+				if j == 0 {
+					kill[i] = append(kill[i], time.Since(began))
+				} else {
+					closing[i] = append(closing[i], time.Since(began))
+				}
+			}
+		}
+	}
+	return up, kill, closing, nil
+}
+
+// roundTrips makes n sequential 16-byte round trips to one child of each side,
+// interleaved, and returns their times by side.
+func roundTrips(sides []side, n int) ([][]time.Duration, error) {
+	kids := make([]child, len(sides))
+	defer func() {
+		for _, c := range kids {
+			if c != nil {
+				c.close()
+			}
+		}
+	}()
+	for i, s := range sides {
+		c, err := s.start()
+		if err != nil {
+			return nil, fmt.Errorf("%s: start: %w", s.name(), err)
+		}
+		kids[i] = c
+	}
+	t := make([][]time.Duration, len(sides))
+	for range n {
+		for i, c := range kids {
+			began := time.Now()
+			if err := c.ask(body16); err != nil {
+				return nil, fmt.Errorf("%s: ask: %w", sides[i].name(), err)
+			}
+			t[i] = append(t[i], time.Since(began))
+		}
+	}
+	return t, nil
+}
+
+// cycles runs workers goroutines that each start a child, wait until it is ready and
+// SIGKILL it, over and over for d, and returns the cycles per second. Each side runs
+// rounds times, interleaved; the result is the median round.
+func cycles(sides []side, workers, rounds int, d time.Duration) ([][]float64, error) {
+	rates := make([][]float64, len(sides))
+	for range rounds {
+		for i, s := range sides {
+			var done atomic.Int64
+			var failed atomic.Value
+			end := time.Now().Add(d)
+			began := time.Now()
+			var wg sync.WaitGroup
+			for range workers {
+				wg.Go(func() {
+					for time.Now().Before(end) {
+						c, err := s.start()
+						if err == nil {
+							err = c.kill()
+						}
+						if err != nil {
+							failed.Store(err)
+							return
+						}
+						done.Add(1)
+					}
+				})
+			}
+			wg.Wait()
+			if err, _ := failed.Load().(error); err != nil {
+				return nil, fmt.Errorf("%s: %w", s.name(), err)
+			}
+			rates[i] = append(rates[i], float64(done.Load())/time.Since(began).Seconds())
+		}
+	}
+	return rates, nil
+}
+
+// startMany starts n children of a side, four at a time.
+func startMany(s side, n int) ([]child, error) {
+	kids := make([]child, n)
+	var next atomic.Int64
+	var failed atomic.Value
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				c, err := s.start()
+				if err != nil {
+					failed.Store(err)
+					return
+				}
+				kids[i] = c
+			}
+		})
+	}
+	wg.Wait()
+	if err, _ := failed.Load().(error); err != nil {
+		closeAll(kids)
+		return nil, fmt.Errorf("%s: start: %w", s.name(), err)
+	}
+	return kids, nil
+}
+
+func closeAll(kids []child) {
+	var wg sync.WaitGroup
+	for _, c := range kids {
+		if c != nil {
+			wg.Go(func() { c.close() })
+		}
+	}
+	wg.Wait()
+}
+
+func pidsOf(kids []child) []int {
+	pids := make([]int, len(kids))
+	for i, c := range kids {
+		pids[i] = c.osPid()
+	}
+	return pids
+}
+
+// load is what a fleet of children cost while they worked or idled.
+type load struct {
+	rtt            time.Duration // median round trip (asked fleets)
+	unsent         int           // asks not sent within their interval (asked fleets)
+	parent, kids   float64       // CPU, % of one core
+	system         float64       // the machine's busy CPU, % of one core
+	rss            uint64        // median child RSS, bytes
+	parentPerChild float64       // parent heap and stacks per child, bytes
+}
+
+// fleet starts n children of a side and, for hold, asks each one every interval (0:
+// never; the floor then pings each one at procsup's default ping interval, as an idle
+// procsup child is pinged). The asks of the children are spread evenly over the
+// interval; an ask whose time came a whole interval before the last one returned is
+// counted unsent and skipped.
+func fleet(s side, n int, every, hold time.Duration, heapProfile string) (load, error) {
+	before := heapAndStacks()
+	kids, err := startMany(s, n)
+	if err != nil {
+		return load{}, err
+	}
+	defer closeAll(kids)
+	if _, ok := s.(floorSide); ok && every == 0 {
+		defer floorPings(kids)()
+	}
+	var l load
+	held := heapAndStacks()
+	l.parentPerChild = float64(held-min(before, held)) / float64(n)
+	if heapProfile != "" && every == 0 && s.name() == "procsup" {
+		if err := writeHeapProfile(heapProfile); err != nil {
+			return load{}, err
+		}
+	}
+	pids := pidsOf(kids)
+	time.Sleep(time.Second) // the starts' own work done
+
+	began := time.Now().Add(every)
+	end := began.Add(hold)
+	rtts := make([][]time.Duration, n)
+	var unsent atomic.Int64
+	var failed atomic.Value
+	var wg sync.WaitGroup
+	self0, kids0, sys0, t0 := selfCPU(), cpuOf(pids), systemBusy(), time.Now()
+	if every > 0 {
+		for i, c := range kids {
+			offset := every * time.Duration(i) / time.Duration(n)
+			wg.Go(func() {
+				for slot := time.Duration(0); ; slot++ {
+					at := began.Add(offset + slot*every)
+					if at.After(end) {
+						return
+					}
+					time.Sleep(time.Until(at))
+					if time.Since(at) >= every {
+						unsent.Add(1)
+						continue
+					}
+					t := time.Now()
+					if err := c.ask(body16); err != nil {
+						failed.Store(err)
+						return
+					}
+					rtts[i] = append(rtts[i], time.Since(t))
+				}
+			})
+		}
+		wg.Wait()
+	} else {
+		time.Sleep(hold)
+	}
+	wall := time.Since(t0).Seconds()
+	l.parent = 100 * (selfCPU() - self0).Seconds() / wall
+	l.kids = 100 * (cpuOf(pids) - kids0).Seconds() / wall
+	l.system = 100 * (systemBusy() - sys0).Seconds() / wall
+	if err, _ := failed.Load().(error); err != nil {
+		return load{}, fmt.Errorf("%s: ask: %w", s.name(), err)
+	}
+	l.unsent = int(unsent.Load())
+	if every > 0 {
+		l.rtt = median(slices.Concat(rtts...))
+	}
+	rss := make([]uint64, n)
+	for i, pid := range pids {
+		rss[i] = rssOf(pid)
+	}
+	slices.Sort(rss)
+	l.rss = rss[n/2]
+	return l, nil
+}
+
+// floorPings pings every floor child at procsup's default ping interval, as procsup
+// pings an idle child, and reads the pongs; it returns a func that stops the pinger.
+// The readers end when the children are closed.
+func floorPings(kids []child) (stop func()) {
+	ping, _ := wire.Encode(&wire.PingRequest{SentAt: 1})
+	for _, c := range kids {
+		go func() {
+			buf := make([]byte, 64)
+			for {
+				if _, err := c.(*floorChild).conn.Read(buf); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(actors.DefaultPingInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				for _, c := range kids {
+					c.(*floorChild).conn.Write(ping)
+				}
+			case <-quit:
+				return
+			}
+		}
+	}()
+	return func() { close(quit); <-done }
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

@@ -1,0 +1,121 @@
+package wire
+
+import (
+	"errors"
+	"io"
+	"sync"
+	"syscall"
+)
+
+// readBuffers are the buffers of every Reader, shared: a Reader holds one only while it
+// has bytes read and not yet taken, so a parent with a thousand idle children holds
+// none, not two each.
+var readBuffers = sync.Pool{New: func() any { b := make([]byte, readBuffer); return &b }}
+
+// lazyBuffer is a read buffer over a stream that borrows its memory from readBuffers
+// only while it has unread bytes. Over a socket (a [syscall.Conn]) it waits for the next
+// bytes holding no buffer: it borrows one for the read that finds bytes and gives it back
+// when they are all taken. Over another reader it borrows one for each read.
+type lazyBuffer struct {
+	src  io.Reader
+	raw  syscall.RawConn // src's, when it is a socket or file with a descriptor
+	buf  *[]byte         // nil while empty
+	r, w int             // the unread bytes are (*buf)[r:w]
+	err  error           // the error of the read that also returned the last bytes
+}
+
+func newLazyBuffer(src io.Reader) *lazyBuffer {
+	b := &lazyBuffer{src: src}
+	if sc, ok := src.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			b.raw = raw
+		}
+	}
+	return b
+}
+
+// Read implements io.Reader.
+func (b *lazyBuffer) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if b.buf == nil {
+		if b.err != nil {
+			err := b.err
+			b.err = nil
+			return 0, err
+		}
+		if len(p) >= readBuffer {
+			return b.src.Read(p) // a large read goes straight into p
+		}
+		if err := b.fill(); err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, (*b.buf)[b.r:b.w])
+	b.r += n
+	if b.r == b.w {
+		readBuffers.Put(b.buf)
+		b.buf = nil
+	}
+	return n, nil
+}
+
+// fill reads what is there into a borrowed buffer, waiting for at least one byte; it
+// returns with b.buf set, or an error and no buffer.
+func (b *lazyBuffer) fill() error {
+	var n int
+	var err error
+	if b.raw != nil {
+		var buf *[]byte
+		rerr := b.raw.Read(func(fd uintptr) bool {
+			buf = readBuffers.Get().(*[]byte)
+			for {
+				n, err = syscall.Read(int(fd), *buf)
+				if err != syscall.EINTR {
+					break
+				}
+			}
+			if err == syscall.EAGAIN {
+				readBuffers.Put(buf) // nothing yet: wait holding nothing
+				buf = nil
+				return false
+			}
+			return true
+		})
+		switch {
+		case rerr != nil: // a deadline, a closed descriptor
+			if buf != nil {
+				readBuffers.Put(buf)
+			}
+			return rerr
+		case err != nil:
+			readBuffers.Put(buf)
+			if errors.Is(err, syscall.ECONNRESET) {
+				return err
+			}
+			return &readError{err}
+		case n == 0:
+			readBuffers.Put(buf)
+			return io.EOF
+		}
+		b.buf, b.r, b.w = buf, 0, n
+		return nil
+	}
+	buf := readBuffers.Get().(*[]byte)
+	for n == 0 && err == nil {
+		n, err = b.src.Read(*buf)
+	}
+	if n == 0 {
+		readBuffers.Put(buf)
+		return err
+	}
+	b.buf, b.r, b.w, b.err = buf, 0, n, err
+	return nil
+}
+
+// readError is a failed read(2) on the reader's descriptor.
+type readError struct{ errno error }
+
+func (e *readError) Error() string { return "read: " + e.errno.Error() }
+func (e *readError) Unwrap() error { return e.errno }
