@@ -18,12 +18,11 @@ import (
 	"github.com/procsup/procsup/messages/wire"
 )
 
+// echoConfig is a process actor's config for the smallest procsup child
+// (childproctest.Minimal, built separately as users build theirs: it echoes every
+// request), quiet and temporary.
 func echoConfig(b *testing.B) actors.Config {
-	cmd, err := launch.SelfCommand("echo")
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg := actors.NewConfig(cmd)
+	cfg := actors.NewConfig(&launch.Command{Path: childproctest.Build(b, childproctest.Minimal)})
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	cfg.Restart = actors.Temporary
 	return cfg
@@ -44,7 +43,13 @@ func BenchmarkSpawnToReady(b *testing.B) {
 // BenchmarkSpawnToReadySelf: the same with this test binary as the child (10 MB, every
 // package of the module linked), against itself as a raw echo child.
 func BenchmarkSpawnToReadySelf(b *testing.B) {
-	spawnToReady(b, echoConfig(b), func() time.Duration { return spawnRawOnce(b) })
+	cmd, err := launch.SelfCommand("echo")
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := echoConfig(b)
+	cfg.Launcher = cmd
+	spawnToReady(b, cfg, func() time.Duration { return spawnRawOnce(b, "") })
 }
 
 // spawnToReady times process actors for cfg from spawn to running, and floor in the
@@ -84,24 +89,31 @@ func readyEvents(system *actor.ActorSystem) <-chan *actor.PID {
 	return ready
 }
 
-// BenchmarkFloorSpawnToReady: plain exec of the same binary with a socket pair, until
-// one frame is echoed back. No actors, no codec.
+// BenchmarkFloorSpawnToReady: plain exec of the floor child (childproctest.RawMinimal)
+// with a socket pair, until one frame is echoed back. No actors, no codec.
 func BenchmarkFloorSpawnToReady(b *testing.B) {
+	raw := childproctest.Build(b, childproctest.RawMinimal)
+	b.ResetTimer()
 	for range b.N {
-		spawnRawOnce(b)
+		spawnRawOnce(b, raw)
 	}
 }
 
-// rawChild is the raw echo child (main_test.go) started by plain exec, with the parent's
-// end of its socket pair: the floor of the benchmarks.
+// rawChild is a raw echo child started by plain exec (os/exec), with the parent's end of
+// its socket pair: the floor of the benchmarks.
 type rawChild struct {
 	cmd  *exec.Cmd
 	conn *os.File
 }
 
-// startRaw starts a raw echo child with env added to its environment.
-func startRaw(tb testing.TB, env ...string) rawChild {
-	exe, _ := os.Executable()
+// startRaw starts the raw echo program at path (childproctest.RawMinimal, built; "" for
+// this test binary as one) with env added to its environment.
+func startRaw(tb testing.TB, path string, env ...string) rawChild {
+	exe := path
+	if path == "" {
+		exe, _ = os.Executable()
+		env = append(env, childproctest.EnvRawEcho+"=1")
+	}
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		tb.Fatal(err)
@@ -109,7 +121,7 @@ func startRaw(tb testing.TB, env ...string) rawChild {
 	syscall.SetNonblock(fds[0], true) // in the netpoller, like procsup's sockets
 	parent, child := os.NewFile(uintptr(fds[0]), "p"), os.NewFile(uintptr(fds[1]), "c")
 	cmd := exec.Command(exe)
-	cmd.Env = append(append(os.Environ(), childproctest.EnvRawEcho+"=1"), env...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.ExtraFiles = []*os.File{child}
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
@@ -133,9 +145,9 @@ func (k rawChild) end() {
 
 // spawnRawOnce starts the raw echo child, echoes one frame, and ends it; it returns the
 // time to the echo.
-func spawnRawOnce(tb testing.TB) time.Duration {
+func spawnRawOnce(tb testing.TB, path string) time.Duration {
 	began := time.Now()
-	k := startRaw(tb)
+	k := startRaw(tb, path)
 	k.echo()
 	d := time.Since(began)
 	k.end()
@@ -144,8 +156,8 @@ func spawnRawOnce(tb testing.TB) time.Duration {
 
 // killRawOnce starts a raw echo child, waits for its first echo, and returns the time
 // from its SIGKILL until os/exec has reaped it: the floor of a crash's report.
-func killRawOnce(tb testing.TB) time.Duration {
-	k := startRaw(tb)
+func killRawOnce(tb testing.TB, path string) time.Duration {
+	k := startRaw(tb, path)
 	k.echo()
 	began := time.Now()
 	k.cmd.Process.Kill()

@@ -735,6 +735,9 @@ func (p *process) finish(ctx actor.Context) {
 	ev := p.report()
 	p.become(p.state, messages.Dead, p.dead)
 	p.publish(ev)
+	if p.proc != nil && p.proc.Cgroup() == nil {
+		p.closeProc() // the sockets, read to their end: after the event, not on its way
+	}
 	failed := p.then == thenDecide && !ev.Reason.Requested() && p.cfg.Restart != Temporary &&
 		!(p.cfg.Restart == Transient && ev.Reason == messages.ReasonExited)
 	var fe *FailureError
@@ -802,11 +805,11 @@ func (p *process) report() *messages.Exited {
 		if p.stderr != nil {
 			ev.Stderr = p.stderr.String() // complete: the process was reaped, its stderr read to the end
 		}
-		if !p.status.Success() && !ev.Killed {
+		if !p.status.Success() && !ev.Killed && p.log.Enabled(context.Background(), slog.LevelError) {
 			p.log.Error(fmt.Sprintf("process exited with non-zero exit code %d", p.status.Code), "status", p.status.String())
 		}
-		if err := p.proc.Close(); err != nil { // removes its cgroup, emptied by clearGroup
-			p.log.Error("failed to remove the process's cgroup", "error", err)
+		if p.proc.Cgroup() != nil {
+			p.closeProc() // the cgroup is gone before Exited says so
 		}
 	}
 	if ev.Err != nil {
@@ -816,6 +819,13 @@ func (p *process) report() *messages.Exited {
 	p.asks.close(fmt.Errorf("%w: %w", ErrProcessEnded, ev.Reason))
 	p.failHeld(fmt.Errorf("%w (the process ended: %w)", ErrNotRunning, ev.Reason))
 	return ev
+}
+
+// closeProc closes the process's sockets and removes its cgroup, emptied by clearGroup.
+func (p *process) closeProc() {
+	if err := p.proc.Close(); err != nil {
+		p.log.Error("failed to remove the process's cgroup", "error", err)
+	}
 }
 
 // logsLost counts the child's log records that did not reach the parent's logger, and

@@ -19,6 +19,7 @@ import (
 	"github.com/procsup/procsup/actors"
 	"github.com/procsup/procsup/actors/actortest"
 	"github.com/procsup/procsup/actors/httpstatus"
+	"github.com/procsup/procsup/childproc/childproctest"
 	"github.com/procsup/procsup/childproc/launch"
 	"github.com/procsup/procsup/messages"
 	"github.com/procsup/procsup/messages/wire"
@@ -81,14 +82,10 @@ func report(b *testing.B, n int, before parentFootprint) {
 	b.ReportMetric(float64(actortest.CountThreads()), "threads")
 }
 
-// smallChild is the echo child with one P: what an idle worker looks like.
+// smallChild is the smallest procsup child (childproctest.Minimal, built) with one P:
+// what an idle worker looks like.
 func smallChild(b *testing.B) *launch.Command {
-	cmd, err := launch.SelfCommand("echo")
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd.Env = append(cmd.Env, "GOMAXPROCS=1")
-	return cmd
+	return &launch.Command{Path: childproctest.Build(b, childproctest.Minimal), Env: append(os.Environ(), "GOMAXPROCS=1")}
 }
 
 // BenchmarkIdleChildren holds n idle supervised children at the default ping and memory
@@ -171,10 +168,11 @@ func BenchmarkFloorIdleChildren(b *testing.B) {
 }
 
 func idleFloor(b *testing.B, n int) {
+	raw := childproctest.Build(b, childproctest.RawMinimal)
 	before := footprint()
 	kids := make([]rawChild, n)
 	for i := range kids {
-		kids[i] = startRaw(b, "GOMAXPROCS=1") // as smallChild
+		kids[i] = startRaw(b, raw, "GOMAXPROCS=1") // as smallChild
 	}
 	var wg sync.WaitGroup
 	for _, k := range kids {
@@ -210,6 +208,7 @@ func idleFloor(b *testing.B, n int) {
 // raw spawns-to-first-echo at the same concurrency, timed in the same iteration.
 func BenchmarkSpawnBurst(b *testing.B) {
 	const n = 200
+	raw := childproctest.Build(b, childproctest.RawMinimal)
 	system := actors.QuietSystem(b)
 	props, _ := actors.NewProcess(echoConfig(b))
 	running := make(chan struct{}, n)
@@ -232,15 +231,15 @@ func BenchmarkSpawnBurst(b *testing.B) {
 		bursts += time.Since(began)
 		b.StopTimer()
 		stopAll(system, pids)
-		floors += rawBurst(b, n, min(runtime.NumCPU(), 4))
+		floors += rawBurst(b, raw, n, min(runtime.NumCPU(), 4))
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(bursts)/float64(floors), "x-floor")
 }
 
-// rawBurst spawns n raw children, conc at a time, each until its first echo, and returns
-// the time until all have answered.
-func rawBurst(b *testing.B, n, conc int) time.Duration {
+// rawBurst spawns n raw children (the program at raw), conc at a time, each until its
+// first echo, and returns the time until all have answered.
+func rawBurst(b *testing.B, raw string, n, conc int) time.Duration {
 	began := time.Now()
 	jobs := make(chan struct{}, n)
 	for range n {
@@ -253,7 +252,7 @@ func rawBurst(b *testing.B, n, conc int) time.Duration {
 	for range conc {
 		wg.Go(func() {
 			for range jobs {
-				k := startRaw(b)
+				k := startRaw(b, raw)
 				k.echo()
 				mu.Lock()
 				kids = append(kids, k)
@@ -273,6 +272,7 @@ func rawBurst(b *testing.B, n, conc int) time.Duration {
 // p50-ms is the median; floor-p50-ms the median of a raw child's SIGKILL until os/exec
 // has reaped it, timed in the same iterations.
 func BenchmarkCrashToExited(b *testing.B) {
+	raw := childproctest.Build(b, childproctest.RawMinimal)
 	system := actors.QuietSystem(b)
 	cfg := echoConfig(b)
 	cfg.Restart = actors.Permanent
@@ -311,7 +311,7 @@ func BenchmarkCrashToExited(b *testing.B) {
 				break
 			}
 		}
-		floors = append(floors, killRawOnce(b))
+		floors = append(floors, killRawOnce(b, raw))
 		b.StartTimer()
 	}
 	b.ReportMetric(median(times).Seconds()*1000, "p50-ms")
@@ -325,6 +325,7 @@ func BenchmarkCrashToExited(b *testing.B) {
 // goal's measure); over-floor-ms also takes off the median raw kill-to-reaped, leaving
 // what procsup adds to a crash and a restart done by hand.
 func BenchmarkCrashToRestarted(b *testing.B) {
+	raw := childproctest.Build(b, childproctest.RawMinimal)
 	system := actors.QuietSystem(b)
 	cfg := echoConfig(b)
 	cfg.Restart = actors.Permanent
@@ -347,8 +348,8 @@ func BenchmarkCrashToRestarted(b *testing.B) {
 		run = <-running
 		restarts = append(restarts, time.Since(began))
 		b.StopTimer()
-		spawns = append(spawns, spawnRawOnce(b))
-		kills = append(kills, killRawOnce(b))
+		spawns = append(spawns, spawnRawOnce(b, raw))
+		kills = append(kills, killRawOnce(b, raw))
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(median(restarts))/float64(median(spawns)+median(kills)), "x-floor")

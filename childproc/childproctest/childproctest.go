@@ -108,11 +108,11 @@ type EchoFloor struct {
 	out   []byte
 }
 
-// NewEchoFloor starts a raw echo child ([StartRawEcho]) to echo frame, and ends it when
-// tb's test or benchmark ends.
+// NewEchoFloor starts the floor child ([RawMinimal], built separately: a raw echo with
+// blocking reads) to echo frame, and ends it when tb's test or benchmark ends.
 func NewEchoFloor(tb testing.TB, frame []byte) *EchoFloor {
 	tb.Helper()
-	p, err := StartRawEcho(context.Background())
+	p, err := launch.Start(context.Background(), &launch.Command{Path: Build(tb, RawMinimal)})
 	if err != nil {
 		tb.Fatal(err)
 	}

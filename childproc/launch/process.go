@@ -86,7 +86,7 @@ func (p *Process) Wait(ctx context.Context) (ExitStatus, error) {
 func (p *Process) reap() {
 	if p.pidfd != nil {
 		waitPidfd(p.pidfd)
-		p.pidfd.Close()
+		defer p.pidfd.Close() // after the exit is reported: not on its way
 		if p.cgroup != nil {
 			// The child is gone: so is everything it left in its cgroup, at once, before
 			// the wait below for its output streams, which a descendant may hold open.

@@ -161,7 +161,7 @@ func pidsOf(kids []child) []int {
 
 // load is what a fleet of children cost while they worked or idled.
 type load struct {
-	rtt            time.Duration // median round trip (asked fleets)
+	rtt, p99       time.Duration // median and 99th percentile round trip (asked fleets)
 	unsent         int           // asks not sent within their interval (asked fleets)
 	parent, kids   float64       // CPU, % of one core
 	system         float64       // the machine's busy CPU, % of one core
@@ -238,7 +238,9 @@ func fleet(s side, n int, every, hold time.Duration, heapProfile string) (load, 
 	}
 	l.unsent = int(unsent.Load())
 	if every > 0 {
-		l.rtt = median(slices.Concat(rtts...))
+		all := slices.Concat(rtts...)
+		slices.Sort(all)
+		l.rtt, l.p99 = all[len(all)/2], all[len(all)*99/100]
 	}
 	rss := make([]uint64, n)
 	for i, pid := range pids {

@@ -27,6 +27,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,6 +50,7 @@ type options struct {
 	every, asked   time.Duration
 	idle           time.Duration
 	heapProfile    string
+	cpuProfile     string
 }
 
 func main() {
@@ -62,6 +64,7 @@ func main() {
 	flag.DurationVar(&o.asked, "asked", 5*time.Second, "how long an asked fleet is measured")
 	flag.DurationVar(&o.idle, "idle", 10*time.Second, "how long an idle fleet is measured (four of procsup's ping intervals by default)")
 	flag.StringVar(&o.heapProfile, "heapprofile", "", "write a heap profile of this process, taken while the largest idle fleet of procsup children is held, to this file")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process, the whole run, to this file")
 	flag.Parse()
 	if o.heapProfile != "" {
 		runtime.MemProfileRate = 1 // every allocation, for an exact profile
@@ -75,8 +78,21 @@ func main() {
 		o.fleets = append(o.fleets, n)
 	}
 	log.SetOutput(io.Discard) // go-plugin's yamux logs a broken pipe at each kill
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "benchmark:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(o, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "benchmark:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
@@ -128,6 +144,12 @@ func run(o options, out io.Writer) error {
 	defer system.Shutdown()
 	cfg := actors.NewConfig(&launch.Command{Path: minimal, Env: append(os.Environ(), strings.Fields(os.Getenv("BENCH_ENV"))...)})
 	cfg.Logger, cfg.Restart = quiet, actors.Temporary
+	if os.Getenv("BENCH_NOPING") != "" {
+		cfg.PingInterval, cfg.PingTimeout = 0, 0
+	}
+	if os.Getenv("BENCH_NOMEM") != "" {
+		cfg.MemorySampleInterval = 0
+	}
 	props, err := actors.NewProcess(cfg)
 	if err != nil {
 		return err
@@ -203,6 +225,7 @@ func run(o options, out io.Writer) error {
 				what := fmt.Sprintf("%d children each asked every %v: ", n, every)
 				rows = append(rows,
 					row{what + "round trip median", "time", pick(func(l load) float64 { return float64(l.rtt) })},
+					row{what + "round trip, 99th percentile", "time", pick(func(l load) float64 { return float64(l.p99) })},
 					row{what + "asks not sent in time", "asks", pick(func(l load) float64 { return float64(l.unsent) })},
 					row{what + "parent CPU", "%", pick(func(l load) float64 { return l.parent })},
 					row{what + "children's CPU", "%", pick(func(l load) float64 { return l.kids })})
