@@ -142,14 +142,8 @@ func run(o options, out io.Writer) error {
 	quiet := slog.New(slog.DiscardHandler)
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }))
 	defer system.Shutdown()
-	cfg := actors.NewConfig(&launch.Command{Path: minimal, Env: append(os.Environ(), strings.Fields(os.Getenv("BENCH_ENV"))...)})
+	cfg := actors.NewConfig(&launch.Command{Path: minimal})
 	cfg.Logger, cfg.Restart = quiet, actors.Temporary
-	if os.Getenv("BENCH_NOPING") != "" {
-		cfg.PingInterval, cfg.PingTimeout = 0, 0
-	}
-	if os.Getenv("BENCH_NOMEM") != "" {
-		cfg.MemorySampleInterval = 0
-	}
 	props, err := actors.NewProcess(cfg)
 	if err != nil {
 		return err
