@@ -165,7 +165,7 @@ type load struct {
 	unsent         int           // asks not sent within their interval (asked fleets)
 	parent, kids   float64       // CPU, % of one core
 	system         float64       // the machine's busy CPU, % of one core
-	rss            uint64        // median child RSS, bytes
+	rss, uss       uint64        // median child RSS and USS, bytes
 	parentPerChild float64       // parent heap and stacks per child, bytes
 }
 
@@ -242,12 +242,13 @@ func fleet(s side, n int, every, hold time.Duration, heapProfile string) (load, 
 		slices.Sort(all)
 		l.rtt, l.p99 = all[len(all)/2], all[len(all)*99/100]
 	}
-	rss := make([]uint64, n)
+	rss, uss := make([]uint64, n), make([]uint64, n)
 	for i, pid := range pids {
-		rss[i] = rssOf(pid)
+		rss[i], uss[i] = rssOf(pid), ussOf(pid)
 	}
 	slices.Sort(rss)
-	l.rss = rss[n/2]
+	slices.Sort(uss)
+	l.rss, l.uss = rss[n/2], uss[n/2]
 	return l, nil
 }
 

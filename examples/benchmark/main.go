@@ -231,6 +231,7 @@ func run(o options, out io.Writer) error {
 				row{what + "parent CPU", "%", pick(func(l load) float64 { return l.parent })},
 				row{what + "the machine's CPU", "%", pick(func(l load) float64 { return l.system })},
 				row{what + "child RSS (median)", "MB", pick(func(l load) float64 { return float64(l.rss) / (1 << 20) })},
+				row{what + "child USS, its own pages (median)", "MB", pick(func(l load) float64 { return float64(l.uss) / (1 << 20) })},
 				row{what + "parent memory per child", "KB", pick(func(l load) float64 { return l.parentPerChild / 1024 })})
 		}
 	}
@@ -276,7 +277,7 @@ func format(v float64, unit string) string {
 	case unit == "asks":
 		return fmt.Sprintf("%.0f", v)
 	default:
-		return fmt.Sprintf("%.1f %s", v, unit)
+		return fmt.Sprintf("%.2f %s", v, unit)
 	}
 }
 

@@ -81,11 +81,33 @@ func selfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// heapAndStacks is what this process's Go heap and stacks hold after two collections.
+// heapAndStacks is what this process's live Go objects and goroutine stacks take after
+// two collections: the bytes of the objects (not of the spans that hold them, which
+// the churn of earlier figures leaves half empty) and of the stacks.
 func heapAndStacks() uint64 {
 	runtime.GC()
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return ms.HeapInuse + ms.StackInuse
+	return ms.HeapAlloc + ms.StackInuse
+}
+
+// ussOf is a process's unique set size in bytes: the pages only it maps (its heap, its
+// stacks, the pages of its binary it wrote to), what another child of the same program
+// adds; 0 if it is gone.
+func ussOf(pid int) uint64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/smaps_rollup")
+	if err != nil {
+		return 0
+	}
+	var total uint64
+	for _, field := range []string{"Private_Clean:", "Private_Dirty:"} {
+		_, rest, ok := bytes.Cut(b, []byte(field))
+		if !ok {
+			continue
+		}
+		kb, _ := strconv.ParseUint(string(bytes.Fields(rest)[0]), 10, 64)
+		total += kb << 10
+	}
+	return total
 }
