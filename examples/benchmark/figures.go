@@ -47,8 +47,13 @@ func startKill(sides []side, rounds int) (up, kill, closing [][]time.Duration, e
 	return up, kill, closing, nil
 }
 
+// roundTripBlock is how many round trips a side makes back to back before the next side
+// has its turn: sequential requests, as a caller makes them, with every side seeing the
+// same machine over the run.
+const roundTripBlock = 100
+
 // roundTrips makes n sequential 16-byte round trips to one child of each side,
-// interleaved, and returns their times by side.
+// interleaved in blocks, and returns their times by side.
 func roundTrips(sides []side, n int) ([][]time.Duration, error) {
 	kids := make([]child, len(sides))
 	defer func() {
@@ -66,13 +71,15 @@ func roundTrips(sides []side, n int) ([][]time.Duration, error) {
 		kids[i] = c
 	}
 	t := make([][]time.Duration, len(sides))
-	for range n {
+	for done := 0; done < n; done += roundTripBlock {
 		for i, c := range kids {
-			began := time.Now()
-			if err := c.ask(body16); err != nil {
-				return nil, fmt.Errorf("%s: ask: %w", sides[i].name(), err)
+			for range min(roundTripBlock, n-done) {
+				began := time.Now()
+				if err := c.ask(body16); err != nil {
+					return nil, fmt.Errorf("%s: ask: %w", sides[i].name(), err)
+				}
+				t[i] = append(t[i], time.Since(began))
 			}
-			t[i] = append(t[i], time.Since(began))
 		}
 	}
 	return t, nil

@@ -9,10 +9,10 @@
 // the smallest Go program that echoes a raw socket with blocking reads
 // (childproc/childproctest/rawminimal), started by os/exec; procsup's child is the
 // smallest procsup child (childproc/childproctest/minimal) under a process actor with
-// NewConfig's defaults; go-plugin's is an echo plugin (gopluginecho/plugin). Starts,
-// endings and round trips are interleaved (floor, procsup, go-plugin, again), so that
-// every side sees the same machine; the fleets (many children asked every 100 ms, or
-// idle) run one side after the other.
+// NewConfig's defaults; go-plugin's is an echo plugin (gopluginecho/plugin). Starts and
+// endings are interleaved (floor, procsup, go-plugin, again), round trips too in blocks
+// of a hundred back to back, so that every side sees the same machine; the fleets (many
+// children asked every 100 ms, or idle) run one side after the other.
 package main
 
 import (
@@ -65,7 +65,11 @@ func main() {
 	flag.DurationVar(&o.idle, "idle", 10*time.Second, "how long an idle fleet is measured (four of procsup's ping intervals by default)")
 	flag.StringVar(&o.heapProfile, "heapprofile", "", "write a heap profile of this process, taken while the largest idle fleet of procsup children is held, to this file")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process, the whole run, to this file")
+	maxprocs := flag.Int("child-gomaxprocs", 0, "GOMAXPROCS of every side's children (0: as the machine gives)")
 	flag.Parse()
+	if *maxprocs > 0 {
+		childEnv = append(os.Environ(), fmt.Sprintf("GOMAXPROCS=%d", *maxprocs))
+	}
 	if o.heapProfile != "" {
 		runtime.MemProfileRate = 1 // every allocation, for an exact profile
 	}
@@ -142,7 +146,7 @@ func run(o options, out io.Writer) error {
 	quiet := slog.New(slog.DiscardHandler)
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }))
 	defer system.Shutdown()
-	cfg := actors.NewConfig(&launch.Command{Path: minimal})
+	cfg := actors.NewConfig(&launch.Command{Path: minimal, Env: childEnv})
 	cfg.Logger, cfg.Restart = quiet, actors.Temporary
 	props, err := actors.NewProcess(cfg)
 	if err != nil {

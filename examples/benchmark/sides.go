@@ -21,6 +21,10 @@ import (
 	"github.com/procsup/procsup/messages/wire"
 )
 
+// childEnv is every child's environment: this program's, and GOMAXPROCS when
+// -child-gomaxprocs sets it (nil: the environment as it is).
+var childEnv []string
+
 // A side is one way of running a child: the floor, procsup, go-plugin over net/rpc or
 // gRPC.
 type side interface {
@@ -65,6 +69,7 @@ func (s floorSide) start() (child, error) {
 	syscall.SetNonblock(fds[0], true) // the parent's end in the netpoller, as a Go program would
 	conn, theirs := os.NewFile(uintptr(fds[0]), "control"), os.NewFile(uintptr(fds[1]), "child")
 	cmd := exec.Command(s.path)
+	cmd.Env = childEnv
 	cmd.ExtraFiles = []*os.File{theirs}
 	err = cmd.Start()
 	theirs.Close()
@@ -241,6 +246,7 @@ func (s pluginSide) start() (child, error) {
 		cfg.Cmd = exec.Command(s.path, "grpc")
 		cfg.AllowedProtocols = []plugin.Protocol{plugin.ProtocolGRPC}
 	}
+	cfg.Cmd.Env = childEnv
 	client := plugin.NewClient(cfg)
 	rpcClient, err := client.Client()
 	if err != nil {
