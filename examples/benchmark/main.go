@@ -16,6 +16,8 @@
 package main
 
 import (
+	"cmp"
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -102,14 +104,14 @@ func main() {
 }
 
 // build builds the three programs into dir: the floor, procsup's child and the plugin.
-func build(dir string) (raw, minimal, plug string, err error) {
+func build(ctx context.Context, dir string) (raw, minimal, plug string, err error) {
 	raw, minimal, plug = filepath.Join(dir, "rawminimal"), filepath.Join(dir, "minimal"), filepath.Join(dir, "plugin")
 	for out, pkg := range map[string]string{
 		raw:     "github.com/procsup/procsup/childproc/childproctest/rawminimal",
 		minimal: "github.com/procsup/procsup/childproc/childproctest/minimal",
 		plug:    "github.com/procsup/procsup/examples/benchmark/gopluginecho/plugin",
 	} {
-		if b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
+		if b, err := exec.CommandContext(ctx, "go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
 			return "", "", "", fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
 		}
 	}
@@ -131,15 +133,20 @@ func run(o options, out io.Writer) error {
 	defer os.RemoveAll(dir)
 	interrupted := make(chan os.Signal, 1)
 	signal.Notify(interrupted, os.Interrupt, syscall.SIGTERM)
+	building, stopBuilding := context.WithCancel(context.Background())
+	built := make(chan struct{})
 	go func() {
 		<-interrupted
+		stopBuilding() // a go build under way is killed, and waited for: it would write into dir
+		<-built
 		// procsup's children die with this process (their parent-death signal), the
 		// floor's at the end of their sockets; go-plugin's must be killed.
 		plugin.CleanupClients()
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}()
-	raw, minimal, plug, err := build(dir)
+	raw, minimal, plug, err := build(building, dir)
+	close(built)
 	if err != nil {
 		return err
 	}
@@ -179,7 +186,7 @@ func run(o options, out io.Writer) error {
 	}
 	cyc := make([]float64, len(sides))
 	for i, r := range rates {
-		cyc[i] = medianOf(r)
+		cyc[i] = median(r)
 	}
 	rows = append(rows, row{"spawn+ready+kill cycles/s, 2 workers", "/s", cyc})
 
@@ -293,16 +300,12 @@ func medians(d [][]time.Duration) []float64 {
 	return m
 }
 
-func median(d []time.Duration) time.Duration {
-	if len(d) == 0 {
-		return 0
+// median is the middle of v (0 for none), v left as it was.
+func median[T cmp.Ordered](v []T) T {
+	var zero T
+	if len(v) == 0 {
+		return zero
 	}
-	s := slices.Clone(d)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
-func medianOf(v []float64) float64 {
 	s := slices.Clone(v)
 	slices.Sort(s)
 	return s[len(s)/2]
