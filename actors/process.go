@@ -824,7 +824,7 @@ func (p *process) report() *messages.Exited {
 // closeProc closes the process's sockets and removes its cgroup, emptied by clearGroup.
 func (p *process) closeProc() {
 	if err := p.proc.Close(); err != nil {
-		p.log.Error("failed to remove the process's cgroup", "error", err)
+		p.log.Error("failed to close the process's sockets or remove its cgroup", "error", err)
 	}
 }
 
