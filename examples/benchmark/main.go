@@ -12,7 +12,8 @@
 // NewConfig's defaults; go-plugin's is an echo plugin (gopluginecho/plugin). Starts and
 // endings are interleaved (floor, procsup, go-plugin, again), round trips too in blocks
 // of a hundred back to back, so that every side sees the same machine; the fleets (many
-// children asked every 100 ms, or idle) run one side after the other.
+// children asked every 100 ms, or idle) run one side after the other. Progress goes to
+// stderr, with the odd line go-plugin's yamux logs there when a plugin is killed.
 package main
 
 import (
@@ -21,7 +22,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log"
 	"log/slog"
 	"math"
 	"os"
@@ -83,7 +83,6 @@ func main() {
 		}
 		o.fleets = append(o.fleets, n)
 	}
-	log.SetOutput(io.Discard) // go-plugin's yamux logs a broken pipe at each kill
 	if o.cpuProfile != "" {
 		f, err := os.Create(o.cpuProfile)
 		if err == nil {
