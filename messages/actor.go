@@ -56,12 +56,13 @@ const (
 	ReasonClosed               // closed on request (Close, or the actor stopped)
 	ReasonKilled               // killed on request (Kill)
 	ReasonOOMKilled            // the kernel's OOM killer killed it (its cgroup's memory.max)
+	ReasonNodeLost             // the node it ran on was lost (package node): its fate is unknown
 )
 
 var reasonNames = [...]string{
 	"none", "start failed", "initialization failed", "initialization timed out", "unresponsive",
 	"memory limit exceeded", "protocol error", "crashed", "exited by itself", "closed on request",
-	"killed on request", "killed by the OOM killer",
+	"killed on request", "killed by the OOM killer", "node lost",
 }
 
 // String implements fmt.Stringer.
@@ -167,6 +168,9 @@ type Status struct {
 	PingRTT time.Duration
 	// Cgroup is the process's cgroup directory, when it has one.
 	Cgroup string
+	// Node is the name of the node the process runs on, for a remote process (package
+	// node); empty for a process of this node.
+	Node string
 	// CPUPressure and MemoryPressure are the cgroup's pressure figures where the kernel
 	// keeps them: the share of the last 10 s in which some task of the cgroup waited for
 	// CPU or memory ("some avg10" of cpu.pressure and memory.pressure, 0 to 100).

@@ -19,6 +19,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/procsup/procsup/actors"
 	"github.com/procsup/procsup/actors/actortest"
@@ -155,7 +156,8 @@ func TestHandlerOnARealTree(t *testing.T) {
 
 	// The metrics: Prometheus text that parses, with the counts of what happened.
 	_, text := get(t, srv.URL+"/metrics")
-	families, err := new(expfmt.TextParser).TextToMetricFamilies(strings.NewReader(text))
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(text))
 	if err != nil {
 		t.Fatalf("the metrics do not parse: %v", err)
 	}

@@ -1,0 +1,264 @@
+package node_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/procsup/procsup/actors"
+	"github.com/procsup/procsup/actors/actortest"
+	"github.com/procsup/procsup/messages"
+	"github.com/procsup/procsup/node"
+)
+
+// restarting is the strategy of the tests' probes: restart at once, no limit.
+func restarting() actor.SupervisorStrategy {
+	return actors.NewStrategy(actors.Backoff{Initial: time.Millisecond, Max: time.Millisecond})
+}
+
+// spawnWorkers spawns n remote processes of "echo" under probe and waits for each to run;
+// it returns their proxies and their workers' OS pids.
+func spawnWorkers(t *testing.T, o *node.Node, probe *actortest.Probe, prefix string, n int, pin string) ([]*actor.PID, []int) {
+	t.Helper()
+	var pids []*actor.PID
+	var os []int
+	for i := 0; i < n; i++ {
+		props, err := o.NewProcess(node.ProcessConfig{Spec: "echo", Node: pin})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pids = append(pids, probe.Spawn(props, fmt.Sprintf("%s-%d", prefix, i)))
+	}
+	for _, p := range pids {
+		os = append(os, actortest.ExpectType(probe, wait, running(p)).OSPid)
+	}
+	return pids, os
+}
+
+// nodeOf asks a remote process where it runs.
+func nodeOf(t *testing.T, o *node.Node, pid *actor.PID) *messages.Status {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	st, err := actors.Status(ctx, o.System(), pid)
+	if err != nil {
+		t.Fatalf("Status of %s: %v", pid.Id, err)
+	}
+	return st
+}
+
+// waitGone waits until none of the OS processes is alive.
+func waitGone(t *testing.T, what string, pids ...int) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for _, p := range pids {
+		for actortest.Alive(p) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: worker %d still alive", what, p)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+// A worker that crashes is reported to its proxy, which fails with the worker's reason:
+// the proxy's strategy restarts it, and the new worker runs. Kill ends it on request.
+func TestRemoteCrashRestartedAndKill(t *testing.T) {
+	o := owner(t)
+	actortest.CheckLeaks(t)
+	b := startNodeProcess(t, "crash-b", o.MemberAddr())
+	waitMembers(t, o, "owner", b.name)
+	probe := actortest.NewProbe(t, o.System(), restarting())
+	proxies, pids := spawnWorkers(t, o, probe, "crashy", 1, "")
+	proxy := proxies[0]
+
+	probe.Send(proxy, &messages.Ask{Kind: "crash"})
+	ex := actortest.ExpectType(probe, wait, exitedOf(proxy))
+	if ex.Reason != messages.ReasonCrashed || ex.ExitCode != 3 || ex.OSPid != pids[0] {
+		t.Fatalf("Exited = %v, want crashed with exit code 3", ex)
+	}
+	actortest.ExpectType(probe, wait, func(r *messages.Restarting) bool {
+		var fe *actors.FailureError
+		return r.PID.Equal(proxy) && errors.As(r.Cause, &fe) && fe.Reason == messages.ReasonCrashed && fe.ExitCode == 3
+	})
+	again := actortest.ExpectType(probe, wait, running(proxy))
+	if again.OSPid == pids[0] || again.OSPid == 0 {
+		t.Fatalf("restarted worker pid %d, the crashed one was %d", again.OSPid, pids[0])
+	}
+	if st := nodeOf(t, o, proxy); st.Restarts != 1 || st.Node != b.name {
+		t.Fatalf("Status after the restart: %+v", st)
+	}
+
+	probe.Send(proxy, &messages.Kill{})
+	ex = actortest.ExpectType(probe, wait, func(e *messages.Exited) bool { return e.PID.Equal(proxy) && e.OSPid == again.OSPid })
+	if ex.Reason != messages.ReasonKilled || !ex.Killed || ex.Signal != syscall.SIGKILL {
+		t.Fatalf("Exited = %v, want killed on request", ex)
+	}
+	actortest.ExpectType(probe, wait, func(m *actor.Terminated) bool { return m.Who.Equal(proxy) })
+	waitGone(t, "after Kill", again.OSPid)
+}
+
+// Workers go to the least loaded node, and a node that joins later disturbs no running
+// worker: it gets the next ones.
+func TestPlacementByLoadAndJoin(t *testing.T) {
+	o := owner(t)
+	actortest.CheckLeaks(t)
+	b := startNodeProcess(t, "place-b", o.MemberAddr())
+	c := startNodeProcess(t, "place-c", o.MemberAddr())
+	waitMembers(t, o, "owner", b.name, c.name)
+	probe := actortest.NewProbe(t, o.System(), restarting())
+	proxies, pids := spawnWorkers(t, o, probe, "placed", 4, "")
+	on := map[string]int{}
+	for _, p := range proxies {
+		on[nodeOf(t, o, p).Node]++
+	}
+	if on[b.name] != 2 || on[c.name] != 2 {
+		t.Fatalf("4 workers on 2 empty nodes went %v, want 2 and 2", on)
+	}
+
+	d := startNodeProcess(t, "place-d", o.MemberAddr())
+	waitMembers(t, o, "owner", b.name, c.name, d.name)
+	more, _ := spawnWorkers(t, o, probe, "later", 2, "")
+	for _, p := range more {
+		if st := nodeOf(t, o, p); st.Node != d.name {
+			t.Fatalf("a worker placed after %s joined went to %s", d.name, st.Node)
+		}
+	}
+	for i, p := range proxies {
+		if st := nodeOf(t, o, p); st.OSPid != pids[i] || st.State != messages.Running || st.Restarts != 0 {
+			t.Fatalf("worker %s after a node joined: %+v (was pid %d)", p.Id, st, pids[i])
+		}
+	}
+	for _, m := range probe.Drain() {
+		if e, ok := m.(*messages.Exited); ok {
+			t.Fatalf("a worker ended while a node joined: %v", e)
+		}
+	}
+	pinned, _ := spawnWorkers(t, o, probe, "pinned", 1, b.name)
+	if st := nodeOf(t, o, pinned[0]); st.Node != b.name {
+		t.Fatalf("pinned to %s, runs on %s", b.name, st.Node)
+	}
+}
+
+// A SIGKILLed node's workers die with it (their parent-death signal), its proxies end
+// with ReasonNodeLost, and their strategy places replacements on the live node: every
+// worker runs once.
+func TestNodeKilled(t *testing.T) {
+	o := owner(t)
+	actortest.CheckLeaks(t)
+	b := startNodeProcess(t, "kill-b", o.MemberAddr())
+	c := startNodeProcess(t, "kill-c", o.MemberAddr())
+	waitMembers(t, o, "owner", b.name, c.name)
+	probe := actortest.NewProbe(t, o.System(), restarting())
+	proxies, pids := spawnWorkers(t, o, probe, "kw", 4, "")
+	var lost []int
+	var lostProxies []*actor.PID
+	for i, p := range proxies {
+		if nodeOf(t, o, p).Node == b.name {
+			lost, lostProxies = append(lost, pids[i]), append(lostProxies, p)
+		}
+	}
+	b.kill()
+	waitGone(t, "after its node's SIGKILL", lost...)
+	for i, p := range lostProxies {
+		ex := actortest.ExpectType(probe, wait, exitedOf(p))
+		if ex.Reason != messages.ReasonNodeLost || !errors.Is(ex.Err, messages.ReasonNodeLost) || ex.OSPid != lost[i] {
+			t.Fatalf("Exited of a worker of the killed node = %v", ex)
+		}
+		var nl *node.NodeLostError
+		if !errors.As(ex.Err, &nl) || nl.Node != b.name {
+			t.Fatalf("Exited.Err = %#v, want a *node.NodeLostError naming %s", ex.Err, b.name)
+		}
+	}
+	for _, p := range lostProxies {
+		up := actortest.ExpectType(probe, wait, func(e *messages.StateChanged) bool {
+			return e.PID.Equal(p) && e.To == messages.Running && !containsInt(lost, e.OSPid)
+		})
+		if st := nodeOf(t, o, p); st.Node != c.name || st.OSPid != up.OSPid {
+			t.Fatalf("replacement of %s: %+v", p.Id, st)
+		}
+	}
+	assertOnce(t, o, proxies)
+}
+
+// A node paused (SIGSTOP) past the detection time is declared dead: its workers are
+// replaced elsewhere. When it runs again (SIGCONT), it kills the stale workers it still
+// held, because their owner's lease expired while it was stopped.
+func TestNodePausedFenced(t *testing.T) {
+	o := owner(t)
+	actortest.CheckLeaks(t)
+	b := startNodeProcess(t, "pause-b", o.MemberAddr())
+	c := startNodeProcess(t, "pause-c", o.MemberAddr())
+	waitMembers(t, o, "owner", b.name, c.name)
+	probe := actortest.NewProbe(t, o.System(), restarting())
+	proxies, pids := spawnWorkers(t, o, probe, "pw", 4, "")
+	var stale []int
+	var moved []*actor.PID
+	for i, p := range proxies {
+		if nodeOf(t, o, p).Node == b.name {
+			stale, moved = append(stale, pids[i]), append(moved, p)
+		}
+	}
+	b.cmd.Process.Signal(syscall.SIGSTOP)
+	resumed := false
+	defer func() {
+		if !resumed {
+			b.cmd.Process.Signal(syscall.SIGCONT)
+		}
+	}()
+	for _, p := range moved {
+		ex := actortest.ExpectType(probe, wait, exitedOf(p))
+		if ex.Reason != messages.ReasonNodeLost {
+			t.Fatalf("Exited of a worker of the paused node = %v", ex)
+		}
+	}
+	for _, p := range moved {
+		actortest.ExpectType(probe, wait, func(e *messages.StateChanged) bool {
+			return e.PID.Equal(p) && e.To == messages.Running && !containsInt(stale, e.OSPid)
+		})
+	}
+	for _, pid := range stale {
+		if !actortest.Alive(pid) {
+			t.Fatalf("worker %d of the paused node died while it was stopped: the test shows nothing", pid)
+		}
+	}
+	b.cmd.Process.Signal(syscall.SIGCONT)
+	resumed = true
+	waitGone(t, "after the paused node resumed", stale...)
+	assertOnce(t, o, proxies)
+	waitMembers(t, o, "owner", b.name, c.name) // it comes back as a member
+}
+
+// assertOnce checks that every proxy's worker runs, each one once: the workers' pids
+// are distinct and alive, and answer Asks.
+func assertOnce(t *testing.T, o *node.Node, proxies []*actor.PID) {
+	t.Helper()
+	seen := map[int]string{}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	for _, p := range proxies {
+		body, err := actors.Ask(ctx, o.System(), p, "pid", nil)
+		if err != nil {
+			t.Fatalf("Ask %s: %v", p.Id, err)
+		}
+		pid, _ := strconv.Atoi(string(body))
+		if other, dup := seen[pid]; dup || !actortest.Alive(pid) {
+			t.Fatalf("worker %d of %s: alive=%v, also %q's", pid, p.Id, actortest.Alive(pid), other)
+		}
+		seen[pid] = p.Id
+	}
+}
+
+func containsInt(xs []int, x int) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}

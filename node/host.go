@@ -1,0 +1,165 @@
+package node
+
+import (
+	"sync/atomic"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/procsup/procsup/actors"
+	"github.com/procsup/procsup/messages"
+	"github.com/procsup/procsup/messages/nodepb"
+)
+
+// host supervises one worker on its node for a proxy on another (or this) node: it spawns
+// the process actor from the spec, carries the proxy's commands to it and its events
+// back, and ends the worker when its owner is lost. It never restarts the worker: the
+// proxy's strategy decides.
+type host struct {
+	n        *Node
+	spec     actors.Config
+	specName string
+	owner    *actor.PID // the proxy
+	agent    *actor.PID
+	proc     *actor.PID
+	closing  bool   // the owner asked for the end: its loss changes nothing
+	fenced   string // why the worker was killed for its owner's loss
+}
+
+// Receive implements actor.Actor.
+func (h *host) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		h.start(ctx)
+	case *nodepb.Ask:
+		h.ask(ctx, m)
+	case *nodepb.GetStatus:
+		h.status(ctx, m)
+	case *nodepb.Close:
+		h.closing = true
+		ctx.Send(h.proc, &messages.Close{Reason: m.Reason})
+	case *nodepb.Kill:
+		h.closing = true
+		ctx.Send(h.proc, &messages.Kill{})
+	case *fence:
+		h.kill(ctx, m.why)
+	case *actor.Terminated:
+		switch {
+		case m.Who.Equal(h.proc):
+			ctx.Stop(ctx.Self())
+		case m.Who.Equal(h.owner) && !h.closing:
+			if m.Why == actor.TerminatedReason_AddressTerminated {
+				h.kill(ctx, "the connection to its proxy's node ended")
+				return
+			}
+			h.closing = true // the proxy stopped: its Close may come after this
+			ctx.Send(h.proc, &messages.Close{Reason: "its proxy stopped"})
+		}
+	case messages.Event:
+		h.event(ctx, m)
+	}
+}
+
+// start spawns the worker's process actor. The spec's restart policy is set to
+// Temporary: the host never restarts it, the proxy's strategy does.
+func (h *host) start(ctx actor.Context) {
+	cfg := h.spec
+	cfg.Restart = actors.Temporary
+	props, err := actors.NewProcess(cfg)
+	if err != nil { // checked when the node started: not expected
+		ctx.Request(h.owner, &nodepb.Event{Kind: &nodepb.Event_Exited{Exited: &nodepb.Exited{
+			ExitCode: -1, Reason: int32(messages.ReasonStartFailed), Err: err.Error()}}})
+		ctx.Stop(ctx.Self())
+		return
+	}
+	h.proc = ctx.Spawn(props)
+	ctx.Watch(h.owner)
+}
+
+// kill ends the worker because its owner was lost; the proxy, if it hears, sees the end
+// as a lost node, not as a Kill it asked for.
+func (h *host) kill(ctx actor.Context, why string) {
+	if h.fenced != "" {
+		return
+	}
+	h.fenced = why
+	h.n.log.Warn("killing worker: owner lost", "host", ctx.Self().Id, "why", why)
+	ctx.Send(h.proc, &messages.Kill{})
+}
+
+// ask carries an Ask or a Send to the process actor. Its answer goes to a reply process
+// of its own (no actor, no goroutine), which sends it on to the proxy as this host: no
+// future and no second pass through the host's mailbox on the request path.
+func (h *host) ask(ctx actor.Context, m *nodepb.Ask) {
+	var msg any = &messages.Ask{Kind: m.Kind, Body: m.Body}
+	if m.OneWay {
+		msg = &messages.Send{Kind: m.Kind, Body: m.Body}
+	}
+	sys := h.n.system
+	r := &replyTo{system: sys, owner: h.owner, host: ctx.Self(), id: m.Id}
+	r.pid, _ = sys.ProcessRegistry.Add(r, "procsup-reply$"+sys.ProcessRegistry.NextId())
+	ctx.RequestWithCustomSender(h.proc, msg, r.pid) // the process actor answers every Ask once
+}
+
+// replyTo is the sender of one request a host carries to its process actor: it turns the
+// first answer into a Reply for the proxy and removes itself from the registry.
+type replyTo struct {
+	system *actor.ActorSystem
+	owner  *actor.PID
+	host   *actor.PID
+	pid    *actor.PID
+	id     uint64
+	done   atomic.Bool
+}
+
+// SendUserMessage implements actor.Process.
+func (r *replyTo) SendUserMessage(_ *actor.PID, m any) {
+	if r.done.Swap(true) {
+		return
+	}
+	r.system.ProcessRegistry.Remove(r.pid)
+	reply := &nodepb.Reply{Id: r.id}
+	switch a := actor.UnwrapEnvelopeMessage(m).(type) {
+	case *messages.Response:
+		reply.Body, reply.Error = a.Body, errorOut(a.Err)
+	default:
+		reply.Error = errorOut(notRunning(a, nil))
+	}
+	r.system.Root.RequestWithCustomSender(r.owner, reply, r.host)
+}
+
+// SendSystemMessage implements actor.Process.
+func (r *replyTo) SendSystemMessage(*actor.PID, any) {}
+
+// Stop implements actor.Process.
+func (r *replyTo) Stop(*actor.PID) {}
+
+// status carries a GetStatus to the process actor and its answer back.
+func (h *host) status(ctx actor.Context, m *nodepb.GetStatus) {
+	f := ctx.RequestFuture(h.proc, &messages.GetStatus{}, -1)
+	owner, id := h.owner, m.Id
+	ctx.ReenterAfter(f, func(res any, err error) {
+		switch r := res.(type) {
+		case *messages.Status:
+			ctx.Request(owner, statusOut(id, r))
+		case *messages.Response:
+			ctx.Request(owner, &nodepb.Status{Id: id, Error: errorOut(r.Err)})
+		default:
+			ctx.Request(owner, &nodepb.Status{Id: id, Error: errorOut(notRunning(res, err))})
+		}
+	})
+}
+
+// event forwards the worker's event to the proxy. An end caused by the owner's loss is
+// reported as a lost node.
+func (h *host) event(ctx actor.Context, ev messages.Event) {
+	if sc, ok := ev.(*messages.StateChanged); ok && sc.To == messages.Running {
+		ctx.Send(h.agent, &hostRunning{id: ctx.Self().Id})
+	}
+	out := eventOut(ev)
+	if out == nil {
+		return
+	}
+	if x := out.GetExited(); x != nil && h.fenced != "" {
+		x.Reason, x.Err = int32(messages.ReasonNodeLost), "fenced: "+h.fenced
+	}
+	ctx.Request(h.owner, out) // the sender tells the proxy which host it is from
+}
