@@ -1,6 +1,8 @@
 package node
 
 import (
+	"time"
+
 	"github.com/hashicorp/memberlist"
 )
 
@@ -71,6 +73,9 @@ func (n *Node) joined(m *memberlist.Node) {
 	if !known {
 		p = &peer{name: m.Name}
 		n.peers[m.Name] = p
+	}
+	if md.Load.Seq > p.meta.Load.Seq || md.Remote != p.meta.Remote {
+		p.suspect = time.Time{} // it published since: alive
 	}
 	if md.Load.Seq < p.meta.Load.Seq && p.meta.Remote == md.Remote {
 		md.Load = p.meta.Load // an agent's answer told us a newer figure already

@@ -51,8 +51,13 @@ type Node struct {
 type peer struct {
 	name    string
 	meta    meta
-	pending int // placements sent there and not answered yet
+	pending int       // placements sent there and not answered yet
+	suspect time.Time // when a connection to it ended (zero: none since it was last seen)
 }
+
+// suspectFor is how long a node whose connection ended gets no placement, unless
+// membership says it is alive (an update) or dead (it is removed) before.
+const suspectFor = 10 * time.Second
 
 // Member describes a live node, for Members.
 type Member struct {
@@ -321,7 +326,7 @@ func (n *Node) place(spec, pin string) (name string, m meta, err error) {
 	defer n.mu.Unlock()
 	var best *peer
 	for _, p := range n.peers {
-		if (pin != "" && p.name != pin) || !p.meta.offers(spec) {
+		if (pin != "" && p.name != pin) || !p.meta.offers(spec) || time.Since(p.suspect) < suspectFor {
 			continue
 		}
 		if best == nil || less(p, best) {
@@ -369,6 +374,17 @@ func (n *Node) placed(name string, l *Load) {
 	}
 	if l != nil && l.Seq > p.meta.Load.Seq && name != n.cfg.Name {
 		p.meta.Load = *l
+	}
+}
+
+// suspected records that the connection to the node named name ended: it gets no
+// placement for a while, so that replacements do not go back to a node that is dead
+// and not yet declared so.
+func (n *Node) suspected(name string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if p := n.peers[name]; p != nil && name != n.cfg.Name {
+		p.suspect = time.Now()
 	}
 }
 

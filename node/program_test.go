@@ -31,6 +31,7 @@ const (
 	envNodeProgram = "PROCSUP_TEST_NODE"
 	envJoin        = "PROCSUP_TEST_JOIN"
 	envSchema      = "PROCSUP_TEST_SCHEMA"
+	envKey         = "PROCSUP_TEST_KEY"
 )
 
 func nodeProgram() {
@@ -41,6 +42,9 @@ func nodeProgram() {
 		Specs: map[string]actors.Config{"echo": workerSpec(nil)}}
 	if j := os.Getenv(envJoin); j != "" {
 		cfg.Join = []string{j}
+	}
+	if k := os.Getenv(envKey); k != "" {
+		cfg.MembershipKey = []byte(k)
 	}
 	if v, _ := strconv.Atoi(os.Getenv(envSchema)); v != 0 {
 		cfg = node.WithSchema(cfg, v)
@@ -123,7 +127,11 @@ func startNodeProcess(t testing.TB, name, join string, env ...string) *nodeProc 
 	r.Close()
 	p := &nodeProc{name: name, cmd: cmd, stdin: w}
 	t.Cleanup(func() { p.stop(t) })
+	// a node process that does not start in time is a failure with its goroutines on
+	// stderr, not a hung test
+	watchdog := time.AfterFunc(wait, func() { cmd.Process.Signal(syscall.SIGQUIT) })
 	line, err := bufio.NewReader(out).ReadString('\n')
+	watchdog.Stop()
 	f := strings.Fields(line)
 	if err != nil || len(f) != 4 || f[0] != "NODE" {
 		t.Fatalf("node process %s: %q, %v", name, line, err)
@@ -149,6 +157,8 @@ func (p *nodeProc) stop(t testing.TB) {
 				t.Errorf("node process %s ended with %v (3: it leaked)", p.name, p.err)
 			}
 		case <-time.After(wait):
+			p.cmd.Process.Signal(syscall.SIGQUIT) // its goroutines, on stderr
+			time.Sleep(time.Second)
 			p.cmd.Process.Kill()
 			<-done
 			t.Errorf("node process %s did not close within %v", p.name, wait)

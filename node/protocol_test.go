@@ -65,6 +65,24 @@ func TestOtherSchemaRefused(t *testing.T) {
 	assertOnce(t, o, proxies)
 }
 
+// With a membership key, a node joins only a cluster with the same key.
+func TestMembershipKey(t *testing.T) {
+	actortest.CheckLeaks(t)
+	const key = "0123456789abcdef"
+	b := startNodeProcess(t, "key-b", "", envKey+"="+key)
+	startNodeProcess(t, "key-c", b.member, envKey+"="+key) // it fails the test if it cannot join
+	for _, env := range []string{envKey + "=", envKey + "=fedcba9876543210"} {
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), envNodeProgram+"=key-d", envJoin+"="+b.member, env)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		out, err := cmd.Output()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !bytes.HasPrefix(out, []byte("ERROR")) {
+			t.Fatalf("a node with %s joining a keyed cluster: %v, %q", env, err, out)
+		}
+	}
+}
+
 // An agent refuses a spec it does not know, whoever asks: nothing from the network
 // names a binary. A proxy for a spec no node offers ends with ErrNoNode.
 func TestUnknownSpecRefused(t *testing.T) {

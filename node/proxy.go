@@ -220,6 +220,7 @@ func (p *proxy) running(ctx actor.Context) {
 			return
 		}
 		if m.Why == actor.TerminatedReason_AddressTerminated {
+			p.n.suspected(p.node)
 			p.lost(ctx, "its connection ended")
 			return
 		}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/procsup/procsup/actors/actortest"
 	"github.com/procsup/procsup/childproc"
@@ -48,6 +49,9 @@ func runExample(t *testing.T, args string) []string {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// A hang is a failure with the example's goroutines on stderr, not a test timeout.
+	watchdog := time.AfterFunc(3*time.Minute, func() { cmd.Process.Signal(syscall.SIGQUIT) })
+	defer watchdog.Stop()
 	var results [][]string
 	var lines []string
 	sc := bufio.NewScanner(out)
