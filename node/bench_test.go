@@ -10,12 +10,13 @@ import (
 	"github.com/procsup/procsup/messages"
 	"github.com/procsup/procsup/messages/nodepb"
 	"github.com/procsup/procsup/node"
+	"github.com/procsup/procsup/node/nodetest"
 )
 
 // benchNode starts one node process for a benchmark and waits until the owner sees it.
-func benchNode(b *testing.B, name string) (*node.Node, *nodeProc) {
+func benchNode(b *testing.B, name string) (*node.Node, *nodetest.Process) {
 	o := owner(b)
-	p := startNodeProcess(b, name, o.MemberAddr())
+	p := nodetest.StartProcess(b, name, o.MemberAddr())
 	deadline := time.Now().Add(wait)
 	for len(o.Members()) < 2 || !hasMember(o, name) {
 		if time.Now().After(deadline) {
@@ -60,7 +61,8 @@ func spawnRunning(b *testing.B, sys *actor.ActorSystem, props *actor.Props) *act
 // BenchmarkRemoteAsk: an Ask through a remote process (this process's node to a node
 // process, where the worker runs), against the same Ask through a local process actor
 // (x-local) and against protoactor remote's own request and response between the same two
-// nodes (x-remote: the floor). Each side runs in blocks of 100, back to back, in turn.
+// nodes (x-remote: the floor). A remote Ask is at least both (x-sum: against remote's
+// round trip plus the local Ask). Each side runs in blocks of 100, back to back, in turn.
 func BenchmarkRemoteAsk(b *testing.B) {
 	o, p := benchNode(b, "bench-ask")
 	sys := o.System()
@@ -70,7 +72,7 @@ func BenchmarkRemoteAsk(b *testing.B) {
 	localProps, _ := actors.NewProcess(workerSpec(b))
 	local := spawnRunning(b, sys, localProps)
 	defer actors.StopAndWait(context.Background(), sys, local)
-	echo := actor.NewPID(p.remote, "bench-echo")
+	echo := actor.NewPID(p.Remote, "bench-echo")
 	ctx := context.Background()
 	body := []byte("0123456789abcdef")
 	var tRemote, tLocal, tFloor time.Duration
@@ -112,7 +114,9 @@ func BenchmarkRemoteAsk(b *testing.B) {
 	}
 	b.ReportMetric(float64(tRemote)/float64(tLocal), "x-local")
 	b.ReportMetric(float64(tRemote)/float64(tFloor), "x-remote")
+	b.ReportMetric(float64(tRemote)/float64(tFloor+tLocal), "x-sum")
 	b.ReportMetric(float64(tFloor.Microseconds())/float64(b.N), "remote-us")
+	b.ReportMetric(float64(tLocal.Microseconds())/float64(b.N), "local-us")
 }
 
 // BenchmarkRemoteSpawnToReady: spawning a remote process pinned to a node process until

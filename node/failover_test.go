@@ -14,6 +14,7 @@ import (
 	"github.com/procsup/procsup/actors/actortest"
 	"github.com/procsup/procsup/messages"
 	"github.com/procsup/procsup/node"
+	"github.com/procsup/procsup/node/nodetest"
 )
 
 // restarting is the strategy of the tests' probes: restart at once, no limit.
@@ -71,8 +72,8 @@ func waitGone(t *testing.T, what string, pids ...int) {
 func TestRemoteCrashRestartedAndKill(t *testing.T) {
 	o := owner(t)
 	actortest.CheckLeaks(t)
-	b := startNodeProcess(t, "crash-b", o.MemberAddr())
-	waitMembers(t, o, "owner", b.name)
+	b := nodetest.StartProcess(t, "crash-b", o.MemberAddr())
+	waitMembers(t, o, "owner", b.Name)
 	probe := actortest.NewProbe(t, o.System(), restarting())
 	proxies, pids := spawnWorkers(t, o, probe, "crashy", 1, "")
 	proxy := proxies[0]
@@ -90,7 +91,7 @@ func TestRemoteCrashRestartedAndKill(t *testing.T) {
 	if again.OSPid == pids[0] || again.OSPid == 0 {
 		t.Fatalf("restarted worker pid %d, the crashed one was %d", again.OSPid, pids[0])
 	}
-	if st := nodeOf(t, o, proxy); st.Restarts != 1 || st.Node != b.name {
+	if st := nodeOf(t, o, proxy); st.Restarts != 1 || st.Node != b.Name {
 		t.Fatalf("Status after the restart: %+v", st)
 	}
 
@@ -108,25 +109,25 @@ func TestRemoteCrashRestartedAndKill(t *testing.T) {
 func TestPlacementByLoadAndJoin(t *testing.T) {
 	o := owner(t)
 	actortest.CheckLeaks(t)
-	b := startNodeProcess(t, "place-b", o.MemberAddr())
-	c := startNodeProcess(t, "place-c", o.MemberAddr())
-	waitMembers(t, o, "owner", b.name, c.name)
+	b := nodetest.StartProcess(t, "place-b", o.MemberAddr())
+	c := nodetest.StartProcess(t, "place-c", o.MemberAddr())
+	waitMembers(t, o, "owner", b.Name, c.Name)
 	probe := actortest.NewProbe(t, o.System(), restarting())
 	proxies, pids := spawnWorkers(t, o, probe, "placed", 4, "")
 	on := map[string]int{}
 	for _, p := range proxies {
 		on[nodeOf(t, o, p).Node]++
 	}
-	if on[b.name] != 2 || on[c.name] != 2 {
+	if on[b.Name] != 2 || on[c.Name] != 2 {
 		t.Fatalf("4 workers on 2 empty nodes went %v, want 2 and 2", on)
 	}
 
-	d := startNodeProcess(t, "place-d", o.MemberAddr())
-	waitMembers(t, o, "owner", b.name, c.name, d.name)
+	d := nodetest.StartProcess(t, "place-d", o.MemberAddr())
+	waitMembers(t, o, "owner", b.Name, c.Name, d.Name)
 	more, _ := spawnWorkers(t, o, probe, "later", 2, "")
 	for _, p := range more {
-		if st := nodeOf(t, o, p); st.Node != d.name {
-			t.Fatalf("a worker placed after %s joined went to %s", d.name, st.Node)
+		if st := nodeOf(t, o, p); st.Node != d.Name {
+			t.Fatalf("a worker placed after %s joined went to %s", d.Name, st.Node)
 		}
 	}
 	for i, p := range proxies {
@@ -139,9 +140,9 @@ func TestPlacementByLoadAndJoin(t *testing.T) {
 			t.Fatalf("a worker ended while a node joined: %v", e)
 		}
 	}
-	pinned, _ := spawnWorkers(t, o, probe, "pinned", 1, b.name)
-	if st := nodeOf(t, o, pinned[0]); st.Node != b.name {
-		t.Fatalf("pinned to %s, runs on %s", b.name, st.Node)
+	pinned, _ := spawnWorkers(t, o, probe, "pinned", 1, b.Name)
+	if st := nodeOf(t, o, pinned[0]); st.Node != b.Name {
+		t.Fatalf("pinned to %s, runs on %s", b.Name, st.Node)
 	}
 }
 
@@ -151,19 +152,19 @@ func TestPlacementByLoadAndJoin(t *testing.T) {
 func TestNodeKilled(t *testing.T) {
 	o := owner(t)
 	actortest.CheckLeaks(t)
-	b := startNodeProcess(t, "kill-b", o.MemberAddr())
-	c := startNodeProcess(t, "kill-c", o.MemberAddr())
-	waitMembers(t, o, "owner", b.name, c.name)
+	b := nodetest.StartProcess(t, "kill-b", o.MemberAddr())
+	c := nodetest.StartProcess(t, "kill-c", o.MemberAddr())
+	waitMembers(t, o, "owner", b.Name, c.Name)
 	probe := actortest.NewProbe(t, o.System(), restarting())
 	proxies, pids := spawnWorkers(t, o, probe, "kw", 4, "")
 	var lost []int
 	var lostProxies []*actor.PID
 	for i, p := range proxies {
-		if nodeOf(t, o, p).Node == b.name {
+		if nodeOf(t, o, p).Node == b.Name {
 			lost, lostProxies = append(lost, pids[i]), append(lostProxies, p)
 		}
 	}
-	b.kill()
+	b.Kill()
 	waitGone(t, "after its node's SIGKILL", lost...)
 	for i, p := range lostProxies {
 		ex := actortest.ExpectType(probe, wait, exitedOf(p))
@@ -171,15 +172,15 @@ func TestNodeKilled(t *testing.T) {
 			t.Fatalf("Exited of a worker of the killed node = %v", ex)
 		}
 		var nl *node.NodeLostError
-		if !errors.As(ex.Err, &nl) || nl.Node != b.name {
-			t.Fatalf("Exited.Err = %#v, want a *node.NodeLostError naming %s", ex.Err, b.name)
+		if !errors.As(ex.Err, &nl) || nl.Node != b.Name {
+			t.Fatalf("Exited.Err = %#v, want a *node.NodeLostError naming %s", ex.Err, b.Name)
 		}
 	}
 	for _, p := range lostProxies {
 		up := actortest.ExpectType(probe, wait, func(e *messages.StateChanged) bool {
 			return e.PID.Equal(p) && e.To == messages.Running && !containsInt(lost, e.OSPid)
 		})
-		if st := nodeOf(t, o, p); st.Node != c.name || st.OSPid != up.OSPid {
+		if st := nodeOf(t, o, p); st.Node != c.Name || st.OSPid != up.OSPid {
 			t.Fatalf("replacement of %s: %+v", p.Id, st)
 		}
 	}
@@ -192,23 +193,23 @@ func TestNodeKilled(t *testing.T) {
 func TestNodePausedFenced(t *testing.T) {
 	o := owner(t)
 	actortest.CheckLeaks(t)
-	b := startNodeProcess(t, "pause-b", o.MemberAddr())
-	c := startNodeProcess(t, "pause-c", o.MemberAddr())
-	waitMembers(t, o, "owner", b.name, c.name)
+	b := nodetest.StartProcess(t, "pause-b", o.MemberAddr())
+	c := nodetest.StartProcess(t, "pause-c", o.MemberAddr())
+	waitMembers(t, o, "owner", b.Name, c.Name)
 	probe := actortest.NewProbe(t, o.System(), restarting())
 	proxies, pids := spawnWorkers(t, o, probe, "pw", 4, "")
 	var stale []int
 	var moved []*actor.PID
 	for i, p := range proxies {
-		if nodeOf(t, o, p).Node == b.name {
+		if nodeOf(t, o, p).Node == b.Name {
 			stale, moved = append(stale, pids[i]), append(moved, p)
 		}
 	}
-	b.cmd.Process.Signal(syscall.SIGSTOP)
+	b.Pause()
 	resumed := false
 	defer func() {
 		if !resumed {
-			b.cmd.Process.Signal(syscall.SIGCONT)
+			b.Resume()
 		}
 	}()
 	for _, p := range moved {
@@ -227,11 +228,11 @@ func TestNodePausedFenced(t *testing.T) {
 			t.Fatalf("worker %d of the paused node died while it was stopped: the test shows nothing", pid)
 		}
 	}
-	b.cmd.Process.Signal(syscall.SIGCONT)
+	b.Resume()
 	resumed = true
 	waitGone(t, "after the paused node resumed", stale...)
 	assertOnce(t, o, proxies)
-	waitMembers(t, o, "owner", b.name, c.name) // it comes back as a member
+	waitMembers(t, o, "owner", b.Name, c.Name) // it comes back as a member
 }
 
 // assertOnce checks that every proxy's worker runs, each one once: the workers' pids

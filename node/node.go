@@ -35,6 +35,8 @@ type Node struct {
 	agent  *actor.PID
 	log    *slog.Logger
 
+	// mu guards what follows. memberlist calls the node (NodeMeta, NotifyJoin...) with
+	// its own locks held: never call memberlist while holding mu.
 	mu       sync.Mutex
 	self     meta
 	peers    map[string]*peer                 // live peers by name, this node included
@@ -199,11 +201,12 @@ func (n *Node) Agent() *actor.PID { return n.agent }
 // MemberAddr is the node's membership address, for another node's Config.Join.
 func (n *Node) MemberAddr() string {
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.list == nil {
+	list := n.list
+	n.mu.Unlock() // never held while calling memberlist: its callbacks take it
+	if list == nil {
 		return ""
 	}
-	l := n.list.LocalNode()
+	l := list.LocalNode()
 	return net.JoinHostPort(l.Addr.String(), strconv.Itoa(int(l.Port)))
 }
 

@@ -21,10 +21,11 @@ import (
 	"github.com/procsup/procsup/messages"
 	"github.com/procsup/procsup/messages/wire"
 	"github.com/procsup/procsup/node"
+	"github.com/procsup/procsup/node/nodetest"
 )
 
 // The test binary is also the workers (entry "worker") and the node processes the tests
-// start (EnvNodeProgram).
+// start (nodetest).
 func TestMain(m *testing.M) {
 	childproc.Register("worker", childproc.HandlerFuncs{
 		RequestFunc: func(_ context.Context, _ *childproc.Peer, r *wire.Request) ([]byte, error) {
@@ -39,9 +40,7 @@ func TestMain(m *testing.M) {
 			return r.Body, nil
 		},
 	})
-	if os.Getenv(envNodeProgram) != "" {
-		nodeProgram()
-	}
+	nodetest.RunIfNode(configureNode)
 	childproctest.Main(m)
 }
 
@@ -121,8 +120,8 @@ func exitedOf(pid *actor.PID) func(*messages.Exited) bool {
 func TestRemoteProcessLifecycle(t *testing.T) {
 	a := owner(t)
 	actortest.CheckLeaks(t)
-	b := startNodeProcess(t, "life-b", a.MemberAddr())
-	waitMembers(t, a, "owner", b.name)
+	b := nodetest.StartProcess(t, "life-b", a.MemberAddr())
+	waitMembers(t, a, "owner", b.Name)
 
 	probe := actortest.NewProbe(t, a.System(), nil)
 	props, err := a.NewProcess(node.ProcessConfig{Spec: "echo"})
@@ -151,7 +150,7 @@ func TestRemoteProcessLifecycle(t *testing.T) {
 		t.Fatalf("a failing handler's error = %#v, want a *messages.RemoteError", err)
 	}
 	st, err := actors.Status(ctx, a.System(), proxy)
-	if err != nil || st.State != messages.Running || st.OSPid != up.OSPid || st.Node != b.name {
+	if err != nil || st.State != messages.Running || st.OSPid != up.OSPid || st.Node != b.Name {
 		t.Fatalf("Status = %+v, %v", st, err)
 	}
 

@@ -19,6 +19,7 @@ import (
 	"github.com/procsup/procsup/messages"
 	"github.com/procsup/procsup/messages/nodepb"
 	"github.com/procsup/procsup/node"
+	"github.com/procsup/procsup/node/nodetest"
 )
 
 // A node process of another schema version cannot join: membership refuses it before
@@ -27,8 +28,8 @@ import (
 func TestOtherSchemaRefused(t *testing.T) {
 	o := owner(t)
 	actortest.CheckLeaks(t)
-	b := startNodeProcess(t, "schema-b", o.MemberAddr())
-	waitMembers(t, o, "owner", b.name)
+	b := nodetest.StartProcess(t, "schema-b", o.MemberAddr())
+	waitMembers(t, o, "owner", b.Name)
 	probe := actortest.NewProbe(t, o.System(), restarting())
 	refused := make(chan *node.MemberRefused, 8)
 	sub := o.System().EventStream.Subscribe(func(ev any) {
@@ -43,7 +44,7 @@ func TestOtherSchemaRefused(t *testing.T) {
 	proxies, _ := spawnWorkers(t, o, probe, "sv", 1, "")
 
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), envNodeProgram+"=schema-v2", envJoin+"="+o.MemberAddr(), envSchema+"=2")
+	cmd.Env = append(os.Environ(), nodetest.EnvName+"=schema-v2", nodetest.EnvJoin+"="+o.MemberAddr(), envSchema+"=2")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -61,7 +62,7 @@ func TestOtherSchemaRefused(t *testing.T) {
 	case <-time.After(wait):
 		t.Fatal("no MemberRefused event")
 	}
-	waitMembers(t, o, "owner", b.name)
+	waitMembers(t, o, "owner", b.Name)
 	assertOnce(t, o, proxies)
 }
 
@@ -69,11 +70,11 @@ func TestOtherSchemaRefused(t *testing.T) {
 func TestMembershipKey(t *testing.T) {
 	actortest.CheckLeaks(t)
 	const key = "0123456789abcdef"
-	b := startNodeProcess(t, "key-b", "", envKey+"="+key)
-	startNodeProcess(t, "key-c", b.member, envKey+"="+key) // it fails the test if it cannot join
-	for _, env := range []string{envKey + "=", envKey + "=fedcba9876543210"} {
+	b := nodetest.StartProcess(t, "key-b", "", nodetest.EnvKey+"="+key)
+	nodetest.StartProcess(t, "key-c", b.MemberAddr, nodetest.EnvKey+"="+key) // it fails the test if it cannot join
+	for _, env := range []string{nodetest.EnvKey + "=", nodetest.EnvKey + "=fedcba9876543210"} {
 		cmd := exec.Command(os.Args[0])
-		cmd.Env = append(os.Environ(), envNodeProgram+"=key-d", envJoin+"="+b.member, env)
+		cmd.Env = append(os.Environ(), nodetest.EnvName+"=key-d", nodetest.EnvJoin+"="+b.MemberAddr, env)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		out, err := cmd.Output()
 		var ee *exec.ExitError
@@ -88,11 +89,11 @@ func TestMembershipKey(t *testing.T) {
 func TestUnknownSpecRefused(t *testing.T) {
 	o := owner(t)
 	actortest.CheckLeaks(t)
-	b := startNodeProcess(t, "spec-b", o.MemberAddr())
-	waitMembers(t, o, "owner", b.name)
+	b := nodetest.StartProcess(t, "spec-b", o.MemberAddr())
+	waitMembers(t, o, "owner", b.Name)
 
 	probe := actortest.NewProbe(t, o.System(), nil)
-	probe.Send(actor.NewPID(b.remote, node.AgentName), &nodepb.StartWorker{Spec: "/bin/sh", Name: "intruder", Owner: probe.PID, Generation: 1})
+	probe.Send(actor.NewPID(b.Remote, node.AgentName), &nodepb.StartWorker{Spec: "/bin/sh", Name: "intruder", Owner: probe.PID, Generation: 1})
 	st := actortest.ExpectType[*nodepb.Started](probe, wait)
 	if st.Host != nil || st.Error.GetKind() != nodepb.Error_UNKNOWN_SPEC {
 		t.Fatalf("StartWorker for an unknown spec answered %v", st)

@@ -1,0 +1,215 @@
+// Package nodetest starts procsup nodes as separate processes for tests, as
+// net/http/httptest starts servers: the test binary re-executes itself as each node, so
+// a test can SIGKILL, SIGSTOP and SIGCONT a node and watch what its own node (the one in
+// the test process) makes of it.
+//
+// One node per process: protoactor's remote sets gRPC's global logger when it starts, a
+// data race under -race between two nodes of one process. A test keeps one node of its
+// own (node.Start, once for the test binary) and starts the others with StartProcess.
+//
+//	func TestMain(m *testing.M) {
+//		nodetest.RunIfNode(func(cfg *node.Config) { cfg.Specs = mySpecs() })
+//		childproctest.Main(m) // or m.Run()
+//	}
+//
+//	func TestFailover(t *testing.T) {
+//		b := nodetest.StartProcess(t, "b", myNode.MemberAddr())
+//		...
+//		b.Kill()
+//	}
+package nodetest
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/procsup/procsup/actors/actortest"
+	"github.com/procsup/procsup/node"
+)
+
+// The environment of a node process.
+const (
+	// EnvName is the node's name: set, the binary runs as a node process (RunIfNode).
+	EnvName = "PROCSUP_NODETEST_NAME"
+	// EnvJoin is the membership address it joins (empty: a new cluster).
+	EnvJoin = "PROCSUP_NODETEST_JOIN"
+	// EnvKey is its membership key (empty: none).
+	EnvKey = "PROCSUP_NODETEST_KEY"
+)
+
+// Timeout bounds a node process's start and its close.
+var Timeout = 30 * time.Second
+
+// RunIfNode runs this binary as a node process when EnvName is set, and exits; otherwise
+// it returns at once. Call it first in TestMain. configure sets the node's config (its
+// Specs, mostly) after the name, the join address and the key from the environment.
+//
+// A node process prints one line, "NODE <name> <remote address> <membership address>",
+// and runs until SIGTERM or until its stdin closes (the test ended). On SIGTERM it closes
+// the node and checks that it left no goroutine, descriptor or child process behind: it
+// exits 0 when it left none, 3 when it did (its goroutines on stderr), 2 when the node
+// failed to start or close ("ERROR ..." on stdout).
+func RunIfNode(configure func(*node.Config)) {
+	name := os.Getenv(EnvName)
+	if name == "" {
+		return
+	}
+	os.Unsetenv(EnvName) // the workers it starts may be this binary too
+	os.Exit(runNode(name, configure))
+}
+
+func runNode(name string, configure func(*node.Config)) int {
+	cfg := node.Config{Name: name}
+	if j := os.Getenv(EnvJoin); j != "" {
+		cfg.Join = []string{j}
+	}
+	if k := os.Getenv(EnvKey); k != "" {
+		cfg.MembershipKey = []byte(k)
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	goroutines, fds := actortest.CountGoroutines(), actortest.CountFDs()
+	n, err := node.Start(context.Background(), cfg)
+	if err != nil {
+		fmt.Println("ERROR", err)
+		return 2
+	}
+	fmt.Println("NODE", n.Name(), n.Address(), n.MemberAddr())
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	eof := make(chan struct{})
+	go func() {
+		io.Copy(io.Discard, os.Stdin)
+		close(eof)
+	}()
+	select {
+	case <-term:
+	case <-eof:
+		return 0
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	defer cancel()
+	if err := n.Close(ctx); err != nil {
+		fmt.Println("ERROR closing:", err)
+		return 2
+	}
+	signal.Stop(term)
+	// the stdin reader and os/signal's loop are the goroutines allowed to remain
+	deadline := time.Now().Add(actortest.LeakTimeout)
+	for actortest.CountGoroutines() > goroutines+2 || actortest.CountFDs() > fds || len(actortest.ChildPIDs()) > 0 {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			fmt.Fprintf(os.Stderr, "LEAKED goroutines %d -> %d, descriptors %d -> %d, children %v\n%s\n", goroutines,
+				actortest.CountGoroutines(), fds, actortest.CountFDs(), actortest.ChildPIDs(), buf[:runtime.Stack(buf, true)])
+			return 3
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return 0
+}
+
+// Process is a node process a test started.
+type Process struct {
+	// Name, Remote and MemberAddr are the node's name, remote address (its agent is
+	// actor.NewPID(Remote, node.AgentName)) and membership address (to join).
+	Name, Remote, MemberAddr string
+	// Cmd is the process; Cmd.Process.Pid its pid.
+	Cmd *exec.Cmd
+
+	tb    testing.TB
+	stdin *os.File
+	once  sync.Once
+}
+
+// StartProcess starts a node process named name that joins join (empty: a new cluster),
+// with env added to its environment (EnvKey, say), and waits for its NODE line. When the
+// test ends it is stopped with SIGTERM and must exit 0 (closed, nothing leaked), unless
+// the test killed it. It dies with the test (parent-death signal) whatever happens.
+func StartProcess(tb testing.TB, name, join string, env ...string) *Process {
+	tb.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer r.Close()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), append(env, EnvName+"="+name, EnvJoin+"="+join)...)
+	cmd.Stdin = r
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		w.Close()
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		w.Close()
+		tb.Fatal(err)
+	}
+	p := &Process{Name: name, Cmd: cmd, tb: tb, stdin: w}
+	tb.Cleanup(p.Stop)
+	// one that does not start in time fails the test with its goroutines on stderr
+	watchdog := time.AfterFunc(Timeout, func() { cmd.Process.Signal(syscall.SIGQUIT) })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	watchdog.Stop()
+	f := strings.Fields(line)
+	if err != nil || len(f) != 4 || f[0] != "NODE" {
+		tb.Fatalf("node process %s: %q, %v", name, line, err)
+	}
+	p.Remote, p.MemberAddr = f[2], f[3]
+	return p
+}
+
+// Kill SIGKILLs the node process and reaps it.
+func (p *Process) Kill() {
+	p.once.Do(func() {
+		p.Cmd.Process.Kill()
+		p.Cmd.Wait()
+		p.stdin.Close()
+	})
+}
+
+// Pause stops the node process (SIGSTOP); its workers, separate processes, go on.
+func (p *Process) Pause() { p.Cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Resume continues a paused node process (SIGCONT).
+func (p *Process) Resume() { p.Cmd.Process.Signal(syscall.SIGCONT) }
+
+// Stop closes the node process (SIGCONT, then SIGTERM) and fails the test unless it exits
+// 0 within Timeout. It runs when the test ends; calling it earlier is fine.
+func (p *Process) Stop() {
+	p.once.Do(func() {
+		defer p.stdin.Close()
+		p.Resume()
+		if p.Cmd.Process.Signal(syscall.SIGTERM) != nil {
+			p.Cmd.Wait()
+			return
+		}
+		done := make(chan error, 1)
+		go func() { done <- p.Cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				p.tb.Errorf("node process %s ended with %v (2: it failed to close, 3: it leaked)", p.Name, err)
+			}
+		case <-time.After(Timeout):
+			p.Cmd.Process.Signal(syscall.SIGQUIT) // its goroutines, on stderr
+			time.Sleep(time.Second)
+			p.Cmd.Process.Kill()
+			<-done
+			p.tb.Errorf("node process %s did not close within %v", p.Name, Timeout)
+		}
+	})
+}
