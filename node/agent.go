@@ -21,6 +21,8 @@ type (
 	fence struct{ why string }
 	// nodeLost: a proxy's node was lost.
 	nodeLost struct{ node, how string }
+	// announcement: a membership event to publish on the EventStream.
+	announcement struct{ ev any }
 )
 
 // agent is a node's well-known actor: it starts a host per worker a proxy asks for, from
@@ -68,6 +70,8 @@ func (a *agent) Receive(ctx actor.Context) {
 		a.schedule()
 	case *ownerLost:
 		a.fence(ctx, m.owner, "its node "+m.node+" was declared dead")
+	case *announcement:
+		a.n.system.EventStream.Publish(m.ev)
 	case *hostRunning:
 		if h := a.hosts[m.id]; h != nil {
 			h.running = true

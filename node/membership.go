@@ -84,7 +84,7 @@ func (n *Node) joined(m *memberlist.Node) {
 	n.mu.Unlock()
 	if !known {
 		n.log.Info("member joined", "member", m.Name, "remote", md.Remote)
-		n.system.EventStream.Publish(&MemberJoined{Agent: n.agent, Node: m.Name, Remote: md.Remote})
+		n.announce(&MemberJoined{Agent: n.agent, Node: m.Name, Remote: md.Remote})
 	}
 }
 
@@ -106,7 +106,7 @@ func (n *Node) left(m *memberlist.Node) {
 		proxies = append(proxies, id)
 	}
 	n.log.Warn("member lost", "member", m.Name, "remote", p.meta.Remote, "proxies", len(w))
-	n.system.EventStream.Publish(&MemberLost{Agent: n.agent, Node: m.Name, Remote: p.meta.Remote})
+	n.announce(&MemberLost{Agent: n.agent, Node: m.Name, Remote: p.meta.Remote})
 	for _, pid := range w {
 		n.system.Root.Send(pid, &nodeLost{node: m.Name, how: "membership declared it dead"})
 	}
@@ -120,5 +120,12 @@ func (n *Node) refuse(m *memberlist.Node, err error) {
 		return
 	}
 	n.log.Warn("member refused", "member", m.Name, "addr", m.Address(), "err", err)
-	n.system.EventStream.Publish(&MemberRefused{Agent: n.agent, Node: m.Name, Addr: m.Address(), Err: err})
+	n.announce(&MemberRefused{Agent: n.agent, Node: m.Name, Addr: m.Address(), Err: err})
+}
+
+// announce publishes a membership event through the agent: memberlist calls the node
+// with its locks held, and an EventStream handler that called memberlist (MemberAddr)
+// would deadlock if it ran here.
+func (n *Node) announce(ev any) {
+	n.system.Root.Send(n.agent, &announcement{ev: ev})
 }
