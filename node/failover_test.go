@@ -150,20 +150,7 @@ func TestPlacementByLoadAndJoin(t *testing.T) {
 // with ReasonNodeLost, and their strategy places replacements on the live node: every
 // worker runs once.
 func TestNodeKilled(t *testing.T) {
-	o := owner(t)
-	actortest.CheckLeaks(t)
-	b := nodetest.StartProcess(t, "kill-b", o.MemberAddr())
-	c := nodetest.StartProcess(t, "kill-c", o.MemberAddr())
-	waitMembers(t, o, "owner", b.Name, c.Name)
-	probe := actortest.NewProbe(t, o.System(), restarting())
-	proxies, pids := spawnWorkers(t, o, probe, "kw", 4, "")
-	var lost []int
-	var lostProxies []*actor.PID
-	for i, p := range proxies {
-		if nodeOf(t, o, p).Node == b.Name {
-			lost, lostProxies = append(lost, pids[i]), append(lostProxies, p)
-		}
-	}
+	o, b, c, probe, proxies, lostProxies, lost := twoNodes(t, "kill")
 	b.Kill()
 	waitGone(t, "after its node's SIGKILL", lost...)
 	for i, p := range lostProxies {
@@ -191,20 +178,7 @@ func TestNodeKilled(t *testing.T) {
 // replaced elsewhere. When it runs again (SIGCONT), it kills the stale workers it still
 // held, because their owner's lease expired while it was stopped.
 func TestNodePausedFenced(t *testing.T) {
-	o := owner(t)
-	actortest.CheckLeaks(t)
-	b := nodetest.StartProcess(t, "pause-b", o.MemberAddr())
-	c := nodetest.StartProcess(t, "pause-c", o.MemberAddr())
-	waitMembers(t, o, "owner", b.Name, c.Name)
-	probe := actortest.NewProbe(t, o.System(), restarting())
-	proxies, pids := spawnWorkers(t, o, probe, "pw", 4, "")
-	var stale []int
-	var moved []*actor.PID
-	for i, p := range proxies {
-		if nodeOf(t, o, p).Node == b.Name {
-			stale, moved = append(stale, pids[i]), append(moved, p)
-		}
-	}
+	o, b, c, probe, proxies, moved, stale := twoNodes(t, "pause")
 	b.Pause()
 	resumed := false
 	defer func() {
@@ -233,6 +207,29 @@ func TestNodePausedFenced(t *testing.T) {
 	waitGone(t, "after the paused node resumed", stale...)
 	assertOnce(t, o, proxies)
 	waitMembers(t, o, "owner", b.Name, c.Name) // it comes back as a member
+}
+
+// twoNodes starts node processes <prefix>-b and <prefix>-c, places 4 workers on them from
+// the owner under a restarting probe, and returns which of them run on b.
+func twoNodes(t *testing.T, prefix string) (o *node.Node, b, c *nodetest.Process, probe *actortest.Probe,
+	proxies, onB []*actor.PID, onBPids []int) {
+	t.Helper()
+	o = owner(t)
+	actortest.CheckLeaks(t)
+	b = nodetest.StartProcess(t, prefix+"-b", o.MemberAddr())
+	c = nodetest.StartProcess(t, prefix+"-c", o.MemberAddr())
+	waitMembers(t, o, "owner", b.Name, c.Name)
+	probe = actortest.NewProbe(t, o.System(), restarting())
+	proxies, pids := spawnWorkers(t, o, probe, prefix+"w", 4, "")
+	for i, p := range proxies {
+		if nodeOf(t, o, p).Node == b.Name {
+			onB, onBPids = append(onB, p), append(onBPids, pids[i])
+		}
+	}
+	if len(onB) == 0 {
+		t.Fatalf("no worker of 4 on %s", b.Name)
+	}
+	return o, b, c, probe, proxies, onB, onBPids
 }
 
 // assertOnce checks that every proxy's worker runs, each one once: the workers' pids

@@ -242,7 +242,7 @@ func mostLoaded(ctx context.Context, sys *actor.ActorSystem, proxies []*actor.PI
 		c, cancel := context.WithTimeout(ctx, 5*time.Second)
 		st, err := actors.Status(c, sys, p)
 		cancel()
-		if err == nil && st.State == messages.Running {
+		if err == nil && st.Node != "" && st.State != messages.Dead { // placed there, running or starting
 			by[st.Node] = append(by[st.Node], lostWorker{proxy: p, osPid: st.OSPid})
 		}
 	}

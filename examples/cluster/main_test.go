@@ -34,7 +34,7 @@ var resultLine = regexp.MustCompile(`^RESULT nodes=(\d+) workers=(\d+) lost=(\d+
 
 // runExample runs the example with args and returns its RESULT fields, after checking
 // that it exited 0, printed exactly one RESULT line, and left nothing running.
-func runExample(t *testing.T, args string) []string {
+func runExample(t *testing.T, args string) (result []string, output string) {
 	t.Helper()
 	actortest.CheckLeaks(t)
 	exe, _ := os.Executable()
@@ -67,23 +67,23 @@ func runExample(t *testing.T, args string) []string {
 	if len(results) != 1 {
 		t.Fatalf("%d RESULT lines; the output:\n%s", len(results), strings.Join(lines, "\n"))
 	}
-	return results[0]
+	return results[0], strings.Join(lines, "\n")
 }
 
 // The node holding the most workers is SIGKILLed: its workers die with it and run again
 // on the others, once each.
 func TestClusterKill(t *testing.T) {
-	r := runExample(t, "-nodes 3 -workers 6 -fail-after 2s -duration 12s")
+	r, out := runExample(t, "-nodes 3 -workers 6 -fail-after 4s -duration 12s")
 	if r[1] != "3" || r[2] != "6" || r[3] == "0" || r[4] != r[3] || r[5] != "0" || r[6] != "0" {
-		t.Fatalf("%s: want lost > 0, replaced = lost, no duplicates, no orphans", r[0])
+		t.Fatalf("%s: want lost > 0, replaced = lost, no duplicates, no orphans; the output:\n%s", r[0], out)
 	}
 }
 
 // With -pause the node is SIGSTOPped past the detection time, then resumed: its workers
 // are replaced elsewhere, and it kills the stale ones when it runs again.
 func TestClusterPause(t *testing.T) {
-	r := runExample(t, "-nodes 3 -workers 6 -fail-after 2s -pause -pause-for 8s -duration 14s")
+	r, out := runExample(t, "-nodes 3 -workers 6 -fail-after 4s -pause -pause-for 8s -duration 16s")
 	if r[3] == "0" || r[4] != r[3] || r[5] != "0" || r[6] != "0" {
-		t.Fatalf("%s: want lost > 0, replaced = lost, no duplicates, no orphans", r[0])
+		t.Fatalf("%s: want lost > 0, replaced = lost, no duplicates, no orphans; the output:\n%s", r[0], out)
 	}
 }
