@@ -2,6 +2,8 @@ package node_test
 
 import (
 	"context"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,9 +15,13 @@ import (
 	"github.com/procsup/procsup/node/nodetest"
 )
 
-// benchNode starts one node process for a benchmark and waits until the owner sees it.
-func benchNode(b *testing.B, name string) (*node.Node, *nodetest.Process) {
+var benchRound atomic.Int64
+
+// benchNode starts one node process for a benchmark (a new name each round: the last
+// round's may not have left yet) and waits until the owner sees it.
+func benchNode(b *testing.B, prefix string) (*node.Node, *nodetest.Process) {
 	o := owner(b)
+	name := fmt.Sprintf("%s-%d", prefix, benchRound.Add(1))
 	p := nodetest.StartProcess(b, name, o.MemberAddr())
 	deadline := time.Now().Add(wait)
 	for len(o.Members()) < 2 || !hasMember(o, name) {
@@ -36,24 +42,34 @@ func hasMember(o *node.Node, name string) bool {
 	return false
 }
 
-// spawnRunning spawns props from the system's root and waits until it runs.
+// spawnRunning spawns props from the system's root and waits until it runs; on a
+// timeout it fails with every event of that actor.
 func spawnRunning(b *testing.B, sys *actor.ActorSystem, props *actor.Props) *actor.PID {
-	ready := make(chan *actor.PID, 16)
+	events := make(chan messages.Event, 64)
 	sub := sys.EventStream.Subscribe(func(ev any) {
-		if sc, ok := ev.(*messages.StateChanged); ok && sc.To == messages.Running {
-			ready <- sc.PID
+		if e, ok := ev.(messages.Event); ok {
+			select {
+			case events <- e:
+			default:
+			}
 		}
 	})
 	defer sys.EventStream.Unsubscribe(sub)
 	pid := sys.Root.Spawn(props)
+	var seen []string
+	timeout := time.After(wait)
 	for {
 		select {
-		case p := <-ready:
-			if p.Equal(pid) {
+		case e := <-events:
+			if !e.Actor().Equal(pid) {
+				continue
+			}
+			seen = append(seen, e.String())
+			if sc, ok := e.(*messages.StateChanged); ok && sc.To == messages.Running {
 				return pid
 			}
-		case <-time.After(wait):
-			b.Fatal("not running")
+		case <-timeout:
+			b.Fatalf("%s not running within %v; its events: %q", pid.Id, wait, seen)
 		}
 	}
 }
@@ -66,7 +82,7 @@ func spawnRunning(b *testing.B, sys *actor.ActorSystem, props *actor.Props) *act
 func BenchmarkRemoteAsk(b *testing.B) {
 	o, p := benchNode(b, "bench-ask")
 	sys := o.System()
-	remoteProps, _ := o.NewProcess(node.ProcessConfig{Spec: "echo", Node: "bench-ask"})
+	remoteProps, _ := o.NewProcess(node.ProcessConfig{Spec: "echo", Node: p.Name})
 	remote := spawnRunning(b, sys, remoteProps)
 	defer actors.StopAndWait(context.Background(), sys, remote)
 	localProps, _ := actors.NewProcess(workerSpec(b))
@@ -123,9 +139,9 @@ func BenchmarkRemoteAsk(b *testing.B) {
 // it runs, then stopping it, against the same for a local process actor in turn. ns/op is
 // the remote spawn to running; extra-ms is what placing it remotely adds (goal: 5 ms).
 func BenchmarkRemoteSpawnToReady(b *testing.B) {
-	o, _ := benchNode(b, "bench-spawn")
+	o, p := benchNode(b, "bench-spawn")
 	sys := o.System()
-	remoteProps, _ := o.NewProcess(node.ProcessConfig{Spec: "echo", Node: "bench-spawn"})
+	remoteProps, _ := o.NewProcess(node.ProcessConfig{Spec: "echo", Node: p.Name})
 	localProps, _ := actors.NewProcess(workerSpec(b))
 	var tRemote, tLocal time.Duration
 	b.ResetTimer()

@@ -149,6 +149,10 @@ func TestRemoteProcessLifecycle(t *testing.T) {
 	if !errors.As(err, &re) || re.Message != "no such model" {
 		t.Fatalf("a failing handler's error = %#v, want a *messages.RemoteError", err)
 	}
+	probe.Send(proxy, &messages.Send{Kind: "note", Body: []byte("x")}) // one-way; the sender hears it was written
+	if r := actortest.ExpectType[*messages.Response](probe, wait); r.Err != nil {
+		t.Fatalf("Send = %v", r.Err)
+	}
 	st, err := actors.Status(ctx, a.System(), proxy)
 	if err != nil || st.State != messages.Running || st.OSPid != up.OSPid || st.Node != b.Name {
 		t.Fatalf("Status = %+v, %v", st, err)
