@@ -39,9 +39,10 @@ func (n *Node) NewProcess(cfg ProcessConfig) (*actor.Props, error) {
 	if cfg.MaxHeld == 0 {
 		cfg.MaxHeld = 1000
 	}
-	restarts := &atomic.Int64{} // across the proxy's instances
+	restarts := &atomic.Int64{} // across the proxy's instances, as its PID is
+	gens := &atomic.Uint64{}
 	return actor.PropsFromProducer(func() actor.Actor {
-		p := &proxy{n: n, cfg: cfg, restarts: restarts, pending: map[uint64]*actor.PID{}}
+		p := &proxy{n: n, cfg: cfg, restarts: restarts, gens: gens, pending: map[uint64]*actor.PID{}}
 		p.behavior = actor.NewBehavior()
 		p.behavior.Become(p.placing)
 		return p
@@ -56,8 +57,9 @@ type proxy struct {
 	parent   *actor.PID
 	behavior actor.Behavior
 	restarts *atomic.Int64
+	gens     *atomic.Uint64 // placements of every instance: a late answer to an old one is known
 
-	gen    uint64 // placement attempt, so a late answer to an old one is known
+	gen    uint64 // this placement
 	node   string // where the worker is placed
 	host   *actor.PID
 	timer  *time.Timer
@@ -111,7 +113,7 @@ func (p *proxy) Receive(ctx actor.Context) {
 
 // place chooses a node and asks its agent for the worker.
 func (p *proxy) place(ctx actor.Context) {
-	p.gen++
+	p.gen = p.gens.Add(1)
 	name, m, err := p.n.place(p.cfg.Spec, p.cfg.Node)
 	if err != nil {
 		p.end(ctx, &messages.Exited{PID: p.self, ExitCode: -1, Reason: messages.ReasonStartFailed, Err: err})
