@@ -79,7 +79,11 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.Name), peers: map[string]*peer{},
 		watchers: map[string]map[string]*actor.PID{}, publish: make(chan struct{}, 1), stop: make(chan struct{})}
 	n.system = cfg.System
-	if n.system == nil {
+	if n.system != nil {
+		if _, started := n.system.Extensions.Get((&remote.Remote{}).ExtensionID()).(*remote.Remote); started {
+			return nil, fmt.Errorf("%w: Config.System has remote started already (one node per actor system)", ErrBadConfig)
+		}
+	} else {
 		n.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return cfg.Logger }))
 		n.ownSys = true
 	}

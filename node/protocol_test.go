@@ -114,6 +114,12 @@ func TestUnknownSpecRefused(t *testing.T) {
 	if _, err := node.Start(context.Background(), node.Config{MembershipKey: []byte("short")}); !errors.Is(err, node.ErrBadConfig) {
 		t.Fatalf("Start with a 5-byte key: %v", err)
 	}
+	if _, err := node.Start(context.Background(), node.Config{System: o.System()}); !errors.Is(err, node.ErrBadConfig) {
+		t.Fatalf("Start on a system that is a node already: %v", err)
+	}
+	if _, err := node.Start(context.Background(), node.Config{LeaseInterval: time.Second, LeaseTimeout: time.Second}); !errors.Is(err, node.ErrBadConfig) {
+		t.Fatalf("Start with a lease timeout not above its interval: %v", err)
+	}
 }
 
 // The committed generated code is what protoc makes of node.proto (Debian's
