@@ -19,6 +19,8 @@ import (
 // The test binary doubles as every child program the tests start.
 func TestMain(m *testing.M) {
 	childproc.Register("echo", echoChild())
+	childproc.Register("quick", orderChild(true))
+	childproc.Register("concurrent", orderChild(false))
 	childproc.Register("flood", floodChild())
 	childproc.Register("grandparent", grandparentChild())
 	childproc.Register("cgroupsupervisor", cgroupSupervisor())
@@ -29,6 +31,20 @@ func TestMain(m *testing.M) {
 // echoChild fails Init when the payload says "fail", echoes requests, and answers the
 // one-way messages "log" (logs a record with attributes and groups) and "ask" (asks the
 // parent a question and sends back the answer).
+// orderChild answers "slow" after 100 ms and anything else at once, on the read loop when
+// quick.
+func orderChild(quick bool) childproc.Handler {
+	return childproc.HandlerFuncs{
+		QuickRequests: quick,
+		RequestFunc: func(ctx context.Context, p *childproc.Peer, r *wire.Request) ([]byte, error) {
+			if r.Kind == "slow" {
+				time.Sleep(100 * time.Millisecond)
+			}
+			return r.Body, nil
+		},
+	}
+}
+
 func echoChild() childproc.Handler {
 	return childproc.HandlerFuncs{
 		InitFunc: func(ctx context.Context, req *wire.InitializeRequest) error {

@@ -133,6 +133,43 @@ func TestLifecycle(t *testing.T) {
 	}
 }
 
+// A quick handler's requests are answered by the read loop, one at a time and in order:
+// a slow request's reply comes before the fast one sent after it, and so does the pong of
+// a ping sent after it. Without QuickRequests each request has a goroutine, and the fast
+// one overtakes.
+func TestQuickRequestsAnsweredInOrder(t *testing.T) {
+	actortest.CheckLeaks(t)
+	for _, tc := range []struct {
+		entry string
+		want  []string
+	}{
+		{"quick", []string{"reply 1", "reply 2", "pong"}},
+		{"concurrent", nil}, // the slow reply last; the other two in either order
+	} {
+		c := start(t, tc.entry)
+		if resp := c.initialize(t, &wire.InitializeRequest{PingInterval: time.Second, PingTimeout: 5 * time.Second}); resp.Error != "" {
+			t.Fatalf("init error %q", resp.Error)
+		}
+		c.send(t, &wire.Request{ID: 1, Kind: "slow", Body: []byte("1")})
+		c.send(t, &wire.Request{ID: 2, Kind: "fast", Body: []byte("2")})
+		c.send(t, &wire.PingRequest{SentAt: 7})
+		var got []string
+		for range 3 {
+			switch m := c.recv(t).(type) {
+			case *wire.Reply:
+				got = append(got, fmt.Sprintf("reply %d", m.ID))
+			case *wire.PongResponse:
+				got = append(got, "pong")
+			}
+		}
+		if tc.want == nil && got[2] != "reply 1" || tc.want != nil && strings.Join(got, ", ") != strings.Join(tc.want, ", ") {
+			t.Fatalf("%s child: answers in the order %v, want %v (nil: the slow one last)", tc.entry, got, tc.want)
+		}
+		c.send(t, &wire.ShutdownRequest{Reason: "done"})
+		c.wait(t)
+	}
+}
+
 func TestInitErrorReachesParent(t *testing.T) {
 	actortest.CheckLeaks(t)
 	c := start(t, "echo")

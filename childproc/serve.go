@@ -322,7 +322,8 @@ func readError(op string, err error) error {
 
 // readLoop reads control frames until the socket ends, answering pings at once. It never
 // waits for a handler: messages wait in a queue of up to MessageQueueBytes for the
-// message handler, and each request runs in its own goroutine.
+// message handler, and each request runs in its own goroutine, except a quick handler's
+// (QuickRequestHandler), which the loop answers itself.
 func (s *session) readLoop(runCtx context.Context, cancel context.CancelCauseFunc) {
 	q := s.queue
 	var wg sync.WaitGroup
@@ -344,6 +345,10 @@ func (s *session) readLoop(runCtx context.Context, cancel context.CancelCauseFun
 	defer wg.Wait()
 	defer q.close()
 	rh, _ := s.h.(RequestHandler)
+	quick := false
+	if qh, ok := s.h.(QuickRequestHandler); ok {
+		quick = qh.Quick()
+	}
 	for {
 		m, err := s.r.Read()
 		if errors.Is(err, wire.ErrUnknownType) {
@@ -370,6 +375,11 @@ func (s *session) readLoop(runCtx context.Context, cancel context.CancelCauseFun
 		case *wire.Request:
 			if !s.calls.begin() {
 				s.w.Write(&wire.Reply{ID: m.ID, Error: "the child is shutting down"})
+				continue
+			}
+			if quick {
+				s.handleRequest(runCtx, rh, m)
+				s.calls.end()
 				continue
 			}
 			go func() {
