@@ -12,6 +12,6 @@ import (
 func main() {
 	childproc.Main(childproc.HandlerFuncs{
 		QuickRequests: true, // an echo never waits: answered on the read loop
-		RequestFunc: func(_ context.Context, _ *childproc.Peer, r *wire.Request) ([]byte, error) { return r.Body, nil },
+		RequestFunc:   func(_ context.Context, _ *childproc.Peer, r *wire.Request) ([]byte, error) { return r.Body, nil },
 	})
 }
