@@ -135,19 +135,21 @@ func run(args []string, stdout io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	first, err := node.Start(ctx, node.Config{Name: "node-1", Specs: map[string]actors.Config{"worker": cfg}, Logger: logger})
+	// The system first, with the subscription, so that no event of the node's start is
+	// missed.
+	sys := newSystem(logger)
+	w := newWatch("node-1")
+	sub := sys.EventStream.Subscribe(func(ev any) {
+		if e, ok := ev.(messages.Event); ok {
+			out.line("node-1 %v", e)
+			w.event(e)
+		}
+	})
+	first, err := node.Start(ctx, node.Config{Name: "node-1", Specs: map[string]actors.Config{"worker": cfg}, Logger: logger, System: sys})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cluster:", err)
 		return 1
 	}
-	sys := first.System()
-	w := newWatch(first.Name())
-	sub := sys.EventStream.Subscribe(func(ev any) {
-		if e, ok := ev.(messages.Event); ok {
-			out.line("%s %v", first.Name(), e)
-			w.event(e)
-		}
-	})
 	defer sys.EventStream.Unsubscribe(sub)
 
 	procs := map[string]*nodeProc{}
@@ -369,6 +371,11 @@ func alive(pid int) bool {
 	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
 
+// newSystem is an actor system that logs to logger.
+func newSystem(logger *slog.Logger) *actor.ActorSystem {
+	return actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
+}
+
 // nodeProc is a node process.
 type nodeProc struct {
 	name  string
@@ -449,18 +456,35 @@ func nodeProcess(name, join string, stdout io.Writer) int {
 		return 1
 	}
 	out := &printer{w: stdout}
+	// Events are printed from the start, after the NODE line the first node waits for.
+	var mu sync.Mutex
+	var early []string
+	started := false
+	sys := newSystem(logger)
+	sys.EventStream.Subscribe(func(ev any) {
+		if e, ok := ev.(messages.Event); ok {
+			mu.Lock()
+			defer mu.Unlock()
+			if !started {
+				early = append(early, fmt.Sprintf("%s %v", name, e))
+				return
+			}
+			out.line("%s %v", name, e)
+		}
+	})
 	n, err := node.Start(context.Background(), node.Config{Name: name, Join: []string{join},
-		Specs: map[string]actors.Config{"worker": cfg}, Logger: logger})
+		Specs: map[string]actors.Config{"worker": cfg}, Logger: logger, System: sys})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, name+":", err)
 		return 1
 	}
-	n.System().EventStream.Subscribe(func(ev any) {
-		if e, ok := ev.(messages.Event); ok {
-			out.line("%s %v", name, e)
-		}
-	})
+	mu.Lock()
 	out.line("NODE %s %s %s", name, n.Address(), n.MemberAddr())
+	for _, l := range early {
+		out.line("%s", l)
+	}
+	started = true
+	mu.Unlock()
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM, syscall.SIGINT)
 	eof := make(chan struct{})
