@@ -85,28 +85,55 @@ func (h *host) kill(ctx actor.Context, why string) {
 	ctx.Send(h.proc, &messages.Kill{})
 }
 
-// ask carries an Ask or a Send to the process actor. Its answer goes to a reply process
-// of its own (no actor, no goroutine), which sends it on to the proxy as this host: no
-// future and no second pass through the host's mailbox on the request path.
+// ask carries an Ask or a Send to the process actor; its answer comes back as a Reply.
 func (h *host) ask(ctx actor.Context, m *nodepb.Ask) {
 	var msg any = &messages.Ask{Kind: m.Kind, Body: m.Body}
 	if m.OneWay {
 		msg = &messages.Send{Kind: m.Kind, Body: m.Body}
 	}
-	sys := h.n.system
-	r := &replyTo{system: sys, owner: h.owner, host: ctx.Self(), id: m.Id}
-	r.pid, _ = sys.ProcessRegistry.Add(r, "procsup-reply$"+sys.ProcessRegistry.NextId())
-	ctx.RequestWithCustomSender(h.proc, msg, r.pid) // the process actor answers every Ask once
+	h.request(ctx, msg, func(answer any) any {
+		reply := &nodepb.Reply{Id: m.Id}
+		if r, ok := answer.(*messages.Response); ok {
+			reply.Body, reply.Error = r.Body, errorOut(r.Err)
+		} else {
+			reply.Error = errorOut(notRunning(answer, nil))
+		}
+		return reply
+	})
 }
 
-// replyTo is the sender of one request a host carries to its process actor: it turns the
-// first answer into a Reply for the proxy and removes itself from the registry.
+// status carries a GetStatus to the process actor; its answer comes back as a Status.
+func (h *host) status(ctx actor.Context, m *nodepb.GetStatus) {
+	h.request(ctx, &messages.GetStatus{}, func(answer any) any {
+		switch r := answer.(type) {
+		case *messages.Status:
+			return statusOut(m.Id, r)
+		case *messages.Response:
+			return &nodepb.Status{Id: m.Id, Error: errorOut(r.Err)}
+		}
+		return &nodepb.Status{Id: m.Id, Error: errorOut(notRunning(answer, nil))}
+	})
+}
+
+// request sends msg to the process actor, which answers every command once, with a reply
+// process of its own as the sender (no actor, no goroutine): the answer, turned into the
+// proxy's message by out, goes on to the proxy as this host, without a future and without
+// a second pass through the host's mailbox.
+func (h *host) request(ctx actor.Context, msg any, out func(answer any) any) {
+	sys := h.n.system
+	r := &replyTo{system: sys, owner: h.owner, host: ctx.Self(), out: out}
+	r.pid, _ = sys.ProcessRegistry.Add(r, "procsup-reply$"+sys.ProcessRegistry.NextId())
+	ctx.RequestWithCustomSender(h.proc, msg, r.pid)
+}
+
+// replyTo is the sender of one command a host carries to its process actor: it sends the
+// first answer on to the proxy and removes itself from the registry.
 type replyTo struct {
 	system *actor.ActorSystem
 	owner  *actor.PID
 	host   *actor.PID
 	pid    *actor.PID
-	id     uint64
+	out    func(answer any) any
 	done   atomic.Bool
 }
 
@@ -116,14 +143,7 @@ func (r *replyTo) SendUserMessage(_ *actor.PID, m any) {
 		return
 	}
 	r.system.ProcessRegistry.Remove(r.pid)
-	reply := &nodepb.Reply{Id: r.id}
-	switch a := actor.UnwrapEnvelopeMessage(m).(type) {
-	case *messages.Response:
-		reply.Body, reply.Error = a.Body, errorOut(a.Err)
-	default:
-		reply.Error = errorOut(notRunning(a, nil))
-	}
-	r.system.Root.RequestWithCustomSender(r.owner, reply, r.host)
+	r.system.Root.RequestWithCustomSender(r.owner, r.out(actor.UnwrapEnvelopeMessage(m)), r.host)
 }
 
 // SendSystemMessage implements actor.Process.
@@ -131,22 +151,6 @@ func (r *replyTo) SendSystemMessage(*actor.PID, any) {}
 
 // Stop implements actor.Process.
 func (r *replyTo) Stop(*actor.PID) {}
-
-// status carries a GetStatus to the process actor and its answer back.
-func (h *host) status(ctx actor.Context, m *nodepb.GetStatus) {
-	f := ctx.RequestFuture(h.proc, &messages.GetStatus{}, -1)
-	owner, id := h.owner, m.Id
-	ctx.ReenterAfter(f, func(res any, err error) {
-		switch r := res.(type) {
-		case *messages.Status:
-			ctx.Request(owner, statusOut(id, r))
-		case *messages.Response:
-			ctx.Request(owner, &nodepb.Status{Id: id, Error: errorOut(r.Err)})
-		default:
-			ctx.Request(owner, &nodepb.Status{Id: id, Error: errorOut(notRunning(res, err))})
-		}
-	})
-}
 
 // event forwards the worker's event to the proxy. An end caused by the owner's loss is
 // reported as a lost node.
