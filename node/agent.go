@@ -202,6 +202,5 @@ func (a *agent) publishLoad() Load {
 			starting++
 		}
 	}
-	a.n.setLoad(len(a.hosts), starting)
-	return a.n.load()
+	return a.n.setLoad(len(a.hosts), starting)
 }

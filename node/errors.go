@@ -41,11 +41,8 @@ func (e *NodeLostError) Error() string {
 // Is reports whether target is messages.ReasonNodeLost.
 func (e *NodeLostError) Is(target error) bool { return target == messages.ReasonNodeLost }
 
-// notRunning is the error of a request the process actor did not answer: it had stopped
-// (a dead letter) or the future failed.
-func notRunning(res any, err error) error {
-	if err == nil {
-		err = fmt.Errorf("answered with %T", res)
-	}
-	return fmt.Errorf("%w: %v", actors.ErrNotRunning, err)
+// notRunning is the error of a command the process actor did not answer as one: it had
+// stopped (the answer is a dead letter).
+func notRunning(answer any) error {
+	return fmt.Errorf("%w: answered with %T", actors.ErrNotRunning, answer)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"syscall"
 	"testing"
@@ -165,7 +166,7 @@ func TestNodeKilled(t *testing.T) {
 	}
 	for _, p := range lostProxies {
 		up := actortest.ExpectType(probe, wait, func(e *messages.StateChanged) bool {
-			return e.PID.Equal(p) && e.To == messages.Running && !containsInt(lost, e.OSPid)
+			return e.PID.Equal(p) && e.To == messages.Running && !slices.Contains(lost, e.OSPid)
 		})
 		if st := nodeOf(t, o, p); st.Node != c.Name || st.OSPid != up.OSPid {
 			t.Fatalf("replacement of %s: %+v", p.Id, st)
@@ -194,7 +195,7 @@ func TestNodePausedFenced(t *testing.T) {
 	}
 	for _, p := range moved {
 		actortest.ExpectType(probe, wait, func(e *messages.StateChanged) bool {
-			return e.PID.Equal(p) && e.To == messages.Running && !containsInt(stale, e.OSPid)
+			return e.PID.Equal(p) && e.To == messages.Running && !slices.Contains(stale, e.OSPid)
 		})
 	}
 	for _, pid := range stale {
@@ -250,13 +251,4 @@ func assertOnce(t *testing.T, o *node.Node, proxies []*actor.PID) {
 		}
 		seen[pid] = p.Id
 	}
-}
-
-func containsInt(xs []int, x int) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }

@@ -96,7 +96,7 @@ func (h *host) ask(ctx actor.Context, m *nodepb.Ask) {
 		if r, ok := answer.(*messages.Response); ok {
 			reply.Body, reply.Error = r.Body, errorOut(r.Err)
 		} else {
-			reply.Error = errorOut(notRunning(answer, nil))
+			reply.Error = errorOut(notRunning(answer))
 		}
 		return reply
 	})
@@ -111,7 +111,7 @@ func (h *host) status(ctx actor.Context, m *nodepb.GetStatus) {
 		case *messages.Response:
 			return &nodepb.Status{Id: m.Id, Error: errorOut(r.Err)}
 		}
-		return &nodepb.Status{Id: m.Id, Error: errorOut(notRunning(answer, nil))}
+		return &nodepb.Status{Id: m.Id, Error: errorOut(notRunning(answer))}
 	})
 }
 

@@ -45,16 +45,6 @@ func decodeMeta(b []byte, want int) (meta, error) {
 	return m, nil
 }
 
-// offers reports whether the node has registered spec.
-func (m meta) offers(spec string) bool {
-	for _, s := range m.Specs {
-		if s == spec {
-			return true
-		}
-	}
-	return false
-}
-
 // freeMB reads MemAvailable from /proc/meminfo, in MiB (0 where it cannot).
 func freeMB() uint64 {
 	b, err := os.ReadFile("/proc/meminfo")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -275,12 +276,13 @@ func (n *Node) stopAgent(ctx context.Context) error {
 	return actors.StopAndWait(ctx, n.system, n.agent)
 }
 
-// setLoad records this node's load and has it published in membership.
-func (n *Node) setLoad(workers, starting int) {
+// setLoad records this node's load, has it published in membership when it changed, and
+// returns it.
+func (n *Node) setLoad(workers, starting int) Load {
 	n.mu.Lock()
 	if n.self.Load.Workers == workers && n.self.Load.Starting == starting {
-		n.mu.Unlock()
-		return
+		defer n.mu.Unlock()
+		return n.self.Load
 	}
 	n.self.Load.Workers, n.self.Load.Starting = workers, starting
 	n.self.Load.Seq++
@@ -288,18 +290,13 @@ func (n *Node) setLoad(workers, starting int) {
 	if p := n.peers[n.cfg.Name]; p != nil {
 		p.meta = n.self
 	}
+	l := n.self.Load
 	n.mu.Unlock()
 	select {
 	case n.publish <- struct{}{}:
 	default:
 	}
-}
-
-// load is this node's load now.
-func (n *Node) load() Load {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.self.Load
+	return l
 }
 
 // publisher broadcasts the node's metadata when its load changes. UpdateNode waits for
@@ -333,7 +330,7 @@ func (n *Node) place(spec, pin string) (name string, m meta, err error) {
 	defer n.mu.Unlock()
 	var best *peer
 	for _, p := range n.peers {
-		if (pin != "" && p.name != pin) || !p.meta.offers(spec) || time.Since(p.suspect) < suspectFor {
+		if (pin != "" && p.name != pin) || !slices.Contains(p.meta.Specs, spec) || time.Since(p.suspect) < suspectFor {
 			continue
 		}
 		if best == nil || less(p, best) {
