@@ -24,6 +24,9 @@ type host struct {
 	fenced   string // why the worker was killed for its owner's loss
 }
 
+// workerGone: the process actor stopped and every event it sent before is forwarded.
+type workerGone struct{}
+
 // Receive implements actor.Actor.
 func (h *host) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
@@ -41,10 +44,14 @@ func (h *host) Receive(ctx actor.Context) {
 		ctx.Send(h.proc, &messages.Kill{})
 	case *fence:
 		h.kill(ctx, m.why)
+	case workerGone:
+		ctx.Stop(ctx.Self())
 	case *actor.Terminated:
 		switch {
 		case m.Who.Equal(h.proc):
-			ctx.Stop(ctx.Self())
+			// Terminated is a system message: it overtakes the process actor's last
+			// events (its Exited) still in this mailbox. Stop after them.
+			ctx.Send(ctx.Self(), workerGone{})
 		case m.Who.Equal(h.owner) && !h.closing:
 			if m.Why == actor.TerminatedReason_AddressTerminated {
 				h.kill(ctx, "the connection to its proxy's node ended")
