@@ -87,12 +87,14 @@ func TestChildToParentOverTheCap(t *testing.T) {
 }
 
 // A 15 MiB Ask under the cap does not starve liveness: the pings around it are answered,
-// no unresponsive kill comes, and the reply arrives.
+// no unresponsive kill comes, and the reply arrives. (How late a ping is under bulk is
+// BenchmarkPingUnderBulk's figure; the timeout here leaves room for a race build on a
+// busy machine, where three 15 MiB round trips can take seconds.)
 func TestLargeAskDoesNotStarvePings(t *testing.T) {
 	system := newSystem(t)
 	cfg := workerConfig("healthy", nil)
 	cfg.PingInterval = 20 * time.Millisecond
-	cfg.PingTimeout = 3 * time.Second
+	cfg.PingTimeout = 10 * time.Second
 	probe, pid := spawn(t, system, cfg, nil)
 	run := running(probe)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -20,6 +20,7 @@ import (
 	"github.com/procsup/procsup/actors"
 	"github.com/procsup/procsup/actors/actortest"
 	"github.com/procsup/procsup/childproc"
+	"github.com/procsup/procsup/childproc/childlog"
 	"github.com/procsup/procsup/childproc/childproctest"
 	"github.com/procsup/procsup/childproc/launch"
 	"github.com/procsup/procsup/messages"
@@ -73,7 +74,7 @@ func workerHandler() childproc.Handler {
 			return nil
 		},
 		RunFunc: func(ctx context.Context, p *childproc.Peer) error {
-			p.Logger().Info("worker started", "mode", mode)
+			childlog.New(p).Info("worker started", "mode", mode)
 			switch mode {
 			case "crash":
 				time.Sleep(50 * time.Millisecond)
@@ -102,7 +103,7 @@ func workerHandler() childproc.Handler {
 				}
 			case "logflood":
 				for i := 0; ctx.Err() == nil; i++ {
-					p.Logger().Info("flood", "i", i)
+					childlog.New(p).Info("flood", "i", i)
 				}
 				return nil
 			case "grandchild":
@@ -158,8 +159,8 @@ func workerHandler() childproc.Handler {
 				return nil, err
 			case "log-big": // one record of that size, then a small one
 				n, _ := strconv.Atoi(string(r.Body))
-				p.Logger().Info(strings.Repeat("x", n))
-				p.Logger().Info("after the big record")
+				childlog.New(p).Info(strings.Repeat("x", n))
+				childlog.New(p).Info("after the big record")
 				return nil, nil
 			case "unblock":
 				close(unblock)
@@ -172,7 +173,7 @@ func workerHandler() childproc.Handler {
 		MessageFunc: func(ctx context.Context, p *childproc.Peer, m *wire.Message) {
 			switch m.Kind {
 			case "log":
-				p.Logger().Warn("child says hello", "n", 42)
+				childlog.New(p).Warn("child says hello", "n", 42)
 			case "exit":
 				os.Exit(3) // a crash on cue, for tests that must not race initialization
 			case "block": // the message handler waits for an "unblock" request
@@ -180,26 +181,26 @@ func workerHandler() childproc.Handler {
 			case "panic":
 				panic("message exploded")
 			case "log-zeros":
-				p.Logger().Info("zeros", slog.Int("n", 0), slog.Bool("ok", false), slog.String("s", ""),
+				childlog.New(p).Info("zeros", slog.Int("n", 0), slog.Bool("ok", false), slog.String("s", ""),
 					slog.Duration("d", 0), slog.Float64("f", 0), slog.Uint64("u", 0))
 			case "log-reserved":
-				p.Logger().Info("reserved", "pid", 1, "actor", "impostor", "msg", "mine")
+				childlog.New(p).Info("reserved", "pid", 1, "actor", "impostor", "msg", "mine")
 			case "log-deep":
 				var deep any = slog.Int("leaf", 1)
 				for i := 19; i >= 0; i-- {
 					deep = slog.Group("g"+strconv.Itoa(i), deep)
 				}
-				p.Logger().Info("deep", deep)
+				childlog.New(p).Info("deep", deep)
 				many := make([]any, 0, 2000)
 				for i := range 1000 {
 					many = append(many, "k"+strconv.Itoa(i), i)
 				}
-				p.Logger().Info("many", many...)
-				p.Logger().Info("after the odd records")
+				childlog.New(p).Info("many", many...)
+				childlog.New(p).Info("after the odd records")
 			case "log-burst", "log-burst-stay": // n records as fast as it can, then Run returns (or not)
 				n, _ := strconv.Atoi(string(m.Body))
 				for i := range n {
-					p.Logger().Info("burst", "i", i)
+					childlog.New(p).Info("burst", "i", i)
 				}
 				if m.Kind == "log-burst" {
 					close(quit)

@@ -15,6 +15,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/procsup/procsup/childproc/launch"
 	"github.com/procsup/procsup/messages/wire"
+	"github.com/procsup/procsup/messages/wire/wireslog"
 	"github.com/procsup/procsup/monitor"
 )
 
@@ -207,7 +208,7 @@ func (a *logReader) loop() {
 			if reservedLogKeys[at.Key] {
 				at.Key = "child." + at.Key
 			}
-			r.AddAttrs(at.Slog())
+			r.AddAttrs(wireslog.ToSlog(at))
 		}
 		h.Handle(context.Background(), r)
 	}

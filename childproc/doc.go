@@ -1,11 +1,12 @@
 // Package childproc is the runtime a child program links to speak procsup's protocol.
 // It imports the wire protocol (package messages/wire) and nothing of the actor system,
-// so a child binary stays small and starts as fast as its language allows.
+// nor log/slog or fmt, so a child binary stays small and starts as fast as its language
+// allows.
 //
 // A child program implements [Handler] (or fills [HandlerFuncs]) and calls [Main] or
 // [Serve]. The runtime answers the handshake and every ping, delivers messages and
-// requests, ships slog records to the parent through a [LogHandler] that never blocks,
-// and exits when the parent asks, when the parent's socket closes, or when the parent
+// requests, ships log records to the parent without ever blocking ([Peer.Log]; package
+// childproc/childlog is the slog logger on top of it), and exits when the parent asks, when the parent's socket closes, or when the parent
 // has been silent for its ping timeout plus [DefaultSilenceGrace].
 //
 // [Register] and [RunEntry] let one binary be both parent and child: the parent starts

@@ -3,8 +3,8 @@
 package childproc
 
 import (
-	"fmt"
 	"os"
+	"strconv"
 	"sync"
 )
 
@@ -26,7 +26,7 @@ func RunEntry() {
 	}
 	h, ok := entries.Load(name)
 	if !ok {
-		fmt.Fprintf(os.Stderr, "procsup/childproc: no entry point %q is registered\n", name)
+		os.Stderr.WriteString("procsup/childproc: no entry point " + strconv.Quote(name) + " is registered\n")
 		os.Exit(2)
 	}
 	Main(h.(Handler))

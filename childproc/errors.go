@@ -4,7 +4,9 @@ package childproc
 
 import (
 	"errors"
-	"fmt"
+	"reflect"
+	"runtime/debug"
+	"strconv"
 )
 
 var (
@@ -30,7 +32,11 @@ type ProtocolError struct {
 
 // Error implements error.
 func (e *ProtocolError) Error() string {
-	return fmt.Sprintf("procsup/childproc: protocol error during %s: %v", e.Op, e.Err)
+	cause := "<nil>"
+	if e.Err != nil {
+		cause = e.Err.Error()
+	}
+	return "procsup/childproc: protocol error during " + e.Op + ": " + cause
 }
 
 // Unwrap returns the cause.
@@ -62,3 +68,61 @@ type PanicError struct {
 
 // Error implements error.
 func (e *PanicError) Error() string { return "panic: " + e.Value }
+
+// recovered returns the PanicError of the value v a recover returned, with the stack of
+// the goroutine that recovered it.
+func recovered(v any) *PanicError {
+	return &PanicError{Value: panicValue(v), Stack: string(debug.Stack())}
+}
+
+// panicValue writes a panic's value as the runtime would, without package fmt: the child
+// runtime links no fmt (and so no reflect), which keeps a child's binary, and the memory
+// it keeps resident, small. A value of another kind is named by its type.
+func panicValue(v any) string {
+	switch x := v.(type) {
+	case error:
+		return x.Error()
+	case interface{ String() string }:
+		return x.String()
+	case string:
+		return x
+	case bool:
+		return strconv.FormatBool(x)
+	case int:
+		return strconv.Itoa(x)
+	case int8:
+		return strconv.FormatInt(int64(x), 10)
+	case int16:
+		return strconv.FormatInt(int64(x), 10)
+	case int32:
+		return strconv.FormatInt(int64(x), 10)
+	case int64:
+		return strconv.FormatInt(x, 10)
+	case uint:
+		return strconv.FormatUint(uint64(x), 10)
+	case uint8:
+		return strconv.FormatUint(uint64(x), 10)
+	case uint16:
+		return strconv.FormatUint(uint64(x), 10)
+	case uint32:
+		return strconv.FormatUint(uint64(x), 10)
+	case uint64:
+		return strconv.FormatUint(x, 10)
+	case uintptr:
+		return strconv.FormatUint(uint64(x), 10)
+	case float32:
+		return strconv.FormatFloat(float64(x), 'g', -1, 32)
+	case float64:
+		return strconv.FormatFloat(x, 'g', -1, 64)
+	}
+	return "a value of type " + reflect.TypeOf(v).String()
+}
+
+// notChild is ErrNotChild with what was wrong.
+type notChild string
+
+// Error implements error.
+func (e notChild) Error() string { return ErrNotChild.Error() + ": " + string(e) }
+
+// Unwrap returns ErrNotChild.
+func (notChild) Unwrap() error { return ErrNotChild }

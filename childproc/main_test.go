@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/procsup/procsup/childproc"
+	"github.com/procsup/procsup/childproc/childlog"
 	"github.com/procsup/procsup/childproc/childproctest"
 	"github.com/procsup/procsup/childproc/launch"
 	"github.com/procsup/procsup/messages/wire"
@@ -29,7 +30,8 @@ func TestMain(m *testing.M) {
 }
 
 // echoChild fails Init when the payload says "fail", echoes requests, and answers the
-// one-way messages "log" (logs a record with attributes and groups) and "ask" (asks the
+// one-way messages "log" (logs a record with attributes and groups), "rawlog" (logs a
+// record through Peer.Log) and "ask" (asks the
 // parent a question and sends back the answer).
 // orderChild answers "slow" after 100 ms and anything else at once, on the read loop when
 // quick.
@@ -62,7 +64,13 @@ func echoChild() childproc.Handler {
 		MessageFunc: func(ctx context.Context, p *childproc.Peer, m *wire.Message) {
 			switch m.Kind {
 			case "log":
-				p.Logger().With("worker", 7).WithGroup("job").Warn("disk slow", "ms", 250, slog.Group("dev", "name", "sda"))
+				childlog.New(p).With("worker", 7).WithGroup("job").Warn("disk slow", "ms", 250, slog.Group("dev", "name", "sda"))
+			case "rawlog": // a record built by hand, over the attribute limit
+				rec := &wire.LogRecord{Time: time.Now().UnixNano(), Message: "raw"}
+				for i := range childproc.MaxLogAttrs + 44 {
+					rec.Attrs = append(rec.Attrs, wire.Attr{Key: "k" + strconv.Itoa(i), Kind: "int", Value: int64(i)})
+				}
+				p.Log(rec)
 			case "ask":
 				answer, err := p.Request(ctx, "question", m.Body)
 				if err != nil {
@@ -83,7 +91,7 @@ func floodChild() childproc.Handler {
 		RunFunc: func(ctx context.Context, p *childproc.Peer) error {
 			n, _ := strconv.Atoi(os.Getenv("FLOOD_N"))
 			for i := range n {
-				p.Logger().Info("flood", "i", i)
+				childlog.New(p).Info("flood", "i", i)
 			}
 			p.Send("done", nil)
 			<-ctx.Done()

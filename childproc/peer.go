@@ -5,7 +5,6 @@ package childproc
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"sync"
 
 	"github.com/procsup/procsup/messages/wire"
@@ -14,9 +13,9 @@ import (
 // Peer is the child's view of its parent: send it messages, ask it things, log to it.
 // Its methods are safe for concurrent use.
 type Peer struct {
-	w      *wire.Writer
-	logger *slog.Logger
-	init   *wire.InitializeRequest
+	w    *wire.Writer
+	logs *logSink
+	init *wire.InitializeRequest
 
 	mu      sync.Mutex
 	nextID  uint64
@@ -30,8 +29,15 @@ type ReplyError struct{ Message string }
 // Error implements error.
 func (e *ReplyError) Error() string { return e.Message }
 
-// Logger returns the logger whose records go to the parent.
-func (p *Peer) Logger() *slog.Logger { return p.logger }
+// Log queues rec for the parent and returns at once: it never blocks. The runtime numbers
+// it (Seq) and applies [MaxLogAttrs] and [MaxLogGroupDepth] to its attributes; a record
+// over the buffer ([DefaultLogBuffer]), or logged after the runtime stopped taking
+// records, is dropped and counted (the parent hears how many). Level uses slog's
+// numbering. Log takes rec: do not change it afterwards.
+//
+// Package childproc/childlog is the slog logger on top of it; Log is there for any other
+// way of logging.
+func (p *Peer) Log(rec *wire.LogRecord) { p.logs.queue(rec) }
 
 // InitRequest returns the parent's InitializeRequest.
 func (p *Peer) InitRequest() *wire.InitializeRequest { return p.init }

@@ -20,6 +20,7 @@ import (
 	"github.com/procsup/procsup/childproc"
 	"github.com/procsup/procsup/childproc/launch"
 	"github.com/procsup/procsup/messages/wire"
+	"github.com/procsup/procsup/messages/wire/wireslog"
 )
 
 type conn struct {
@@ -241,10 +242,31 @@ func TestLogRecordsKeepLevelsAttrsAndGroups(t *testing.T) {
 	}
 	var got []string
 	for _, a := range rec.Attrs {
-		got = append(got, a.Slog().String())
+		got = append(got, wireslog.ToSlog(a).String())
 	}
 	if want := "worker=7 job=[ms=250 dev=[name=sda]]"; strings.Join(got, " ") != want {
 		t.Fatalf("attrs %q, want %q", strings.Join(got, " "), want)
+	}
+}
+
+// A record logged through Peer.Log, without slog, is numbered and held to the same
+// limits as any: attributes past MaxLogAttrs are counted, not sent.
+func TestPeerLogAppliesLimits(t *testing.T) {
+	actortest.CheckLeaks(t)
+	c := start(t, "echo")
+	c.initialize(t, &wire.InitializeRequest{})
+	c.send(t, &wire.Message{Kind: "rawlog"})
+	c.p.Logs().SetReadDeadline(time.Now().Add(10 * time.Second))
+	m, err := wire.NewReader(c.p.Logs(), 0).Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := m.(*wire.LogRecord)
+	last := rec.Attrs[len(rec.Attrs)-1]
+	if rec.Message != "raw" || rec.Seq != 1 || len(rec.Attrs) != childproc.MaxLogAttrs+1 ||
+		last.Key != "procsup.attrs_dropped" || last.Value != int64(44) {
+		t.Fatalf("record %q seq %d with %d attrs, last %+v; want seq 1, %d attrs and procsup.attrs_dropped=44",
+			rec.Message, rec.Seq, len(rec.Attrs), last, childproc.MaxLogAttrs+1)
 	}
 }
 

@@ -5,10 +5,7 @@ package childproc
 import (
 	"context"
 	"errors"
-	"fmt"
-	"log/slog"
 	"os"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,7 +70,7 @@ func Serve(ctx context.Context, h Handler) error {
 		control: control,
 		r:       wire.NewReader(control, 0),
 		w:       wire.NewWriter(control, 0),
-		logs:    NewLogHandler(wire.NewWriter(logs, 0), 0, nil),
+		logs:    newLogSink(wire.NewWriter(logs, 0), 0),
 	}
 	return s.serve(ctx)
 }
@@ -91,16 +88,16 @@ func openFDs() (control, logs *os.File, err error) {
 	cfd, cerr := strconv.Atoi(c)
 	lfd, lerr := strconv.Atoi(l)
 	if cerr != nil || lerr != nil || cfd < 3 || lfd < 3 {
-		return nil, nil, fmt.Errorf("%w: %s=%q is not two descriptors", ErrNotChild, EnvFDs, v)
+		return nil, nil, notChild(EnvFDs + "=" + strconv.Quote(v) + " is not two descriptors")
 	}
 	open := func(fd int, name string) (*os.File, error) {
 		var st syscall.Stat_t
 		if err := syscall.Fstat(fd, &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFSOCK {
-			return nil, fmt.Errorf("%w: descriptor %d (%s) is not a socket", ErrNotChild, fd, name)
+			return nil, notChild("descriptor " + strconv.Itoa(fd) + " (" + name + ") is not a socket")
 		}
 		syscall.CloseOnExec(fd)
 		if err := syscall.SetNonblock(fd, true); err != nil {
-			return nil, fmt.Errorf("%w: descriptor %d (%s): %v", ErrNotChild, fd, name, err)
+			return nil, notChild("descriptor " + strconv.Itoa(fd) + " (" + name + "): " + err.Error())
 		}
 		return os.NewFile(uintptr(fd), name), nil
 	}
@@ -119,7 +116,7 @@ type session struct {
 	control *os.File
 	r       *wire.Reader
 	w       *wire.Writer
-	logs    *LogHandler
+	logs    *logSink
 	peer    *Peer
 	idle    atomic.Int64 // once running: the silence after which the parent is presumed gone
 	queue   *messageQueue
@@ -131,14 +128,14 @@ type session struct {
 func (s *session) serve(ctx context.Context) error {
 	req, err := s.handshake()
 	if err != nil {
-		s.logs.Close(LogFlushTimeout)
+		s.logs.close(LogFlushTimeout)
 		return err
 	}
 	// The parent accepts frames up to its MaxFrame: nothing larger is sent, logs included.
 	s.w.SetLimit(req.MaxFrame, "to the parent")
 	s.w.SetFragments(req.Fragments)
-	s.logs.sink.w.SetLimit(req.MaxFrame, "to the parent")
-	s.peer = &Peer{w: s.w, logger: slog.New(s.logs), init: req, pending: map[uint64]chan *wire.Reply{}}
+	s.logs.w.SetLimit(req.MaxFrame, "to the parent")
+	s.peer = &Peer{w: s.w, logs: s.logs, init: req, pending: map[uint64]chan *wire.Reply{}}
 
 	// The read loop runs from the handshake on: a ShutdownRequest during Init cancels
 	// Init's context, and later every ping is answered whatever the handlers do.
@@ -197,11 +194,11 @@ func (s *session) serve(ctx context.Context) error {
 	// that what they log is counted in Exiting; messages not yet handled are dropped.
 	s.queue.close()
 	s.calls.drain(runGrace)
-	s.logs.Close(LogFlushTimeout)
+	s.logs.close(LogFlushTimeout)
 	if initFailed != nil {
 		s.w.Write(initFailed)
 	} else {
-		s.w.Write(&wire.Exiting{Reason: reason, LogRecords: s.logs.Taken(), Panic: panicked})
+		s.w.Write(&wire.Exiting{Reason: reason, LogRecords: s.logs.taken.Load(), Panic: panicked})
 	}
 	s.control.Close()
 	<-readDone
@@ -290,7 +287,7 @@ func (s *session) recoverInto(err *error, where string) {
 	if v == nil {
 		return
 	}
-	p := &PanicError{Value: fmt.Sprint(v), Stack: string(debug.Stack())}
+	p := recovered(v)
 	s.logs.panicked(where, p)
 	*err = p
 }
@@ -305,7 +302,7 @@ func (s *session) handshake() (*wire.InitializeRequest, error) {
 	}
 	req, ok := m.(*wire.InitializeRequest)
 	if !ok {
-		return nil, &ProtocolError{Op: "handshake", Err: fmt.Errorf("first message is %s, want %s", m.WireType(), wire.TypeInitializeRequest)}
+		return nil, &ProtocolError{Op: "handshake", Err: errors.New("first message is " + string(m.WireType()) + ", want " + string(wire.TypeInitializeRequest))}
 	}
 	return req, nil
 }
@@ -352,7 +349,7 @@ func (s *session) readLoop(runCtx context.Context, cancel context.CancelCauseFun
 	for {
 		m, err := s.r.Read()
 		if errors.Is(err, wire.ErrUnknownType) {
-			s.peer.logger.Warn("procsup: ignoring a message of unknown type", "error", err)
+			s.logs.say(levelWarn, "procsup: ignoring a message of unknown type", "error", err.Error())
 			continue
 		}
 		if err != nil {
@@ -389,7 +386,7 @@ func (s *session) readLoop(runCtx context.Context, cancel context.CancelCauseFun
 		case *wire.Reply:
 			s.peer.deliver(m)
 		default:
-			cancel(&ProtocolError{Op: "read", Err: fmt.Errorf("unexpected %s from the parent", m.WireType())})
+			cancel(&ProtocolError{Op: "read", Err: errors.New("unexpected " + string(m.WireType()) + " from the parent")})
 			return
 		}
 	}
@@ -400,7 +397,7 @@ func (s *session) readLoop(runCtx context.Context, cancel context.CancelCauseFun
 func (s *session) handleMessage(ctx context.Context, mh MessageHandler, m *wire.Message) {
 	defer func() {
 		if v := recover(); v != nil {
-			s.logs.panicked("HandleMessage", &PanicError{Value: fmt.Sprint(v), Stack: string(debug.Stack())})
+			s.logs.panicked("HandleMessage", recovered(v))
 		}
 	}()
 	mh.HandleMessage(ctx, s.peer, m)
@@ -414,7 +411,7 @@ func (s *session) handleRequest(ctx context.Context, rh RequestHandler, r *wire.
 	func() {
 		defer func() {
 			if v := recover(); v != nil {
-				p := &PanicError{Value: fmt.Sprint(v), Stack: string(debug.Stack())}
+				p := recovered(v)
 				s.logs.panicked("HandleRequest", p)
 				reply.Body, reply.Error, reply.Code = nil, p.Error(), wire.CodePanic
 			}
@@ -475,7 +472,7 @@ func ExitCode(err error) int {
 func Main(h Handler) {
 	err := Serve(context.Background(), h)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		os.Stderr.WriteString(err.Error() + "\n")
 	}
 	os.Exit(ExitCode(err))
 }

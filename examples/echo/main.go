@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/procsup/procsup/childproc"
+	"github.com/procsup/procsup/childproc/childlog"
 	"github.com/procsup/procsup/childproc/launch"
 	"github.com/procsup/procsup/messages/wire"
 )
@@ -18,7 +19,7 @@ import (
 func main() {
 	childproc.Register("upper", childproc.HandlerFuncs{
 		RequestFunc: func(ctx context.Context, p *childproc.Peer, r *wire.Request) ([]byte, error) {
-			p.Logger().Info("upper-casing", "bytes", len(r.Body))
+			childlog.New(p).Info("upper-casing", "bytes", len(r.Body))
 			return []byte(strings.ToUpper(string(r.Body))), nil
 		},
 	})

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/procsup/procsup/childproc"
+	"github.com/procsup/procsup/childproc/childlog"
 	"github.com/procsup/procsup/messages/wire"
 )
 
@@ -67,7 +68,7 @@ func Handler(o Options) childproc.Handler {
 			return nil
 		},
 		RunFunc: func(ctx context.Context, p *childproc.Peer) error {
-			log := p.Logger()
+			log := childlog.New(p)
 			log.Info("worker ready", "mode", o.Mode)
 			tick := time.NewTicker(100 * time.Millisecond)
 			defer tick.Stop()

@@ -3,7 +3,6 @@ package wire
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"io"
 	"maps"
 	"math"
@@ -185,7 +184,7 @@ func (e *encoder) value(v any) error {
 			}
 		}
 	default:
-		return fmt.Errorf("an attribute value of type %T", v)
+		return errors.New("an attribute value of type " + typeName(v))
 	}
 	return nil
 }
@@ -286,7 +285,7 @@ func (d *decoder) containerLen(c, fix, c16, c32 byte, what string) (int, error) 
 	case c == c32:
 		n, err = d.u32()
 	default:
-		return 0, fmt.Errorf("msgpack code %#x where a %s belongs", c, what)
+		return 0, errors.New("msgpack code " + hexCode(c) + " where a " + what + " belongs")
 	}
 	return int(n), err
 }
@@ -310,7 +309,7 @@ func (d *decoder) bytesLen() (int, error) {
 	case c == codeStr32, c == codeBin32:
 		n, err = d.u32()
 	default:
-		return 0, fmt.Errorf("msgpack code %#x where a string or bytes belong", c)
+		return 0, errors.New("msgpack code " + hexCode(c) + " where a string or bytes belong")
 	}
 	return int(n), err
 }
@@ -360,7 +359,7 @@ func (d *decoder) int64() (int64, error) {
 	case c == codeUint64, c == codeInt64:
 		n, err = d.u64()
 	default:
-		return 0, fmt.Errorf("msgpack code %#x where an integer belongs", c)
+		return 0, errors.New("msgpack code " + hexCode(c) + " where an integer belongs")
 	}
 	return int64(n), err
 }
@@ -383,7 +382,7 @@ func (d *decoder) bool() (bool, error) {
 	case codeTrue:
 		return true, nil
 	}
-	return false, fmt.Errorf("msgpack code %#x where a boolean belongs", c)
+	return false, errors.New("msgpack code " + hexCode(c) + " where a boolean belongs")
 }
 
 // value reads any value as msgpack's DecodeInterface does: int8 for a fixed number,
@@ -459,7 +458,7 @@ func (d *decoder) value() (any, error) {
 		n, err = d.u64()
 		return int64(n), err
 	}
-	return nil, fmt.Errorf("msgpack code %#x is not used by the protocol", c)
+	return nil, errors.New("msgpack code " + hexCode(c) + " is not used by the protocol")
 }
 
 // mapValue reads a map of any values with string keys.
@@ -558,7 +557,7 @@ func (d *decoder) skip() error {
 			count *= 2
 		}
 	default:
-		return fmt.Errorf("msgpack code %#x", c)
+		return errors.New("msgpack code " + hexCode(c))
 	}
 	if _, err := d.next(size); err != nil {
 		return err

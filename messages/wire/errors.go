@@ -2,7 +2,8 @@ package wire
 
 import (
 	"errors"
-	"fmt"
+	"reflect"
+	"strconv"
 )
 
 // Sentinel errors of the frame codec. Every error returned by [Reader.Read] and
@@ -34,7 +35,7 @@ func (e *FrameTooLargeError) Error() string {
 	if e.Direction != "" {
 		dir = " " + e.Direction
 	}
-	return fmt.Sprintf("procsup/messages: frame of %d bytes%s exceeds the maximum of %d", e.Size, dir, e.Max)
+	return "procsup/messages: frame of " + strconv.FormatUint(e.Size, 10) + " bytes" + dir + " exceeds the maximum of " + strconv.Itoa(e.Max)
 }
 
 // Is reports whether target is [ErrFrameTooLarge].
@@ -48,7 +49,7 @@ type UnknownTypeError struct {
 
 // Error implements error.
 func (e *UnknownTypeError) Error() string {
-	return fmt.Sprintf("procsup/messages: unknown message type %q", e.Type)
+	return "procsup/messages: unknown message type " + strconv.Quote(e.Type)
 }
 
 // Is reports whether target is [ErrUnknownType].
@@ -64,9 +65,9 @@ type DecodeError struct {
 // Error implements error.
 func (e *DecodeError) Error() string {
 	if e.Type != "" {
-		return fmt.Sprintf("procsup/messages: malformed %q frame: %v", e.Type, e.Err)
+		return "procsup/messages: malformed " + strconv.Quote(e.Type) + " frame: " + errText(e.Err)
 	}
-	return fmt.Sprintf("procsup/messages: malformed frame: %v", e.Err)
+	return "procsup/messages: malformed frame: " + errText(e.Err)
 }
 
 // Is reports whether target is [ErrMalformed].
@@ -74,3 +75,35 @@ func (e *DecodeError) Is(target error) bool { return target == ErrMalformed }
 
 // Unwrap returns the cause.
 func (e *DecodeError) Unwrap() error { return e.Err }
+
+// closedError is ErrClosed with the socket's error that meant it.
+type closedError struct{ err error }
+
+// Error implements error.
+func (e *closedError) Error() string { return ErrClosed.Error() + ": " + e.err.Error() }
+
+// Unwrap returns ErrClosed and the socket's error.
+func (e *closedError) Unwrap() []error { return []error{ErrClosed, e.err} }
+
+// The package's errors are written without package fmt, so that a child, which links
+// this package, links no fmt (nor the reflection behind it) unless it uses fmt itself:
+// a smaller binary, fewer pages resident.
+
+// errText is err's text, "<nil>" for none, as fmt's %v writes it.
+func errText(err error) string {
+	if err == nil {
+		return "<nil>"
+	}
+	return err.Error()
+}
+
+// hexCode writes a msgpack code as fmt's %#x does.
+func hexCode(c byte) string { return "0x" + strconv.FormatUint(uint64(c), 16) }
+
+// typeName names v's type as fmt's %T does.
+func typeName(v any) string {
+	if v == nil {
+		return "<nil>"
+	}
+	return reflect.TypeOf(v).String()
+}

@@ -1,7 +1,5 @@
 package wire
 
-import "fmt"
-
 // Every message is encoded and decoded field by field (codec.go has the msgpack): the
 // bytes are those msgpack's reflective encoder writes for the same struct (fields in
 // order, omitempty ones left out when empty), and the decoder reads what it reads (by
@@ -344,7 +342,7 @@ func (f *fieldEncoder) attrs(as []Attr) {
 		f.strField("kind", a.Kind)
 		f.str("value")
 		if err := f.value(a.Value); err != nil {
-			f.str(fmt.Sprint(a.Value)) // an attribute built by hand with another type: its text
+			f.str(typeName(a.Value)) // an attribute built by hand with another type: its type
 		}
 		if len(a.Group) > 0 {
 			f.str("group")

@@ -3,7 +3,6 @@ package wire
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"io"
 	"slices"
 	"sync"
@@ -42,7 +41,7 @@ func frameInto(buf []byte, m Wire) ([]byte, error) {
 func encodeBody(buf []byte, m Wire) ([]byte, error) {
 	fc, ok := m.(fieldCodec)
 	if !ok || m == nil {
-		return nil, fmt.Errorf("procsup/wire: %T is not a wire message", m)
+		return nil, errors.New("procsup/wire: " + typeName(m) + " is not a wire message")
 	}
 	if sm, ok := m.(sized); ok {
 		buf = slices.Grow(buf, sm.minSize()+256) // one allocation for a large body, not a doubling series
@@ -228,7 +227,7 @@ func (r *Reader) readFrame(scratch bool) ([]byte, error) {
 			return nil, &DecodeError{Err: err}
 		case errors.Is(err, syscall.ECONNRESET):
 			// The peer closed with data of ours unread: closed all the same.
-			return nil, fmt.Errorf("%w: %w", ErrClosed, err)
+			return nil, &closedError{err}
 		}
 		return nil, err
 	}

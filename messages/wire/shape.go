@@ -3,7 +3,7 @@ package wire
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
+	"strconv"
 )
 
 // MaxDepth is how deeply arrays and maps may nest inside one frame body.
@@ -44,7 +44,7 @@ func checkShape(b []byte) error {
 		case c >= 0xa0 && c <= 0xbf:
 			skip = int(c & 0x1f)
 		case c == 0xc1:
-			return fmt.Errorf("reserved msgpack code 0xc1 at offset %d", pos-1)
+			return errors.New("reserved msgpack code 0xc1 at offset " + strconv.Itoa(pos-1))
 		case c == 0xc4, c == 0xd9:
 			lenBytes = 1
 		case c == 0xc5, c == 0xda:
@@ -103,10 +103,10 @@ func checkShape(b []byte) error {
 		}
 		if container {
 			if count > uint64(len(b)-pos) {
-				return fmt.Errorf("container of %d elements in %d remaining bytes", count, len(b)-pos)
+				return errors.New("container of " + strconv.FormatUint(count, 10) + " elements in " + strconv.Itoa(len(b)-pos) + " remaining bytes")
 			}
 			if len(stack) > MaxDepth { // this container is at level len(stack), the body itself at 1
-				return fmt.Errorf("nesting deeper than %d", MaxDepth)
+				return errors.New("nesting deeper than " + strconv.Itoa(MaxDepth))
 			}
 			if count > 0 {
 				stack = append(stack, count)
@@ -119,7 +119,7 @@ func checkShape(b []byte) error {
 		pos += skip
 	}
 	if pos != len(b) {
-		return fmt.Errorf("%d trailing bytes after the message", len(b)-pos)
+		return errors.New(strconv.Itoa(len(b)-pos) + " trailing bytes after the message")
 	}
 	return nil
 }

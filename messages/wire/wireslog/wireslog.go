@@ -1,16 +1,23 @@
-package wire
+// Package wireslog converts log attributes between log/slog and their wire form
+// (wire.Attr): the child's slog handler (package childproc/childlog) writes them, the
+// parent's log reader reads them back. It is a package apart so that a child that does
+// not log through slog links neither slog nor fmt (a smaller binary, fewer pages
+// resident).
+package wireslog
 
 import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/procsup/procsup/messages/wire"
 )
 
-// AttrFromSlog converts a slog attribute to its wire form, resolving LogValuers and
-// keeping groups nested.
-func AttrFromSlog(a slog.Attr) Attr {
+// FromSlog converts a slog attribute to its wire form, resolving LogValuers and keeping
+// groups nested.
+func FromSlog(a slog.Attr) wire.Attr {
 	v := a.Value.Resolve()
-	out := Attr{Key: a.Key}
+	out := wire.Attr{Key: a.Key}
 	switch v.Kind() {
 	case slog.KindString:
 		out.Kind, out.Value = "string", v.String()
@@ -29,7 +36,7 @@ func AttrFromSlog(a slog.Attr) Attr {
 	case slog.KindGroup:
 		out.Kind = "group"
 		for _, m := range v.Group() {
-			out.Group = append(out.Group, AttrFromSlog(m))
+			out.Group = append(out.Group, FromSlog(m))
 		}
 	default:
 		out.Kind, out.Value = "any", fmt.Sprint(v.Any())
@@ -37,9 +44,9 @@ func AttrFromSlog(a slog.Attr) Attr {
 	return out
 }
 
-// Slog converts a wire attribute back to a slog attribute. A value that does not match its
-// kind (a child may send anything) is kept as it came, never dropped.
-func (a Attr) Slog() slog.Attr {
+// ToSlog converts a wire attribute back to a slog attribute. A value that does not match
+// its kind (a child may send anything) is kept as it came, never dropped.
+func ToSlog(a wire.Attr) slog.Attr {
 	if a.Value == nil {
 		if z, ok := zeroOfKind(a.Key, a.Kind); ok {
 			return z
@@ -49,7 +56,7 @@ func (a Attr) Slog() slog.Attr {
 	case "group":
 		members := make([]any, 0, len(a.Group))
 		for _, m := range a.Group {
-			members = append(members, m.Slog())
+			members = append(members, ToSlog(m))
 		}
 		return slog.Group(a.Key, members...)
 	case "int":
