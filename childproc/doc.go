@@ -1,7 +1,7 @@
 // Package childproc is the runtime a child program links to speak procsup's protocol.
 // It imports the wire protocol (package messages/wire) and nothing of the actor system,
-// nor log/slog or fmt, so a child binary stays small and starts as fast as its language
-// allows.
+// and uses neither log/slog nor fmt (a child that does not log through slog links none of
+// their code), so a child binary stays small and starts as fast as its language allows.
 //
 // A child program implements [Handler] (or fills [HandlerFuncs]) and calls [Main] or
 // [Serve]. The runtime answers the handshake and every ping, delivers messages and
