@@ -59,9 +59,11 @@ func (s Sample) String() string {
 	return fmt.Sprintf("%.1f MB %s over %d process(es)", s.MB(), s.Figure, s.Processes)
 }
 
-// Sampler measures one process, and optionally its descendants. It keeps the gopsutil
-// process handle between samples (creating it costs four times a sample). It is not safe
-// for concurrent use.
+// Sampler measures one process, and optionally its descendants. A sampler of one process
+// reads its held statm descriptor and smaps_rollup and never makes a gopsutil handle
+// (making one reads /proc/<pid>/stat and costs four times a sample: a start of every
+// child paid it); a sampler of a tree makes its handle at the first sample and keeps it.
+// It is not safe for concurrent use.
 type Sampler struct {
 	// PSSAbove, when non-zero, skips the costly PSS figure while RSS is at or below it:
 	// PSS never exceeds RSS, so a policy whose lowest threshold is PSSAbove decides the
@@ -78,15 +80,11 @@ type Sampler struct {
 // NewSampler returns a sampler for pid; with tree, samples sum the process and all its
 // descendants.
 func NewSampler(pid int, tree bool) (*Sampler, error) {
-	p, err := process.NewProcess(int32(pid))
-	if err != nil {
-		return nil, fmt.Errorf("%w: %d: %v", ErrGone, pid, err)
-	}
 	statm, err := os.Open("/proc/" + strconv.Itoa(pid) + "/statm")
 	if err != nil {
 		return nil, fmt.Errorf("%w: %d: %v", ErrGone, pid, err)
 	}
-	return &Sampler{pid: pid, tree: tree, root: p, statm: statm}, nil
+	return &Sampler{pid: pid, tree: tree, statm: statm}, nil
 }
 
 // Close releases the sampler's descriptor.
@@ -124,14 +122,29 @@ func (s *Sampler) Sample() (Sample, error) {
 		if s.noPSS || rss <= s.PSSAbove {
 			return Sample{Bytes: rss, Figure: RSS, Processes: 1, At: time.Now()}, nil
 		}
+		return s.pss([]int{s.pid}, nil, rss)
 	}
-	procs := []*process.Process{s.root}
-	if s.tree {
-		procs = append(procs, descendants(s.root)...)
+	if s.root == nil {
+		p, err := process.NewProcess(int32(s.pid))
+		if err != nil {
+			return Sample{}, fmt.Errorf("%w: %d: %v", ErrGone, s.pid, err)
+		}
+		s.root = p
 	}
+	procs := append([]*process.Process{s.root}, descendants(s.root)...)
+	pids := make([]int, len(procs))
+	for i, p := range procs {
+		pids[i] = int(p.Pid)
+	}
+	return s.pss(pids, procs, 0)
+}
+
+// pss sums PSS over pids (the root first); where smaps_rollup cannot be read it falls
+// back to RSS for good: rss, the root's alone, or else each of procs'.
+func (s *Sampler) pss(pids []int, procs []*process.Process, rss uint64) (Sample, error) {
 	out := Sample{Figure: PSS, At: time.Now()}
 	if !s.noPSS {
-		total, n, err := sumPSS(procs)
+		total, n, err := sumPSS(pids)
 		if err == nil {
 			out.Bytes, out.Processes = total, n
 			return out, nil
@@ -142,6 +155,10 @@ func (s *Sampler) Sample() (Sample, error) {
 		s.noPSS = true
 	}
 	out.Figure = RSS
+	if procs == nil {
+		out.Bytes, out.Processes = rss, 1
+		return out, nil
+	}
 	for i, p := range procs {
 		mi, err := p.MemoryInfo()
 		if err != nil {
@@ -166,14 +183,14 @@ func descendants(p *process.Process) []*process.Process {
 	return out
 }
 
-// sumPSS sums Pss over procs. The root's absence is ErrGone; a descendant's is skipped.
-func sumPSS(procs []*process.Process) (total uint64, n int, err error) {
-	for i, p := range procs {
-		kb, err := readPSS(int(p.Pid))
+// sumPSS sums Pss over pids. The root's absence is ErrGone; a descendant's is skipped.
+func sumPSS(pids []int) (total uint64, n int, err error) {
+	for i, pid := range pids {
+		kb, err := readPSS(pid)
 		if err != nil {
 			if i == 0 {
-				if _, serr := os.Stat("/proc/" + strconv.Itoa(int(p.Pid))); serr != nil {
-					return 0, 0, fmt.Errorf("%w: %d", ErrGone, p.Pid)
+				if _, serr := os.Stat("/proc/" + strconv.Itoa(pid)); serr != nil {
+					return 0, 0, fmt.Errorf("%w: %d", ErrGone, pid)
 				}
 				return 0, 0, err
 			}
