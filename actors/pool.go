@@ -327,11 +327,19 @@ func (p *pool) refuse(ctx actor.Context) bool {
 	return true
 }
 
+// memberGone: a member actor stopped, and every event it sent before is handled.
+type memberGone struct{ pid *actor.PID }
+
 // common handles what every state handles alike.
 func (p *pool) common(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Terminated:
-		if mb := p.members[m.Who.Id]; mb != nil {
+		// Terminated is a system message: it overtakes the member's last events (its
+		// Exited, whose failed start counts towards the backoff) still in this mailbox.
+		// The member is removed after them.
+		ctx.Send(ctx.Self(), &memberGone{pid: m.Who})
+	case *memberGone:
+		if mb := p.members[m.pid.Id]; mb != nil {
 			p.remove(ctx, mb) // it stopped with no Exited (it never ran)
 		}
 	case *poolWaiterOver:
