@@ -147,6 +147,64 @@ func TestPoolFailingStartsBackOffAndFailWaiters(t *testing.T) {
 	}
 }
 
+// A member's Terminated is a system message, which the pool's mailbox takes before the
+// member's Exited queued ahead of it: the failed start must count all the same (a backoff,
+// PoolBackoff) before any replacement starts. The pool is held inside an EventStream
+// handler while its member fails and stops, so that both wait in its mailbox.
+func TestPoolCountsAFailedStartWhoseStopCameFirst(t *testing.T) {
+	system := newSystem(t)
+	var (
+		mu      sync.Mutex
+		order   []string
+		held    = make(chan *actor.PID, 1)
+		release = make(chan struct{})
+		hold    sync.Once
+		let     sync.Once
+	)
+	letGo := func() { let.Do(func() { close(release) }) }
+	t.Cleanup(letGo)
+	sub := system.EventStream.Subscribe(func(ev any) {
+		switch e := ev.(type) {
+		case *messages.PoolEvent:
+			mu.Lock()
+			order = append(order, e.Kind.String())
+			mu.Unlock()
+			if e.Kind == messages.PoolStarted {
+				hold.Do(func() { held <- e.Process; <-release }) // on the pool's goroutine
+			}
+		case *messages.PoolBackoff:
+			mu.Lock()
+			order = append(order, "backoff")
+			mu.Unlock()
+		}
+	})
+	defer system.EventStream.Unsubscribe(sub)
+	probe, _ := newPool(t, system, actors.PoolConfig{Process: workerConfig("initfail", nil), Target: 1, MaxStarting: 1,
+		Backoff: actors.Backoff{Initial: time.Second, Max: time.Second}})
+	var member *actor.PID
+	select {
+	case member = <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no member started")
+	}
+	probe.Watch(member)
+	actortest.ExpectType(probe, 10*time.Second, func(m *actor.Terminated) bool { return m.Who.Equal(member) })
+	letGo() // the member's Exited and Terminated both wait in the pool's mailbox
+	actortest.ExpectType[*messages.PoolBackoff](probe, 10*time.Second)
+	mu.Lock()
+	got := slices.Clone(order)
+	mu.Unlock()
+	created := 0
+	for _, k := range got[:slices.Index(got, "backoff")] {
+		if k == messages.PoolCreated.String() {
+			created++
+		}
+	}
+	if created != 1 {
+		t.Fatalf("events %v: %d processes created before the first backoff, want 1 (the failed start counted)", got, created)
+	}
+}
+
 func TestPoolAcquireRespectsDeadline(t *testing.T) {
 	system := newSystem(t)
 	cfg := workerConfig("initslow", nil)
