@@ -32,28 +32,21 @@ const (
 // carries, whatever happens to the records in between. Its methods are safe for
 // concurrent use.
 type logSink struct {
-	w         *wire.Writer
-	mu        sync.Mutex // numbers and queues a record in one step, so records go out in order
-	closed    bool
-	buffer    int
-	ch        chan *wire.LogRecord // made, and run started, by the first record
-	seq       uint64               // records taken, under mu
-	taken     atomic.Uint64
-	dropped   atomic.Uint64 // since the last record sent
-	truncated atomic.Uint64
-	done      chan struct{}
+	w       *wire.Writer
+	mu      sync.Mutex // numbers and queues a record in one step, so records go out in order
+	closed  bool
+	ch      chan *wire.LogRecord // made, and run started, by the first record
+	seq     uint64               // records taken, under mu
+	dropped atomic.Uint64        // since the last record sent
+	done    chan struct{}
 }
 
-// newLogSink returns a sink writing to w that keeps up to buffer records
-// ([DefaultLogBuffer] when buffer <= 0).
-func newLogSink(w *wire.Writer, buffer int) *logSink {
-	if buffer <= 0 {
-		buffer = DefaultLogBuffer
-	}
-	return &logSink{w: w, buffer: buffer, done: make(chan struct{})}
+// newLogSink returns a sink writing to w that keeps up to [DefaultLogBuffer] records.
+func newLogSink(w *wire.Writer) *logSink {
+	return &logSink{w: w, done: make(chan struct{})}
 }
 
-// run writes the queued records until the handler is closed. A record over the
+// run writes the queued records until the sink is closed. A record over the
 // receiver's frame cap is cut short and sent; only a broken socket stops the writing.
 func (s *logSink) run() {
 	defer close(s.done)
@@ -65,7 +58,6 @@ func (s *logSink) run() {
 		rec.Dropped = s.dropped.Swap(0)
 		err := s.w.Write(rec)
 		if errors.Is(err, wire.ErrFrameTooLarge) {
-			s.truncated.Add(1)
 			err = s.w.Write(shrink(rec, s.w.Limit()))
 			if errors.Is(err, wire.ErrFrameTooLarge) {
 				err = s.w.Write(&wire.LogRecord{Time: rec.Time, Level: rec.Level, Seq: rec.Seq, Dropped: rec.Dropped,
@@ -130,7 +122,6 @@ func (s *logSink) queue(rec *wire.LogRecord) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.seq++
-	s.taken.Store(s.seq)
 	rec.Seq = s.seq
 	if s.closed {
 		s.dropped.Add(1)
@@ -139,7 +130,7 @@ func (s *logSink) queue(rec *wire.LogRecord) {
 	if s.ch == nil {
 		// The first record: a child that never logs spends neither the buffer nor the
 		// goroutine, and one that does spends them after its handshake.
-		s.ch = make(chan *wire.LogRecord, s.buffer)
+		s.ch = make(chan *wire.LogRecord, DefaultLogBuffer)
 		go s.run()
 	}
 	select {
@@ -207,6 +198,14 @@ func (s *logSink) say(level int, msg string, kv ...string) {
 		rec.Attrs = append(rec.Attrs, wire.Attr{Key: kv[i], Kind: "string", Value: kv[i+1]})
 	}
 	s.queue(rec)
+}
+
+// taken returns how many records the sink took in all, sent or dropped: the figure
+// Exiting carries.
+func (s *logSink) taken() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seq
 }
 
 // close stops taking records and waits, up to timeout, until the buffered ones are

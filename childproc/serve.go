@@ -70,7 +70,7 @@ func Serve(ctx context.Context, h Handler) error {
 		control: control,
 		r:       wire.NewReader(control, 0),
 		w:       wire.NewWriter(control, 0),
-		logs:    newLogSink(wire.NewWriter(logs, 0), 0),
+		logs:    newLogSink(wire.NewWriter(logs, 0)),
 	}
 	return s.serve(ctx)
 }
@@ -198,7 +198,7 @@ func (s *session) serve(ctx context.Context) error {
 	if initFailed != nil {
 		s.w.Write(initFailed)
 	} else {
-		s.w.Write(&wire.Exiting{Reason: reason, LogRecords: s.logs.taken.Load(), Panic: panicked})
+		s.w.Write(&wire.Exiting{Reason: reason, LogRecords: s.logs.taken(), Panic: panicked})
 	}
 	s.control.Close()
 	<-readDone
