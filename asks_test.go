@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -201,4 +202,109 @@ func TestAskHonoursItsContext(t *testing.T) {
 	if _, err := actors.Ask(ctx, system, pid, "echo", nil); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("ask: %v, want the context's deadline", err)
 	}
+}
+
+// A call waiting for a reply that never comes ends with its ctx, and the next calls,
+// with and without a deadline, are answered: a call on an idle actor writes its request
+// itself and waits on the process's eventfd, whose deadline the cancelled call set and
+// must have cleared.
+func TestCallCancelledWhileWaitingThenAnswered(t *testing.T) {
+	system := newSystem(t)
+	rec := newRecorder()
+	probe, pid := spawn(t, system, workerConfig("healthy", slogWith(rec)), nil)
+	running(probe)
+	for round := range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // beyond WriteTimeout
+		ended := make(chan error, 1)
+		go func() {
+			_, err := actors.Ask(ctx, system, pid, "hang", nil)
+			ended <- err
+		}()
+		within(t, 10*time.Second, "the child's hanging request", func() bool { return rec.count("hanging") == round+1 })
+		cancel()
+		if err := <-ended; !errors.Is(err, context.Canceled) {
+			t.Fatalf("round %d: the cancelled call: %v, want context.Canceled", round, err)
+		}
+		body, err := actors.Ask(context.Background(), system, pid, "echo", []byte("after"))
+		if err != nil || string(body) != "echo:after" {
+			t.Fatalf("round %d: the next call: %q, %v", round, body, err)
+		}
+		ctx, cancel = context.WithTimeout(context.Background(), time.Minute)
+		body, err = actors.Ask(ctx, system, pid, "echo", []byte("again"))
+		cancel()
+		if err != nil || string(body) != "echo:again" {
+			t.Fatalf("round %d: a call with a deadline: %q, %v", round, body, err)
+		}
+	}
+}
+
+// A call whose ctx can end before WriteTimeout never writes its request itself: facing
+// a child that does not read, it ends with its ctx, not with the write's timeout. A call
+// without a deadline may write itself, and then gets the write's failure.
+func TestCallToAChildThatDoesNotRead(t *testing.T) {
+	system := newSystem(t)
+	cfg := rawConfig("noread")
+	cfg.PingInterval, cfg.PingTimeout = 0, 0
+	cfg.WriteTimeout = 3 * time.Second
+	probe, pid := spawn(t, system, cfg, nil)
+	running(probe)
+	big := make([]byte, 8<<20) // far more than a socket buffer holds
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := actors.Ask(ctx, system, pid, "echo", big); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a call with a short deadline: %v, want context.DeadlineExceeded", err)
+	}
+	ex := exited(probe) // the actor's write gave up after WriteTimeout
+	if !errors.Is(ex.Err, actors.ErrChildNotReading) {
+		t.Fatalf("exited: %v", ex)
+	}
+
+	probe, pid = spawn(t, system, cfg, nil)
+	running(probe)
+	if _, err := actors.Ask(context.Background(), system, pid, "echo", big); !errors.Is(err, actors.ErrChildNotReading) {
+		t.Fatalf("a call without a deadline: %v, want ErrChildNotReading", err)
+	}
+	if ex := exited(probe); !errors.Is(ex.Err, actors.ErrChildNotReading) {
+		t.Fatalf("exited: %v", ex)
+	}
+}
+
+// Many callers asking at once, some on the eventfd and some on their channels, while
+// the process is killed: every call returns, each with a reply or a documented error.
+func TestConcurrentCallsDuringKill(t *testing.T) {
+	system := newSystem(t)
+	probe, pid := spawn(t, system, workerConfig("healthy", nil), nil)
+	running(probe)
+	var replies atomic.Int64
+	errs := make(chan error, 40)
+	for i := range cap(errs) {
+		ctx := context.Background()
+		if i%2 == 1 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, time.Minute)
+			defer cancel()
+		}
+		go func() {
+			for {
+				if _, err := actors.Ask(ctx, system, pid, "echo", []byte("x")); err != nil {
+					errs <- err
+					return
+				}
+				replies.Add(1)
+			}
+		}()
+	}
+	within(t, 20*time.Second, "replies to the callers", func() bool { return replies.Load() >= 2000 })
+	system.Root.Send(pid, &messages.Kill{})
+	for range cap(errs) {
+		select {
+		case err := <-errs:
+			if !errors.Is(err, actors.ErrNotRunning) && !errors.Is(err, actors.ErrProcessEnded) {
+				t.Fatalf("a call ended with an undocumented error: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("a call did not return after the kill")
+		}
+	}
+	exited(probe)
 }

@@ -167,6 +167,10 @@ func workerHandler() childproc.Handler {
 				return nil, nil
 			case "handled":
 				return []byte(strconv.FormatInt(handled.Load(), 10)), nil
+			case "hang": // never answers: says so in its log, then waits for the shutdown
+				childlog.New(p).Info("hanging")
+				<-ctx.Done()
+				return nil, ctx.Err()
 			}
 			return append([]byte("echo:"), r.Body...), nil
 		},

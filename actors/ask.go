@@ -3,6 +3,8 @@ package actors
 import (
 	"context"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/procsup/procsup/messages"
@@ -23,6 +25,15 @@ import (
 //   - [ErrChildNotReading]: the child did not read the request (it is killed for it);
 //   - [ErrNotProcess]: pid is not a process actor (a tree, say);
 //   - ctx.Err(), when ctx ends first.
+//
+// When the actor has nothing else to do, Ask writes the request on the calling goroutine
+// and waits for the reply in the netpoller, as a blocking read would: no goroutine
+// hand-off on the way out or back. It does so only when ctx has no deadline sooner than
+// the actor's WriteTimeout (or none at all), since a child that does not read can hold
+// that write for the whole WriteTimeout (a ctx cancelled meanwhile ends the call when
+// the write ends); otherwise the actor's goroutine writes. The actor's handling then
+// runs on the calling goroutine, so, as protoactor asks anyway, an EventStream
+// subscriber must not block.
 func Ask(ctx context.Context, system *actor.ActorSystem, pid *actor.PID, kind string, body []byte) ([]byte, error) {
 	res, err := call(ctx, system, pid, &messages.Ask{Kind: kind, Body: body})
 	if err != nil {
@@ -54,32 +65,87 @@ func Status(ctx context.Context, system *actor.ActorSystem, pid *actor.PID) (*me
 // call sends msg to pid with a sender of its own and waits for the one answer, or ctx.
 // A stopped actor's dead letter is ErrNotRunning. The sender is a process in the
 // registry (no actor, no goroutine), removed on return, so an answer that comes after ctx
-// ended is dropped and nothing lingers.
+// ended is dropped and nothing lingers. When the process actor is idle, this goroutine
+// may run its handling of msg (see lateBox.start).
 func call(ctx context.Context, system *actor.ActorSystem, pid *actor.PID, msg any) (any, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	r := &answer{ch: make(chan any, 1)}
-	self, _ := system.ProcessRegistry.Add(r, "procsup-call$"+system.ProcessRegistry.NextId())
+	r := &answer{ch: make(chan any, 1), ctx: ctx}
+	self, _ := system.ProcessRegistry.Add(r, callPrefix+system.ProcessRegistry.NextId())
 	defer system.ProcessRegistry.Remove(self)
 	system.Root.RequestWithCustomSender(pid, msg, self)
-	select {
-	case res := <-r.ch:
-		if _, ok := res.(*actor.DeadLetterResponse); ok {
-			return nil, fmt.Errorf("%w: %s has stopped", ErrNotRunning, pid.GetId())
-		}
-		return res, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	res, err := r.wait()
+	if err != nil {
+		return nil, err
 	}
+	if _, ok := res.(*actor.DeadLetterResponse); ok {
+		return nil, fmt.Errorf("%w: %s has stopped", ErrNotRunning, pid.GetId())
+	}
+	return res, nil
 }
 
+// callPrefix begins the registry name of every call's sender.
+const callPrefix = "procsup-call$"
+
 // answer is the sender of a call: it keeps the first message it gets.
-type answer struct{ ch chan any }
+type answer struct {
+	ch  chan any
+	ctx context.Context
+	// inline: the process actor handles the call's message on the caller's goroutine
+	// now (set and read in the mailbox's run: lateInvoker). wake: the process's
+	// wakeFd, lent then (asks.lend), so set on the caller's goroutine; the reader reads
+	// it after asks' lock.
+	inline bool
+	wake   *wakeFd
+}
+
+// callerOf returns the answer of the call whose sender is pid, or nil when pid is not a
+// call's sender in this system.
+func callerOf(system *actor.ActorSystem, pid *actor.PID) *answer {
+	if pid == nil || !strings.HasPrefix(pid.Id, callPrefix) || pid.Address != system.Address() {
+		return nil
+	}
+	p, _ := system.ProcessRegistry.Get(pid)
+	a, _ := p.(*answer)
+	return a
+}
+
+// inlineWithin reports whether the caller may run the process actor's handling of its
+// message, which can write to the child for up to writeTimeout: only when its ctx
+// cannot end sooner by a deadline (a child that does not read would otherwise hold the
+// call past it).
+func (a *answer) inlineWithin(writeTimeout time.Duration) bool {
+	if a.ctx.Done() == nil {
+		return true
+	}
+	d, ok := a.ctx.Deadline()
+	return ok && writeTimeout > 0 && time.Until(d) > writeTimeout
+}
+
+// wait returns the answer, or ctx's error when ctx ends first.
+func (a *answer) wait() (any, error) {
+	if w := a.wake; w != nil {
+		res, err, ok := w.wait(a.ctx, a.ch)
+		w.busy.Store(false)
+		if ok {
+			return res, err
+		}
+	}
+	select {
+	case res := <-a.ch:
+		return res, nil
+	case <-a.ctx.Done():
+		return nil, a.ctx.Err()
+	}
+}
 
 func (a *answer) SendUserMessage(_ *actor.PID, m any) {
 	select {
 	case a.ch <- actor.UnwrapEnvelopeMessage(m):
+		if a.wake != nil {
+			a.wake.signal()
+		}
 	default:
 	}
 }

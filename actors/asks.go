@@ -17,10 +17,36 @@ type asks struct {
 	nextID uint64
 	wait   map[uint64]*actor.PID
 	closed bool
+	wake   *wakeFd // made at the first lend, closed with asks
+	woken  bool    // wake was closed: lend no more
 }
 
 func newAsks(system *actor.ActorSystem) *asks {
 	return &asks{system: system, wait: map[uint64]*actor.PID{}}
+}
+
+// lend lends the process's wakeFd to the caller c while c's goroutine runs the process
+// actor (the request is written there), unless another caller holds it; the caller
+// gives it back when its wait ends. Without an eventfd, c waits on its channel.
+func (a *asks) lend(c *answer) {
+	if c == nil || !c.inline || c.wake != nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed || a.woken {
+		return
+	}
+	if a.wake == nil {
+		w, err := newWakeFd()
+		if err != nil {
+			return
+		}
+		a.wake = w
+	}
+	if a.wake.busy.CompareAndSwap(false, true) {
+		c.wake = a.wake
+	}
 }
 
 // add records sender and returns the request ID to send, or false once closed.
@@ -61,7 +87,8 @@ func (a *asks) answer(r *wire.Reply) {
 	a.system.Root.Send(to, resp)
 }
 
-// close fails every waiting Ask with err and refuses new ones.
+// close fails every waiting Ask with err and refuses new ones. The wakeFd is closed
+// after: a caller still waiting on it then finds its answer on its channel.
 func (a *asks) close(err error) {
 	a.mu.Lock()
 	waiting := a.wait
@@ -69,5 +96,17 @@ func (a *asks) close(err error) {
 	a.mu.Unlock()
 	for _, to := range waiting {
 		a.system.Root.Send(to, &messages.Response{Err: err})
+	}
+	a.release()
+}
+
+// release closes the wakeFd, if any, and lends it no more.
+func (a *asks) release() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.woken = true
+	if a.wake != nil {
+		a.wake.close()
+		a.wake = nil
 	}
 }

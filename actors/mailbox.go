@@ -1,6 +1,9 @@
 package actors
 
 import (
+	"sync/atomic"
+	"time"
+
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/procsup/procsup/messages"
 )
@@ -20,19 +23,92 @@ import (
 // actor: it may hand the actor a message of its own through invoke (handled at once, on
 // the mailbox's goroutine, as any message) and report that the actor takes the stop
 // over, which then does not happen now: the actor sends itself a new one when it is ready.
-func lateMailbox(late func(c actor.Context, envelope any), hold func(invoke func(msg any), sys any) bool) actor.MailboxProducer {
-	return func() actor.Mailbox { return &lateBox{Mailbox: actor.Unbounded()(), late: late, hold: hold} }
+//
+// writeTimeout, when not zero, lets a call (Ask, Status) run the mailbox on its own
+// goroutine (see start).
+func lateMailbox(late func(c actor.Context, envelope any), hold func(invoke func(msg any), sys any) bool, writeTimeout time.Duration) actor.MailboxProducer {
+	return func() actor.Mailbox {
+		return &lateBox{Mailbox: actor.Unbounded()(), late: late, hold: hold, writeTimeout: writeTimeout}
+	}
 }
 
 type lateBox struct {
 	actor.Mailbox
 	late func(c actor.Context, envelope any)
 	hold func(invoke func(msg any), sys any) bool
+
+	// A call that finds the actor idle runs its mailbox itself, so that the request is
+	// written without a goroutine of the mailbox's: starting one wakes an idle core's
+	// thread (see wake.go). Everything else keeps protoactor's dispatcher.
+	writeTimeout time.Duration
+	system       *actor.ActorSystem
+	dispatcher   actor.Dispatcher
+	run          atomic.Pointer[func()] // the mailbox's run, scheduled and not started yet
+	// Set by each run as it begins, on its own goroutine: the message and the caller
+	// of a call whose goroutine runs it, or nothing.
+	inlineMsg any
+	inlineFor *answer
 }
 
 func (m *lateBox) RegisterHandlers(invoker actor.MessageInvoker, dispatcher actor.Dispatcher) {
-	m.Mailbox.RegisterHandlers(&lateInvoker{MessageInvoker: invoker, late: m.late, hold: m.hold}, dispatcher)
+	c, ok := invoker.(actor.Context)
+	if m.writeTimeout > 0 && ok {
+		m.system, m.dispatcher = c.ActorSystem(), dispatcher
+		dispatcher = deferred{m, dispatcher.Throughput()}
+	}
+	m.Mailbox.RegisterHandlers(&lateInvoker{MessageInvoker: invoker, late: m.late, hold: m.hold, box: m}, dispatcher)
 }
+
+func (m *lateBox) PostUserMessage(msg any) {
+	if m.system == nil {
+		m.Mailbox.PostUserMessage(msg)
+		return
+	}
+	var c *answer
+	if env, ok := msg.(*actor.MessageEnvelope); ok && m.Mailbox.UserMessageCount() == 0 {
+		if c = callerOf(m.system, env.Sender); c != nil && !c.inlineWithin(m.writeTimeout) {
+			c = nil
+		}
+	}
+	m.Mailbox.PostUserMessage(msg)
+	m.start(msg, c)
+}
+
+func (m *lateBox) PostSystemMessage(msg any) {
+	m.Mailbox.PostSystemMessage(msg)
+	if m.system != nil {
+		m.start(nil, nil)
+	}
+}
+
+// start starts the run the last post scheduled, if no other post took it: on the
+// goroutine of c, the caller that posted msg, when c is not nil (a call that found the
+// mailbox empty, whose ctx allows it), on a goroutine of the dispatcher's otherwise.
+// Whichever post takes it, the run drains the mailbox as protoactor's would.
+func (m *lateBox) start(msg any, c *answer) {
+	run := m.run.Swap(nil)
+	if run == nil {
+		return
+	}
+	if c == nil {
+		m.dispatcher.Schedule(func() {
+			m.inlineMsg, m.inlineFor = nil, nil
+			(*run)()
+		})
+		return
+	}
+	m.inlineMsg, m.inlineFor = msg, c
+	(*run)()
+}
+
+// deferred is the dispatcher protoactor's mailbox sees: it keeps the run for start.
+type deferred struct {
+	m          *lateBox
+	throughput int
+}
+
+func (d deferred) Schedule(run func()) { d.m.run.Store(&run) }
+func (d deferred) Throughput() int     { return d.throughput }
 
 // lateInvoker is called by the mailbox, one message at a time.
 type lateInvoker struct {
@@ -40,6 +116,7 @@ type lateInvoker struct {
 	late     func(c actor.Context, envelope any)
 	hold     func(invoke func(msg any), sys any) bool
 	stopping bool // a Stop came: from then on, check whether the actor has stopped
+	box      *lateBox
 }
 
 func (i *lateInvoker) InvokeSystemMessage(m any) {
@@ -64,6 +141,12 @@ func (i *lateInvoker) InvokeUserMessage(envelope any) {
 				return
 			}
 		}
+	}
+	if c := i.box.inlineFor; c != nil && envelope == i.box.inlineMsg {
+		c.inline = true // the caller's own message, on the caller's goroutine
+		i.MessageInvoker.InvokeUserMessage(envelope)
+		c.inline = false
+		return
 	}
 	i.MessageInvoker.InvokeUserMessage(envelope)
 }

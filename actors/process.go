@@ -56,7 +56,7 @@ func NewProcess(cfg Config) (*actor.Props, error) {
 	reg := &incarnations{m: map[string]*incarnation{}}
 	return actor.PropsFromProducer(func() actor.Actor {
 		return &process{cfg: cfg, reg: reg}
-	}, actor.WithMailbox(lateMailbox(answerStopped, holdEnd))), nil
+	}, actor.WithMailbox(lateMailbox(answerStopped, holdEnd, cfg.WriteTimeout))), nil
 }
 
 // endAsked is what holdEnd asks a process actor when protoactor would stop or restart
@@ -205,6 +205,9 @@ func (p *process) Receive(ctx actor.Context) {
 	case *endAsked:
 		m.taken = p.endAsked(ctx, m.restart)
 	case *actor.Stopping, *actor.Restarting:
+		if p.asks != nil {
+			p.asks.release()
+		}
 		p.released()
 		p.metrics.track(p, false) // a restart makes a new instance: this one is gone
 	case *actor.Stopped:
@@ -899,6 +902,7 @@ func (p *process) ask(sender *actor.PID, m *messages.Ask) {
 		p.log.Warn("an Ask without a sender: use actors.Ask, Request or RequestFuture", "kind", m.Kind)
 		return
 	}
+	p.asks.lend(callerOf(p.system, sender))
 	id, ok := p.asks.add(sender)
 	if !ok {
 		respond(sender, p.system, ErrNotRunning)
