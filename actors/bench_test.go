@@ -167,10 +167,12 @@ func killRawOnce(tb testing.TB, path string) time.Duration {
 	return d
 }
 
-// BenchmarkRequestReply: an Ask from outside the actor, through the process actor to the
-// child and back. Each iteration also times one round trip of the floor (the request's
-// bytes echoed by a raw child), interleaved so both see the same machine; ns/op counts
-// the Ask alone and x-floor is the ratio of the two sums.
+// BenchmarkRequestReply: actors.Ask from outside the actor, through the process actor
+// to the child and back, with a ctx without deadline (the request written on the
+// caller's goroutine) and with a 1 s deadline (sooner than WriteTimeout: written by the
+// actor's). Each iteration also times one round trip of the floor (the request's bytes
+// echoed by a raw child), interleaved so both see the same machine; ns/op counts the
+// Ask alone and x-floor is the ratio of the two sums.
 func BenchmarkRequestReply(b *testing.B) {
 	floor := requestFloor(b)
 	system := actors.QuietSystem(b)
@@ -186,20 +188,32 @@ func BenchmarkRequestReply(b *testing.B) {
 	system.EventStream.Unsubscribe(sub)
 	defer actors.StopAndWait(context.Background(), system, pid)
 	body := []byte("ping")
-	var asks, floors time.Duration
-	b.ResetTimer()
-	for range b.N {
-		began := time.Now()
-		res, err := system.Root.RequestFuture(pid, &messages.Ask{Kind: "echo", Body: body}, 5*time.Second).Result()
-		if err != nil || res.(*messages.Response).Err != nil {
-			b.Fatal(err, res)
+	for _, deadline := range []time.Duration{0, time.Second} {
+		name := "ctx=background"
+		if deadline > 0 {
+			name = "ctx=deadline-1s"
 		}
-		asks += time.Since(began)
-		b.StopTimer()
-		floors += floor.RoundTrip()
-		b.StartTimer()
+		b.Run(name, func(b *testing.B) {
+			var asks, floors time.Duration
+			for range b.N {
+				began := time.Now()
+				ctx, cancel := context.Background(), context.CancelFunc(func() {})
+				if deadline > 0 {
+					ctx, cancel = context.WithTimeout(ctx, deadline)
+				}
+				_, err := actors.Ask(ctx, system, pid, "echo", body)
+				cancel()
+				if err != nil {
+					b.Fatal(err)
+				}
+				asks += time.Since(began)
+				b.StopTimer()
+				floors += floor.RoundTrip()
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(asks)/float64(floors), "x-floor")
+		})
 	}
-	b.ReportMetric(float64(asks)/float64(floors), "x-floor")
 }
 
 // BenchmarkFloorRoundTrip: the request's bytes echoed by a raw child over a socket pair.

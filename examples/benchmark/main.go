@@ -11,7 +11,9 @@
 // smallest procsup child (childproc/childproctest/minimal) under a process actor with
 // NewConfig's defaults; go-plugin's is an echo plugin (gopluginecho/plugin). Starts and
 // endings are interleaved (floor, procsup, go-plugin, again), round trips too in blocks
-// of a hundred back to back, so that every side sees the same machine; the fleets (many
+// of a hundred back to back, so that every side sees the same machine (procsup asked with
+// a ctx without deadline, then again with a 1 s deadline, interleaved with the floor
+// alone); the fleets (many
 // children asked every 100 ms, or idle) run one side after the other. Progress goes to
 // stderr, with the odd line go-plugin's yamux logs there when a plugin is killed.
 package main
@@ -177,6 +179,11 @@ func run(o options, out io.Writer) error {
 		return err
 	}
 	rows = append(rows, row{"request round trip (16 bytes, sequential)", "time", medians(rt)})
+	rt, err = roundTrips([]side{sides[0], deadlineSide{sides[1].(*procsupSide)}}, o.asks)
+	if err != nil {
+		return err
+	}
+	rows = append(rows, row{"the same, procsup's ctx with a 1 s deadline (< WriteTimeout)", "time", append(medians(rt), math.NaN(), math.NaN())})
 
 	progress("spawn+ready+kill cycles")
 	rates, err := cycles(sides, 2, 3, o.cycleFor)

@@ -188,6 +188,29 @@ func (c *procsupChild) ask(body []byte) error {
 	return err
 }
 
+// deadlineSide is procsup's side asked with a ctx of a 1 s deadline, sooner than the
+// actor's WriteTimeout: the actor's goroutine writes each request, not the caller's.
+type deadlineSide struct{ *procsupSide }
+
+func (deadlineSide) name() string { return "procsup, 1 s deadline" }
+
+func (d deadlineSide) start() (child, error) {
+	c, err := d.procsupSide.start()
+	if err != nil {
+		return nil, err
+	}
+	return deadlineChild{c.(*procsupChild)}, nil
+}
+
+type deadlineChild struct{ *procsupChild }
+
+func (c deadlineChild) ask(body []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_, err := actors.Ask(ctx, c.side.system, c.pid, "echo", body)
+	return err
+}
+
 // exited waits for the actor's Exited, then for the actor to stop.
 func (c *procsupChild) exited() error {
 	for ev := range c.events {
