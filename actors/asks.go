@@ -18,7 +18,6 @@ type asks struct {
 	wait   map[uint64]*actor.PID
 	closed bool
 	wake   *wakeFd // made at the first lend, closed with asks
-	woken  bool    // wake was closed: lend no more
 }
 
 func newAsks(system *actor.ActorSystem) *asks {
@@ -29,12 +28,12 @@ func newAsks(system *actor.ActorSystem) *asks {
 // actor (the request is written there), unless another caller holds it; the caller
 // gives it back when its wait ends. Without an eventfd, c waits on its channel.
 func (a *asks) lend(c *answer) {
-	if c == nil || !c.inline || c.wake != nil {
+	if c == nil || !c.inline {
 		return
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.closed || a.woken {
+	if a.closed {
 		return
 	}
 	if a.wake == nil {
@@ -100,11 +99,13 @@ func (a *asks) close(err error) {
 	a.release()
 }
 
-// release closes the wakeFd, if any, and lends it no more.
+// release closes the wakeFd, if any, and refuses new Asks and lends: the process
+// ended (close), or the actor stops or restarts, which it does only after its process
+// ended.
 func (a *asks) release() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.woken = true
+	a.closed = true
 	if a.wake != nil {
 		a.wake.close()
 		a.wake = nil
