@@ -43,7 +43,9 @@ type lateBox struct {
 	writeTimeout time.Duration
 	system       *actor.ActorSystem
 	dispatcher   actor.Dispatcher
-	run          atomic.Pointer[func()] // the mailbox's run, scheduled and not started yet
+	run          func()      // the mailbox's run, as protoactor's mailbox last scheduled it
+	scheduled    atomic.Bool // run was scheduled and not started yet
+	dispatched   func()      // runDispatched, made once
 	// Set by each run as it begins, on its own goroutine: the message and the caller
 	// of a call whose goroutine runs it, or nothing.
 	inlineMsg any
@@ -53,7 +55,7 @@ type lateBox struct {
 func (m *lateBox) RegisterHandlers(invoker actor.MessageInvoker, dispatcher actor.Dispatcher) {
 	c, ok := invoker.(actor.Context)
 	if m.writeTimeout > 0 && ok {
-		m.system, m.dispatcher = c.ActorSystem(), dispatcher
+		m.system, m.dispatcher, m.dispatched = c.ActorSystem(), dispatcher, m.runDispatched
 		dispatcher = deferred{m, dispatcher.Throughput()}
 	}
 	m.Mailbox.RegisterHandlers(&lateInvoker{MessageInvoker: invoker, late: m.late, hold: m.hold, box: m}, dispatcher)
@@ -85,20 +87,26 @@ func (m *lateBox) PostSystemMessage(msg any) {
 // goroutine of c, the caller that posted msg, when c is not nil (a call that found the
 // mailbox empty, whose ctx allows it), on a goroutine of the dispatcher's otherwise.
 // Whichever post takes it, the run drains the mailbox as protoactor's would.
+//
+// run is written by the post that scheduled it and read by the one that takes it
+// (scheduled orders the two); the next schedule comes only after this run set the
+// mailbox idle.
 func (m *lateBox) start(msg any, c *answer) {
-	run := m.run.Swap(nil)
-	if run == nil {
+	if !m.scheduled.Swap(false) {
 		return
 	}
 	if c == nil {
-		m.dispatcher.Schedule(func() {
-			m.inlineMsg, m.inlineFor = nil, nil
-			(*run)()
-		})
+		m.dispatcher.Schedule(m.dispatched)
 		return
 	}
 	m.inlineMsg, m.inlineFor = msg, c
-	(*run)()
+	m.run()
+}
+
+// runDispatched is a run on a goroutine of the dispatcher's.
+func (m *lateBox) runDispatched() {
+	m.inlineMsg, m.inlineFor = nil, nil
+	m.run()
 }
 
 // deferred is the dispatcher protoactor's mailbox sees: it keeps the run for start.
@@ -107,8 +115,12 @@ type deferred struct {
 	throughput int
 }
 
-func (d deferred) Schedule(run func()) { d.m.run.Store(&run) }
-func (d deferred) Throughput() int     { return d.throughput }
+func (d deferred) Schedule(run func()) {
+	d.m.run = run
+	d.m.scheduled.Store(true)
+}
+
+func (d deferred) Throughput() int { return d.throughput }
 
 // lateInvoker is called by the mailbox, one message at a time.
 type lateInvoker struct {
