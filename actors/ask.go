@@ -3,7 +3,6 @@ package actors
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -63,17 +62,18 @@ func Status(ctx context.Context, system *actor.ActorSystem, pid *actor.PID) (*me
 }
 
 // call sends msg to pid with a sender of its own and waits for the one answer, or ctx.
-// A stopped actor's dead letter is ErrNotRunning. The sender is a process in the
-// registry (no actor, no goroutine), removed on return, so an answer that comes after ctx
+// A stopped actor's dead letter is ErrNotRunning. The sender is an entry of the system's
+// calls (no actor, no goroutine), removed on return, so an answer that comes after ctx
 // ended is dropped and nothing lingers. When the process actor is idle, this goroutine
 // may run its handling of msg (see lateBox.start).
 func call(ctx context.Context, system *actor.ActorSystem, pid *actor.PID, msg any) (any, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	cs := callsOf(system)
 	r := &answer{ch: make(chan any, 1), ctx: ctx}
-	self, _ := system.ProcessRegistry.Add(r, callPrefix+system.ProcessRegistry.NextId())
-	defer system.ProcessRegistry.Remove(self)
+	self := cs.add(r)
+	defer cs.remove(self)
 	system.Root.RequestWithCustomSender(pid, msg, self)
 	res, err := r.wait()
 	if err != nil {
@@ -85,30 +85,18 @@ func call(ctx context.Context, system *actor.ActorSystem, pid *actor.PID, msg an
 	return res, nil
 }
 
-// callPrefix begins the registry name of every call's sender.
-const callPrefix = "procsup-call$"
-
 // answer is the sender of a call: it keeps the first message it gets.
 type answer struct {
 	ch  chan any
 	ctx context.Context
 	// inline: the process actor handles the call's message on the caller's goroutine
-	// now (set and read in the mailbox's run: lateInvoker). wake: the process's
-	// wakeFd, lent then (asks.lend), so set on the caller's goroutine; the reader reads
-	// it after asks' lock.
+	// now (set and read in the mailbox's run: lateInvoker). lone: no other call of the
+	// system was open when this one opened (calls.add). wake: the process's wakeFd,
+	// lent then (asks.lend), so set on the caller's goroutine; the reader reads it
+	// after asks' lock.
 	inline bool
+	lone   bool
 	wake   *wakeFd
-}
-
-// callerOf returns the answer of the call whose sender is pid, or nil when pid is not a
-// call's sender in this system.
-func callerOf(system *actor.ActorSystem, pid *actor.PID) *answer {
-	if pid == nil || !strings.HasPrefix(pid.Id, callPrefix) || pid.Address != system.Address() {
-		return nil
-	}
-	p, _ := system.ProcessRegistry.Get(pid)
-	a, _ := p.(*answer)
-	return a
 }
 
 // inlineWithin reports whether the caller may run the process actor's handling of its
@@ -140,15 +128,13 @@ func (a *answer) wait() (any, error) {
 	}
 }
 
-func (a *answer) SendUserMessage(_ *actor.PID, m any) {
+// deliver keeps m if it is the first message of the call, and wakes the caller.
+func (a *answer) deliver(m any) {
 	select {
-	case a.ch <- actor.UnwrapEnvelopeMessage(m):
+	case a.ch <- m:
 		if a.wake != nil {
 			a.wake.signal()
 		}
 	default:
 	}
 }
-
-func (a *answer) SendSystemMessage(*actor.PID, any) {}
-func (a *answer) Stop(*actor.PID)                   {}

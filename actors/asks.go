@@ -13,29 +13,50 @@ import (
 // actor's mailbox; whatever is left when the process ends is failed.
 type asks struct {
 	system *actor.ActorSystem
+	calls  *calls
 	mu     sync.Mutex
 	nextID uint64
-	wait   map[uint64]*actor.PID
+	wait   map[uint64]asker
 	closed bool
 	wake   *wakeFd // made at the first lend, closed with asks
 }
 
-func newAsks(system *actor.ActorSystem) *asks {
-	return &asks{system: system, wait: map[uint64]*actor.PID{}}
+// asker is whoever asked: the sender, and its answer when the sender is a call of this
+// system's (call), which then gets the reply without a registry lookup.
+type asker struct {
+	to     *actor.PID
+	answer *answer
 }
 
-// lend lends the process's wakeFd to the caller c while c's goroutine runs the process
-// actor (the request is written there), unless another caller holds it; the caller
-// gives it back when its wait ends. Without an eventfd, c waits on its channel.
-func (a *asks) lend(c *answer) {
-	if c == nil || !c.inline {
-		return
-	}
+func newAsks(system *actor.ActorSystem) *asks {
+	return &asks{system: system, calls: callsOf(system), wait: map[uint64]asker{}}
+}
+
+// add records sender and returns the request ID to send, or false once closed. A call
+// whose goroutine runs the process actor's handling (answer.inline: the request is
+// written there) and that was the system's only open call when it opened
+// (answer.lone) borrows the process's wakeFd to wait on, unless another caller holds
+// it; the caller gives it back when its wait ends. Every other caller waits on its
+// channel: with other calls in flight the machine is busy, and a reply through the
+// netpoller would queue the caller behind everything runnable once more, where the
+// reader's hand-off over a channel runs it next (see wake.go).
+func (a *asks) add(sender *actor.PID) (uint64, bool) {
+	c := a.calls.lookup(sender)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {
-		return
+		return 0, false
 	}
+	if c != nil && c.inline && c.lone {
+		a.lend(c)
+	}
+	a.nextID++
+	a.wait[a.nextID] = asker{sender, c}
+	return a.nextID, true
+}
+
+// lend lends the wakeFd to c, made at the first lend; a.mu is held.
+func (a *asks) lend(c *answer) {
 	if a.wake == nil {
 		w, err := newWakeFd()
 		if err != nil {
@@ -46,18 +67,6 @@ func (a *asks) lend(c *answer) {
 	if a.wake.busy.CompareAndSwap(false, true) {
 		c.wake = a.wake
 	}
-}
-
-// add records sender and returns the request ID to send, or false once closed.
-func (a *asks) add(sender *actor.PID) (uint64, bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.closed {
-		return 0, false
-	}
-	a.nextID++
-	a.wait[a.nextID] = sender
-	return a.nextID, true
 }
 
 // forget drops id (its request could not be sent) and reports whether it was still
@@ -83,7 +92,16 @@ func (a *asks) answer(r *wire.Reply) {
 	if r.Error != "" {
 		resp.Body, resp.Err = nil, &messages.RemoteError{Message: r.Error, Code: r.Code}
 	}
-	a.system.Root.Send(to, resp)
+	a.send(to, resp)
+}
+
+// send sends resp to w: straight to its answer for a call of this system's.
+func (a *asks) send(w asker, resp *messages.Response) {
+	if w.answer != nil {
+		w.answer.deliver(resp)
+		return
+	}
+	a.system.Root.Send(w.to, resp)
 }
 
 // close fails every waiting Ask with err and refuses new ones. The wakeFd is closed
@@ -91,10 +109,10 @@ func (a *asks) answer(r *wire.Reply) {
 func (a *asks) close(err error) {
 	a.mu.Lock()
 	waiting := a.wait
-	a.wait, a.closed = map[uint64]*actor.PID{}, true
+	a.wait, a.closed = map[uint64]asker{}, true
 	a.mu.Unlock()
-	for _, to := range waiting {
-		a.system.Root.Send(to, &messages.Response{Err: err})
+	for _, w := range waiting {
+		a.send(w, &messages.Response{Err: err})
 	}
 	a.release()
 }

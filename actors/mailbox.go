@@ -41,7 +41,7 @@ type lateBox struct {
 	// written without a goroutine of the mailbox's: starting one wakes an idle core's
 	// thread (see wake.go). Everything else keeps protoactor's dispatcher.
 	writeTimeout time.Duration
-	system       *actor.ActorSystem
+	calls        *calls // the system's, to find a call's answer by its sender
 	dispatcher   actor.Dispatcher
 	run          func()      // the mailbox's run, as protoactor's mailbox last scheduled it
 	scheduled    atomic.Bool // run was scheduled and not started yet
@@ -55,20 +55,20 @@ type lateBox struct {
 func (m *lateBox) RegisterHandlers(invoker actor.MessageInvoker, dispatcher actor.Dispatcher) {
 	c, ok := invoker.(actor.Context)
 	if m.writeTimeout > 0 && ok {
-		m.system, m.dispatcher, m.dispatched = c.ActorSystem(), dispatcher, m.runDispatched
+		m.calls, m.dispatcher, m.dispatched = callsOf(c.ActorSystem()), dispatcher, m.runDispatched
 		dispatcher = deferred{m, dispatcher.Throughput()}
 	}
 	m.Mailbox.RegisterHandlers(&lateInvoker{MessageInvoker: invoker, late: m.late, hold: m.hold, box: m}, dispatcher)
 }
 
 func (m *lateBox) PostUserMessage(msg any) {
-	if m.system == nil {
+	if m.calls == nil {
 		m.Mailbox.PostUserMessage(msg)
 		return
 	}
 	var c *answer
 	if env, ok := msg.(*actor.MessageEnvelope); ok && m.Mailbox.UserMessageCount() == 0 {
-		if c = callerOf(m.system, env.Sender); c != nil && !c.inlineWithin(m.writeTimeout) {
+		if c = m.calls.lookup(env.Sender); c != nil && !c.inlineWithin(m.writeTimeout) {
 			c = nil
 		}
 	}
@@ -78,7 +78,7 @@ func (m *lateBox) PostUserMessage(msg any) {
 
 func (m *lateBox) PostSystemMessage(msg any) {
 	m.Mailbox.PostSystemMessage(msg)
-	if m.system != nil {
+	if m.calls != nil {
 		m.start(nil, nil)
 	}
 }

@@ -902,7 +902,6 @@ func (p *process) ask(sender *actor.PID, m *messages.Ask) {
 		p.log.Warn("an Ask without a sender: use actors.Ask, Request or RequestFuture", "kind", m.Kind)
 		return
 	}
-	p.asks.lend(callerOf(p.system, sender))
 	id, ok := p.asks.add(sender)
 	if !ok {
 		respond(sender, p.system, ErrNotRunning)

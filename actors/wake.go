@@ -14,14 +14,25 @@ import (
 // machine with an idle core the runtime then wakes that core's thread as well: a cross-
 // core wake-up, 20-40 µs on a VM, on every reply. A caller that waits in the netpoller
 // instead, on an eventfd the reader writes, is picked up by the thread the reply woke,
-// as a plain blocking read is. A process lends its wakeFd to one caller at a time
-// (asks.lend); every other caller waits on its channel.
+// as a plain blocking read is. A process lends its wakeFd to one caller at a time, and
+// only to the system's only open call (asks.add): when other calls are in flight, a
+// caller woken through the netpoller is queued behind every runnable goroutine, while
+// the reader's send on a channel makes it the next to run on the reader's thread, and
+// with no idle core there is no other core to wake. Every other caller waits on its
+// channel.
 
 // wakeFd is an eventfd in the netpoller: a caller waits on it for its reply.
 type wakeFd struct {
 	f    *os.File
 	raw  syscall.RawConn
 	busy atomic.Bool // lent to a caller
+
+	// The borrower's: the channel its reply comes on, what the wait took from it, and
+	// the raw read's callback (took, made once: a closure made at each wait would be
+	// allocated with the variables it sets).
+	ch    chan any
+	res   any
+	check func(uintptr) bool
 }
 
 // wakeOne is the eventfd counter's increment, in the machine's byte order.
@@ -41,7 +52,9 @@ func newWakeFd() (*wakeFd, error) {
 		f.Close()
 		return nil, err
 	}
-	return &wakeFd{f: f, raw: raw}, nil
+	w := &wakeFd{f: f, raw: raw}
+	w.check = w.took
+	return w, nil
 }
 
 // signal wakes the caller waiting on w, if any. The counter is never read: each write
@@ -64,14 +77,9 @@ func (w *wakeFd) wait(ctx context.Context, ch chan any) (res any, err error, ok 
 			}
 		}()
 	}
-	rerr := w.raw.Read(func(uintptr) bool {
-		select {
-		case res = <-ch:
-			return true
-		default:
-			return false // wait for the next edge
-		}
-	})
+	w.ch = ch
+	rerr := w.raw.Read(w.check)
+	res, w.ch, w.res = w.res, nil, nil
 	switch {
 	case rerr == nil:
 		return res, nil, true
@@ -84,6 +92,16 @@ func (w *wakeFd) wait(ctx context.Context, ch chan any) (res any, err error, ok 
 		}
 	}
 	return nil, nil, false
+}
+
+// took takes the borrower's reply, if it came; if not, the read waits for the next edge.
+func (w *wakeFd) took(uintptr) bool {
+	select {
+	case w.res = <-w.ch:
+		return true
+	default:
+		return false
+	}
 }
 
 func (w *wakeFd) close() { w.f.Close() }

@@ -22,13 +22,20 @@ type lazyBuffer struct {
 	buf  *[]byte         // nil while empty
 	r, w int             // the unread bytes are (*buf)[r:w]
 	err  error           // the error of the read that also returned the last bytes
+
+	// The raw read's callback (readRaw, made once: a closure made at each read would be
+	// allocated with the variables it sets) and what its last call found.
+	readRaw func(fd uintptr) bool
+	got     *[]byte
+	n       int
+	errno   error
 }
 
 func newLazyBuffer(src io.Reader) *lazyBuffer {
 	b := &lazyBuffer{src: src}
 	if sc, ok := src.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
-			b.raw = raw
+			b.raw, b.readRaw = raw, b.readFd
 		}
 	}
 	return b
@@ -64,25 +71,10 @@ func (b *lazyBuffer) Read(p []byte) (int, error) {
 // fill reads what is there into a borrowed buffer, waiting for at least one byte; it
 // returns with b.buf set, or an error and no buffer.
 func (b *lazyBuffer) fill() error {
-	var n int
-	var err error
 	if b.raw != nil {
-		var buf *[]byte
-		rerr := b.raw.Read(func(fd uintptr) bool {
-			buf = readBuffers.Get().(*[]byte)
-			for {
-				n, err = syscall.Read(int(fd), *buf)
-				if err != syscall.EINTR {
-					break
-				}
-			}
-			if err == syscall.EAGAIN {
-				readBuffers.Put(buf) // nothing yet: wait holding nothing
-				buf = nil
-				return false
-			}
-			return true
-		})
+		rerr := b.raw.Read(b.readRaw)
+		buf, n, err := b.got, b.n, b.errno
+		b.got, b.errno = nil, nil
 		switch {
 		case rerr != nil: // a deadline, a closed descriptor
 			if buf != nil {
@@ -103,6 +95,8 @@ func (b *lazyBuffer) fill() error {
 		return nil
 	}
 	buf := readBuffers.Get().(*[]byte)
+	var n int
+	var err error
 	for n == 0 && err == nil {
 		n, err = b.src.Read(*buf)
 	}
@@ -112,6 +106,27 @@ func (b *lazyBuffer) fill() error {
 	}
 	b.buf, b.r, b.w, b.err = buf, 0, n, err
 	return nil
+}
+
+// readFd is the raw read's callback: it reads what is there into a borrowed buffer,
+// kept in b.got with the count and error; finding nothing, it gives the buffer back and
+// has the read wait.
+func (b *lazyBuffer) readFd(fd uintptr) bool {
+	buf := readBuffers.Get().(*[]byte)
+	var n int
+	var err error
+	for {
+		n, err = syscall.Read(int(fd), *buf)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if err == syscall.EAGAIN {
+		readBuffers.Put(buf) // nothing yet: wait holding nothing
+		return false
+	}
+	b.got, b.n, b.errno = buf, n, err
+	return true
 }
 
 // readError is a failed read(2) on the reader's descriptor.
