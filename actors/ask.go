@@ -26,16 +26,18 @@ import (
 //   - ctx.Err(), when ctx ends first.
 //
 // When the actor has nothing else to do, Ask writes the request on the calling goroutine
-// and, when no other call of the system is in flight, waits for the reply in the
-// netpoller, as a blocking read would: no goroutine hand-off on the way out or back
-// (with other calls in flight, the reader hands the reply over on a channel, which
-// runs the caller next). It writes on the calling goroutine only when ctx has no
-// deadline sooner than the actor's WriteTimeout (or none at all), since a child that
-// does not read can hold that write for the whole WriteTimeout (a ctx cancelled
-// meanwhile ends the call when the write ends); otherwise the actor's goroutine writes.
-// The actor's handling then runs on the calling goroutine, so, as protoactor asks
-// anyway, an EventStream subscriber must not block. The sender the actor sees is a PID
-// of the system's registry process "procsup-calls", with a RequestId of the call's own.
+// and, when no other call of the system is in flight (none opened in the last
+// millisecond or two: a call waiting longer on a slow handler does not count), waits
+// for the reply in the netpoller, as a blocking read would: no goroutine hand-off on
+// the way out or back (with other calls in flight, the reader hands the reply over on a
+// channel, which runs the caller next). It writes on the calling goroutine only when
+// ctx has no deadline sooner than the actor's WriteTimeout (or none at all), since a
+// child that does not read can hold that write for the whole WriteTimeout (a ctx
+// cancelled meanwhile ends the call when the write ends); otherwise the actor's
+// goroutine writes. The actor's handling then runs on the calling goroutine, so, as
+// protoactor asks anyway, an EventStream subscriber must not block. The sender the
+// actor sees is a PID of the system's registry process "procsup-calls", with a
+// RequestId of the call's own.
 func Ask(ctx context.Context, system *actor.ActorSystem, pid *actor.PID, kind string, body []byte) ([]byte, error) {
 	res, err := call(ctx, system, pid, &messages.Ask{Kind: kind, Body: body})
 	if err != nil {
@@ -93,12 +95,14 @@ type answer struct {
 	ch  chan any
 	ctx context.Context
 	// inline: the process actor handles the call's message on the caller's goroutine
-	// now (set and read in the mailbox's run: lateInvoker). lone: no other call of the
-	// system was open when this one opened (calls.add). wake: the process's wakeFd,
-	// lent then (asks.lend), so set on the caller's goroutine; the reader reads it
-	// after asks' lock.
+	// now (set and read in the mailbox's run: lateInvoker). opened: the millisecond
+	// the call opened in; lone: no other call of the system opened shortly before was
+	// open then (both set by calls.add). wake: the process's wakeFd, lent then
+	// (asks.lend), so set on the caller's goroutine; the reader reads it after asks'
+	// lock.
 	inline bool
 	lone   bool
+	opened int64
 	wake   *wakeFd
 }
 

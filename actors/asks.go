@@ -34,8 +34,8 @@ func newAsks(system *actor.ActorSystem) *asks {
 
 // add records sender and returns the request ID to send, or false once closed. A call
 // whose goroutine runs the process actor's handling (answer.inline: the request is
-// written there) and that was the system's only open call when it opened
-// (answer.lone) borrows the process's wakeFd to wait on, unless another caller holds
+// written there) and that found no other recent call of the system open when it
+// opened (answer.lone) borrows the process's wakeFd to wait on, unless another caller holds
 // it; the caller gives it back when its wait ends. Every other caller waits on its
 // channel: with other calls in flight the machine is busy, and a reply through the
 // netpoller would queue the caller behind everything runnable once more, where the

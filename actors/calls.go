@@ -2,6 +2,7 @@ package actors
 
 import (
 	"sync"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
@@ -17,9 +18,27 @@ const callsID = "procsup-calls"
 // is no longer open is dropped, as a stopped future's would be.
 type calls struct {
 	system *actor.ActorSystem
+	now    func() int64 // monoNow (tests set their own)
 	mu     sync.Mutex
 	last   uint32
 	open   map[uint32]*answer
+	// young counts the open calls by the millisecond they opened in, for the last
+	// four milliseconds: slot ms%4, tagged with its millisecond.
+	young [4]openedIn
+}
+
+// openedIn is how many open calls opened in millisecond ms.
+type openedIn struct {
+	ms int64
+	n  int
+}
+
+// count returns how many open calls opened in millisecond ms, as far as y still knows.
+func (y openedIn) count(ms int64) int {
+	if y.ms != ms {
+		return 0
+	}
+	return y.n
 }
 
 // callsOf returns system's calls, registering them at the first call.
@@ -29,16 +48,25 @@ func callsOf(system *actor.ActorSystem) *calls {
 			return c
 		}
 	}
-	system.ProcessRegistry.Add(&calls{system: system, open: map[uint32]*answer{}}, callsID)
+	system.ProcessRegistry.Add(&calls{system: system, now: monoNow, open: map[uint32]*answer{}}, callsID)
 	p, _ := system.ProcessRegistry.GetLocal(callsID) // whichever Add came first
 	return p.(*calls)
 }
 
 // add opens a call answered to a and returns its sender. a.lone is whether no other
-// call of the system is open.
+// call of the system opened in this millisecond or the one before is still open: calls
+// in flight together say the machine is busy with them, while a call that has waited
+// longer (on a slow handler, say) says nothing of it.
 func (c *calls) add(a *answer) *actor.PID {
 	c.mu.Lock()
-	a.lone = len(c.open) == 0
+	ms := c.now() / int64(time.Millisecond) // read under mu: the slots' milliseconds only grow
+	a.opened = ms
+	a.lone = c.young[ms&3].count(ms) == 0 && c.young[(ms-1)&3].count(ms-1) == 0
+	y := &c.young[ms&3]
+	if y.ms != ms {
+		*y = openedIn{ms: ms}
+	}
+	y.n++
 	for {
 		c.last++
 		if _, taken := c.open[c.last]; !taken && c.last != 0 {
@@ -54,7 +82,12 @@ func (c *calls) add(a *answer) *actor.PID {
 // remove closes the call whose sender is pid.
 func (c *calls) remove(pid *actor.PID) {
 	c.mu.Lock()
-	delete(c.open, pid.RequestId)
+	if a, ok := c.open[pid.RequestId]; ok {
+		if y := &c.young[a.opened&3]; y.ms == a.opened {
+			y.n--
+		}
+		delete(c.open, pid.RequestId)
+	}
 	c.mu.Unlock()
 }
 

@@ -91,6 +91,7 @@ func TestOnlyALoneInlineCallBorrowsTheWakeFd(t *testing.T) {
 	a := newAsks(system)
 	t.Cleanup(a.release)
 	c := callsOf(system)
+	c.now = func() int64 { return int64(time.Hour) } // one millisecond for all
 	first, second := &answer{inline: true}, &answer{inline: true}
 	firstPid := c.add(first)
 	secondPid := c.add(second)
@@ -111,5 +112,43 @@ func TestOnlyALoneInlineCallBorrowsTheWakeFd(t *testing.T) {
 	c.remove(c.add(third))
 	if !third.lone {
 		t.Fatal("a call opened after the others closed is not lone")
+	}
+}
+
+// A call is lone when no other call that opened in its millisecond or the one before is
+// still open: a call that has waited longer (on a slow handler) does not count, one that
+// has ended does not either.
+func TestALongCallDoesNotMakeTheNextOneLessLone(t *testing.T) {
+	c := callsOf(QuietSystem(t))
+	now := 10 * time.Millisecond
+	c.now = func() int64 { return int64(now) }
+	opened := map[string]*actor.PID{}
+	open := func(name string, lone bool) {
+		t.Helper()
+		a := &answer{}
+		opened[name] = c.add(a)
+		if a.lone != lone {
+			t.Fatalf("at %v, call %s lone %v, want %v", now, name, a.lone, lone)
+		}
+	}
+	open("long", true)
+	open("same ms", false)
+	c.remove(opened["same ms"])
+	now += time.Millisecond
+	open("next ms", false) // long opened a millisecond ago
+	now += 1500 * time.Microsecond
+	open("1.5 ms on", false) // next ms is young
+	c.remove(opened["next ms"])
+	c.remove(opened["1.5 ms on"])
+	open("alone with long", true) // long is 2.5 ms old
+	c.remove(opened["alone with long"])
+	now += time.Hour // every slot's millisecond long gone
+	open("an hour on", true)
+	c.remove(opened["an hour on"])
+	c.remove(opened["long"])
+	for i, y := range c.young {
+		if y.n != 0 {
+			t.Errorf("slot %d counts %d open calls after every call closed", i, y.n)
+		}
 	}
 }

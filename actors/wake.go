@@ -15,11 +15,11 @@ import (
 // core wake-up, 20-40 µs on a VM, on every reply. A caller that waits in the netpoller
 // instead, on an eventfd the reader writes, is picked up by the thread the reply woke,
 // as a plain blocking read is. A process lends its wakeFd to one caller at a time, and
-// only to the system's only open call (asks.add): when other calls are in flight, a
-// caller woken through the netpoller is queued behind every runnable goroutine, while
-// the reader's send on a channel makes it the next to run on the reader's thread, and
-// with no idle core there is no other core to wake. Every other caller waits on its
-// channel.
+// only to a call that found no other recent call open (asks.add, calls.add): when
+// other calls are in flight, a caller woken through the netpoller is queued behind
+// every runnable goroutine, while the reader's send on a channel makes it the next to
+// run on the reader's thread, and with no idle core there is no other core to wake.
+// Every other caller waits on its channel.
 
 // wakeFd is an eventfd in the netpoller: a caller waits on it for its reply.
 type wakeFd struct {
