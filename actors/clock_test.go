@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"container/heap"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -10,21 +11,31 @@ import (
 
 type numbered struct{ n int }
 
+// Ticks are delivered earliest first, whatever order they were added in, and a
+// cancelled tick is never delivered. The ticks are put on the clock together (under its
+// lock) with due times already past, so that one pass delivers them: how late the test's
+// goroutine or the timer runs on a busy machine does not change what is checked.
 func TestClockDeliversInOrderAndCancels(t *testing.T) {
 	system := QuietSystem(t)
 	probe := actortest.NewProbe(t, system, nil)
-	// Periods of 5 ms give a 1 ms grid: due times 10 ms apart stay in order.
+	past := monoNow() - int64(time.Second)
+	theClock.mu.Lock()
 	for _, n := range []int{3, 1, 2} {
-		tickAfter(system, time.Duration(n)*10*time.Millisecond, 5*time.Millisecond, probe.PID, &numbered{n})
+		heap.Push(&theClock.ticks, &tick{due: past + int64(n)*int64(time.Millisecond), system: system, pid: probe.PID, msg: &numbered{n}})
 	}
-	cancel := tickAfter(system, 15*time.Millisecond, 5*time.Millisecond, probe.PID, &numbered{99})
+	dropped := &tick{due: past + 2*int64(time.Millisecond) - 1, system: system, pid: probe.PID, msg: &numbered{98}}
+	heap.Push(&theClock.ticks, dropped)
+	heap.Remove(&theClock.ticks, dropped.index)
+	theClock.arm()
+	theClock.mu.Unlock()
+	cancel := tickAfter(system, time.Hour, time.Hour, probe.PID, &numbered{99})
 	cancel()
 	for want := 1; want <= 3; want++ {
 		if got := actortest.ExpectType[*numbered](probe, 5*time.Second); got.n != want {
 			t.Fatalf("tick %d arrived in place %d", got.n, want)
 		}
 	}
-	probe.ExpectNoMessage(50*time.Millisecond, nil) // the cancelled tick
+	probe.ExpectNoMessage(50*time.Millisecond, nil) // neither removed tick
 	theClock.mu.Lock()
 	defer theClock.mu.Unlock()
 	if len(theClock.ticks) != 0 {
