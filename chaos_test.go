@@ -209,7 +209,6 @@ func TestChaosSoak(t *testing.T) {
 		lifecycles, injected.Load(), len(failures), leaks)
 }
 
-// actorCount counts the actors registered in system.
 // actorCount counts the system's registered processes, less the one behind every
 // actors.Ask's sender, registered at the first.
 func actorCount(system *actor.ActorSystem) int {
