@@ -94,7 +94,7 @@ func (c *calls) remove(pid *actor.PID) {
 // lookup returns the answer of the open call whose sender is pid, or nil when pid is no
 // open call's sender of these calls.
 func (c *calls) lookup(pid *actor.PID) *answer {
-	if c == nil || pid == nil || pid.Id != callsID || pid.Address != c.system.Address() {
+	if pid == nil || pid.Id != callsID || pid.Address != c.system.Address() {
 		return nil
 	}
 	c.mu.Lock()
