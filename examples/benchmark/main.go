@@ -13,9 +13,9 @@
 // endings are interleaved (floor, procsup, go-plugin, again), round trips too in blocks
 // of a hundred back to back, so that every side sees the same machine (procsup asked with
 // a ctx without deadline, then again with a 1 s deadline, interleaved with the floor
-// alone); the fleets (many
-// children asked every 100 ms, or idle) run one side after the other. Progress goes to
-// stderr, with the odd line go-plugin's yamux logs there when a plugin is killed.
+// alone); the fleets (many children asked every 100 ms, or idle) run one side after the
+// other. Progress goes to stderr, with the odd line go-plugin's yamux logs there when a
+// plugin is killed.
 package main
 
 import (
