@@ -267,7 +267,7 @@ type pinger struct {
 	timeout  time.Duration
 	pongs    *pongs
 	reported bool
-	cancel   func()
+	ticks    repeat
 }
 
 // pongs is what the reader learns from pongs, shared with the pinger: each pong is
@@ -311,7 +311,7 @@ func (a *pinger) Receive(ctx actor.Context) {
 	case *actor.Started:
 		// The first ping at a random point of the interval spreads many children's pings
 		// over the clock's grid (clock.go), where they are sent in batches.
-		a.cancel = tickAfter(a.system, rand.N(a.interval)+time.Millisecond, a.interval, ctx.Self(), &pingTick{})
+		a.ticks.first(a.system, rand.N(a.interval)+time.Millisecond, a.interval, ctx.Self(), &pingTick{})
 	case *pingTick:
 		if a.timeout > 0 && !a.reported {
 			if silence := a.pongs.silence(); silence > a.timeout {
@@ -324,11 +324,9 @@ func (a *pinger) Receive(ctx actor.Context) {
 			ctx.Send(a.owner, &childNotReading{about{a.pongs.ospid}})
 			return
 		}
-		a.cancel = tickAfter(a.system, a.interval, a.interval, ctx.Self(), &pingTick{})
+		a.ticks.next(a.system, a.interval, ctx.Self(), &pingTick{})
 	case *actor.Stopping, *actor.Restarting:
-		if a.cancel != nil {
-			a.cancel()
-		}
+		a.ticks.stop()
 	}
 }
 
@@ -357,7 +355,7 @@ type monitorActor struct {
 	memState monitor.State
 	cpu      *monitor.CPUSampler
 	cpuState monitor.CPUState
-	cancel   func()
+	ticks    repeat
 }
 
 func (a *monitorActor) memoryOn() bool {
@@ -387,7 +385,7 @@ func (a *monitorActor) Receive(ctx actor.Context) {
 			a.cpuState.CPU, _ = s.Sample() // the first interval's start
 			a.cpuState.At = time.Now()
 		}
-		a.cancel = tickAfter(a.system, a.interval, a.interval, ctx.Self(), &monitorTick{})
+		a.ticks.first(a.system, a.interval, a.interval, ctx.Self(), &monitorTick{})
 	case *monitorTick:
 		r := &reading{}
 		if a.mem != nil {
@@ -408,11 +406,9 @@ func (a *monitorActor) Receive(ctx actor.Context) {
 			r.cpu, r.cpuPercent = cpu, a.cpuState.Percent
 		}
 		a.last.Store(r)
-		a.cancel = tickAfter(a.system, a.interval, a.interval, ctx.Self(), &monitorTick{})
+		a.ticks.next(a.system, a.interval, ctx.Self(), &monitorTick{})
 	case *actor.Stopping, *actor.Restarting:
-		if a.cancel != nil {
-			a.cancel()
-		}
+		a.ticks.stop()
 		if a.mem != nil {
 			a.mem.Close()
 		}
