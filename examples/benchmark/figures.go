@@ -4,10 +4,13 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/procsup/procsup/actors"
 	"github.com/procsup/procsup/messages/wire"
@@ -170,6 +173,7 @@ func pidsOf(kids []child) []int {
 type load struct {
 	rtt, p99       time.Duration // median and 99th percentile round trip (asked fleets)
 	unsent         int           // asks not sent within their interval (asked fleets)
+	unsentLater    int           // of those, the asks due after the first second
 	parent, kids   float64       // CPU, % of one core
 	system         float64       // the machine's busy CPU, % of one core
 	rss, uss       uint64        // median child RSS and USS, bytes
@@ -180,8 +184,12 @@ type load struct {
 // never; the floor then pings each one at procsup's default ping interval, as an idle
 // procsup child is pinged). The asks of the children are spread evenly over the
 // interval; an ask whose time came a whole interval before the last one returned is
-// counted unsent and skipped.
-func fleet(s side, n int, every, hold time.Duration, heapProfile string) (load, error) {
+// counted unsent and skipped, and counted apart when it was due after the first second
+// (the first asks reach children that have idled since they started). A heapProfile is
+// written while an idle fleet of procsup's is held; a runtime trace of an asked fleet
+// while it is asked, to tracePath with the side's name appended (its cost is in that
+// run's figures).
+func fleet(s side, n int, every, hold time.Duration, heapProfile, tracePath string) (load, error) {
 	before := heapAndStacks()
 	kids, err := startMany(s, n)
 	if err != nil {
@@ -202,13 +210,22 @@ func fleet(s side, n int, every, hold time.Duration, heapProfile string) (load, 
 	pids := pidsOf(kids)
 	time.Sleep(time.Second) // the starts' own work done
 
-	began := time.Now().Add(every)
-	end := began.Add(hold)
 	rtts := make([][]time.Duration, n)
-	var unsent atomic.Int64
+	var unsent, unsentLater atomic.Int64
 	var failed atomic.Value
 	var wg sync.WaitGroup
-	self0, kids0, sys0, t0 := selfCPU(), cpuOf(pids), systemBusy(), time.Now()
+	// The children's CPU is read first, so that reading every thread's schedstat of
+	// hundreds of children does not overlap the first asks.
+	kids0, self0, sys0, t0 := cpuOf(pids), selfCPU(), systemBusy(), time.Now()
+	began := t0.Add(every)
+	end := began.Add(hold)
+	if tracePath != "" && every > 0 {
+		stop, err := startTrace(tracePath + "." + slug(s.name()))
+		if err != nil {
+			return load{}, err
+		}
+		defer stop()
+	}
 	if every > 0 {
 		for i, c := range kids {
 			offset := every * time.Duration(i) / time.Duration(n)
@@ -221,6 +238,9 @@ func fleet(s side, n int, every, hold time.Duration, heapProfile string) (load, 
 					time.Sleep(time.Until(at))
 					if time.Since(at) >= every {
 						unsent.Add(1)
+						if at.Sub(began) >= time.Second {
+							unsentLater.Add(1)
+						}
 						continue
 					}
 					t := time.Now()
@@ -243,7 +263,7 @@ func fleet(s side, n int, every, hold time.Duration, heapProfile string) (load, 
 	if err, _ := failed.Load().(error); err != nil {
 		return load{}, fmt.Errorf("%s: ask: %w", s.name(), err)
 	}
-	l.unsent = int(unsent.Load())
+	l.unsent, l.unsentLater = int(unsent.Load()), int(unsentLater.Load())
 	if every > 0 {
 		all := slices.Concat(rtts...)
 		slices.Sort(all)
@@ -257,6 +277,30 @@ func fleet(s side, n int, every, hold time.Duration, heapProfile string) (load, 
 	slices.Sort(uss)
 	l.rss, l.uss = rss[n/2], uss[n/2]
 	return l, nil
+}
+
+// startTrace starts a runtime trace of this process into the file at path.
+func startTrace(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := trace.Start(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		trace.Stop()
+		f.Close()
+	}, nil
+}
+
+// slug is a side's name as a file name's part: "floor (raw socket)" is
+// "floor-raw-socket".
+func slug(name string) string {
+	return strings.Join(strings.FieldsFunc(strings.ToLower(name), func(r rune) bool {
+		return !unicode.IsLetter(r) && !unicode.IsDigit(r)
+	}), "-")
 }
 
 // floorPings pings every floor child at procsup's default ping interval, as procsup

@@ -54,6 +54,7 @@ type options struct {
 	every, asked   time.Duration
 	idle           time.Duration
 	heapProfile    string
+	fleetTrace     string
 	cpuProfile     string
 }
 
@@ -68,6 +69,7 @@ func main() {
 	flag.DurationVar(&o.asked, "asked", 5*time.Second, "how long an asked fleet is measured")
 	flag.DurationVar(&o.idle, "idle", 10*time.Second, "how long an idle fleet is measured (four of procsup's ping intervals by default)")
 	flag.StringVar(&o.heapProfile, "heapprofile", "", "write a heap profile of this process, taken while the largest idle fleet of procsup children is held, to this file")
+	flag.StringVar(&o.fleetTrace, "fleettrace", "", "write a runtime trace of this process while the largest asked fleet of each side is asked, to this path with the side's name appended (for go tool trace)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process, the whole run, to this file")
 	maxprocs := flag.Int("child-gomaxprocs", 0, "GOMAXPROCS of every side's children (0: as the machine gives)")
 	flag.Parse()
@@ -213,11 +215,11 @@ func run(o options, out io.Writer) error {
 				} else {
 					progress(fmt.Sprintf("%d idle children of %s", n, s.name()))
 				}
-				profile := ""
+				heapProfile, tracePath := "", ""
 				if n == slices.Max(o.fleets) {
-					profile = o.heapProfile
+					heapProfile, tracePath = o.heapProfile, o.fleetTrace
 				}
-				if loads[i], err = fleet(s, n, every, hold, profile); err != nil {
+				if loads[i], err = fleet(s, n, every, hold, heapProfile, tracePath); err != nil {
 					return err
 				}
 				measured[i] = true
@@ -238,6 +240,7 @@ func run(o options, out io.Writer) error {
 					row{what + "round trip median", "time", pick(func(l load) float64 { return float64(l.rtt) })},
 					row{what + "round trip, 99th percentile", "time", pick(func(l load) float64 { return float64(l.p99) })},
 					row{what + "asks not sent in time", "asks", pick(func(l load) float64 { return float64(l.unsent) })},
+					row{what + "the same, due after the first second", "asks", pick(func(l load) float64 { return float64(l.unsentLater) })},
 					row{what + "parent CPU", "%", pick(func(l load) float64 { return l.parent })},
 					row{what + "children's CPU", "%", pick(func(l load) float64 { return l.kids })})
 				continue
