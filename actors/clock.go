@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"cmp"
 	"container/heap"
 	"sync"
 	"time"
@@ -14,19 +15,22 @@ import (
 // processes fall on the same instant and are delivered together: the pings of a
 // thousand idle children with the default intervals fall on two due times a second (two
 // hundred at each; BenchmarkIdleChildren counts no HighPing) instead of four hundred. A
-// pass delivers at most passMax ticks and leaves the rest to passes paceStep apart, so
-// those two hundred take 25 passes over about 25 ms: each tick starts a goroutine and
-// wakes a child, and two hundred of them at once queue ahead of everything else the
-// program runs (in a trace of 500 children asked every 100 ms, the replies' readers
-// waited up to 60 ms in the run queues after such passes). An idle program holds no
-// goroutine for it: between passes there is one runtime timer, and none when nothing is
-// due.
+// pass delivers at most passMax ticks and leaves the rest to passes paceStep apart (but
+// none more than paceSpread late), so those two hundred take 25 passes over about 25
+// ms: each tick starts a goroutine and wakes a child, and two hundred of them at once
+// queue ahead of everything else the program runs (in a trace of 500 children asked
+// every 100 ms, the replies' readers waited up to 60 ms in the run queues after such
+// passes). An idle program holds no goroutine for it: between passes there is one
+// runtime timer, and none when nothing is due.
 
-// passMax is the most ticks one pass delivers; paceStep is the time to the next pass
-// when more are due.
+// passMax is the most ticks one pass delivers, and paceStep the time to the next pass
+// when more are due; but a pass delivers every tick late by more than paceSpread, so
+// pacing holds no tick back longer than that and the clock keeps up with any number of
+// ticks (eight a millisecond would cap it at 8,000 a second).
 const (
-	passMax  = 8
-	paceStep = time.Millisecond
+	passMax    = 8
+	paceStep   = time.Millisecond
+	paceSpread = 25 * time.Millisecond
 )
 
 // maxGrain is the coarsest grid: a tick of a long period comes at most this late.
@@ -96,11 +100,12 @@ type tick struct {
 
 // clock delivers ticks: a heap of them by due time and the runtime timer of the earliest.
 type clock struct {
-	mu    sync.Mutex
-	ticks tickHeap
-	timer *time.Timer
-	at    int64         // due time the timer is set for; 0 when it is not set
-	step  time.Duration // the time between passes while ticks are due; 0 is paceStep
+	mu     sync.Mutex
+	ticks  tickHeap
+	timer  *time.Timer
+	at     int64         // due time the timer is set for; 0 when it is not set
+	step   time.Duration // the time between passes while ticks are due; 0 is paceStep
+	spread time.Duration // how late a tick is delivered whatever passMax; 0 is paceSpread
 }
 
 var theClock clock
@@ -148,23 +153,21 @@ func (c *clock) armAt(at int64) {
 	c.timer.Reset(d)
 }
 
-// pass delivers the earliest due ticks, at most passMax, on the timer's goroutine, and
-// sets the timer for the next pass: a step away if more are due.
+// pass delivers the earliest due ticks, at most passMax unless more are late by over
+// the spread, on the timer's goroutine, and sets the timer for the next pass: a step
+// away if more are due.
 func (c *clock) pass() {
 	var held [passMax]*tick
 	due := held[:0]
 	c.mu.Lock()
 	now := monoNow()
-	for len(due) < passMax && len(c.ticks) > 0 && c.ticks[0].due <= now {
+	late := now - int64(cmp.Or(c.spread, paceSpread))
+	for len(c.ticks) > 0 && (len(due) < passMax && c.ticks[0].due <= now || c.ticks[0].due <= late) {
 		due = append(due, heap.Pop(&c.ticks).(*tick))
 	}
 	c.at = 0
 	if len(c.ticks) > 0 && c.ticks[0].due <= now {
-		step := c.step
-		if step == 0 {
-			step = paceStep
-		}
-		c.armAt(now + int64(step))
+		c.armAt(now + int64(cmp.Or(c.step, paceStep)))
 	} else {
 		c.arm()
 	}

@@ -46,11 +46,12 @@ func TestClockDeliversInOrderAndCancels(t *testing.T) {
 
 // A burst of due ticks is delivered passMax at a time, earliest first, each pass setting
 // the timer a step away while more are due; the last sets it for the next tick not yet
-// due. The clock's step is an hour, so only the test's own calls make passes.
+// due. The clock's step is an hour, so only the test's own calls make passes, and its
+// spread three hours, so no tick counts as late.
 func TestClockPacesABurstOfTicks(t *testing.T) {
 	system := QuietSystem(t)
 	probe := actortest.NewProbe(t, system, nil)
-	c := &clock{step: time.Hour}
+	c := &clock{step: time.Hour, spread: 3 * time.Hour}
 	defer func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -88,6 +89,40 @@ func TestClockPacesABurstOfTicks(t *testing.T) {
 		case next > n && at != later.due:
 			t.Fatalf("after the last pass, the timer is set for %v from now, want the next tick's due time, %v", in, time.Duration(later.due-monoNow()))
 		}
+	}
+}
+
+// Ticks late by more than the clock's spread are all delivered in one pass, however many:
+// pacing holds none back longer than that.
+func TestClockDeliversTicksLateBeyondTheSpread(t *testing.T) {
+	system := QuietSystem(t)
+	probe := actortest.NewProbe(t, system, nil)
+	c := &clock{step: time.Hour, spread: time.Millisecond}
+	defer func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.timer.Stop()
+	}()
+	const n = 3 * passMax
+	past := monoNow() - int64(time.Second)
+	later := &tick{due: monoNow() + int64(2*time.Hour), system: system, pid: probe.PID, msg: &numbered{0}}
+	c.mu.Lock()
+	for i := n; i >= 1; i-- {
+		heap.Push(&c.ticks, &tick{due: past + int64(i), system: system, pid: probe.PID, msg: &numbered{i}})
+	}
+	heap.Push(&c.ticks, later)
+	c.mu.Unlock()
+	c.pass()
+	for want := 1; want <= n; want++ {
+		if got := actortest.ExpectType[*numbered](probe, 5*time.Second); got.n != want {
+			t.Fatalf("tick %d arrived in place %d", got.n, want)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.ticks) != 1 || c.at != later.due {
+		t.Fatalf("after the pass, %d ticks on the clock and the timer set for %v from now, want the one not due and its due time",
+			len(c.ticks), time.Duration(c.at-monoNow()))
 	}
 }
 
