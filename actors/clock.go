@@ -15,22 +15,24 @@ import (
 // processes fall on the same instant and are delivered together: the pings of a
 // thousand idle children with the default intervals fall on two due times a second (two
 // hundred at each; BenchmarkIdleChildren counts no HighPing) instead of four hundred. A
-// pass delivers at most passMax ticks and leaves the rest to passes paceStep apart (but
-// none more than paceSpread late), so those two hundred take 25 passes over about 25
-// ms: each tick starts a goroutine and wakes a child, and two hundred of them at once
-// queue ahead of everything else the program runs (in a trace of 500 children asked
-// every 100 ms, the replies' readers waited up to 60 ms in the run queues after such
-// passes). An idle program holds no goroutine for it: between passes there is one
-// runtime timer, and none when nothing is due.
+// pass delivers passMax ticks (or a pacePasses-th of a bigger burst) and leaves the
+// rest to passes paceStep apart, so those two hundred take 25 passes over about 25 ms:
+// each tick starts a goroutine and wakes a child, and two hundred of them at once queue
+// ahead of everything else the program runs (in a trace of 500 children asked every 100
+// ms, the replies' readers waited up to 60 ms in the run queues after such passes). An
+// idle program holds no goroutine for it: between passes there is one runtime timer,
+// and none when nothing is due.
 
 // passMax is the most ticks one pass delivers, and paceStep the time to the next pass
-// when more are due; but a pass delivers every tick late by more than paceSpread, so
-// pacing holds no tick back longer than that and the clock keeps up with any number of
-// ticks (eight a millisecond would cap it at 8,000 a second).
+// when more are due; but when more than pacePasses×passMax are due, a pass delivers a
+// pacePasses-th of them, so that a burst of any size is spread over about pacePasses
+// passes and the clock keeps up with any number of ticks (eight a pass would cap it at
+// 8,000 a second). A pass that comes late does not deliver more to catch up: when the
+// program is too busy to run its timer on time, the ticks wait with it.
 const (
 	passMax    = 8
 	paceStep   = time.Millisecond
-	paceSpread = 25 * time.Millisecond
+	pacePasses = 25
 )
 
 // maxGrain is the coarsest grid: a tick of a long period comes at most this late.
@@ -100,12 +102,11 @@ type tick struct {
 
 // clock delivers ticks: a heap of them by due time and the runtime timer of the earliest.
 type clock struct {
-	mu     sync.Mutex
-	ticks  tickHeap
-	timer  *time.Timer
-	at     int64         // due time the timer is set for; 0 when it is not set
-	step   time.Duration // the time between passes while ticks are due; 0 is paceStep
-	spread time.Duration // how late a tick is delivered whatever passMax; 0 is paceSpread
+	mu    sync.Mutex
+	ticks tickHeap
+	timer *time.Timer
+	at    int64         // due time the timer is set for; 0 when it is not set
+	step  time.Duration // the time between passes while ticks are due; 0 is paceStep
 }
 
 var theClock clock
@@ -153,16 +154,16 @@ func (c *clock) armAt(at int64) {
 	c.timer.Reset(d)
 }
 
-// pass delivers the earliest due ticks, at most passMax unless more are late by over
-// the spread, on the timer's goroutine, and sets the timer for the next pass: a step
-// away if more are due.
+// pass delivers the earliest due ticks, passMax or a pacePasses-th of them if that is
+// more, on the timer's goroutine, and sets the timer for the next pass: a step away if
+// more are due.
 func (c *clock) pass() {
 	var held [passMax]*tick
 	due := held[:0]
 	c.mu.Lock()
 	now := monoNow()
-	late := now - int64(cmp.Or(c.spread, paceSpread))
-	for len(c.ticks) > 0 && (len(due) < passMax && c.ticks[0].due <= now || c.ticks[0].due <= late) {
+	n := max(passMax, (c.ticks.countDue(now)+pacePasses-1)/pacePasses)
+	for len(due) < n && len(c.ticks) > 0 && c.ticks[0].due <= now {
 		due = append(due, heap.Pop(&c.ticks).(*tick))
 	}
 	c.at = 0
@@ -179,6 +180,23 @@ func (c *clock) pass() {
 
 // tickHeap is a container/heap of ticks, earliest first.
 type tickHeap []*tick
+
+// countDue is how many ticks are due at now; it looks at those and their children only.
+func (h tickHeap) countDue(now int64) int {
+	n := 0
+	var next [64]int
+	stack := append(next[:0], 0)
+	for len(stack) > 0 {
+		i := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if i >= len(h) || h[i].due > now {
+			continue
+		}
+		n++
+		stack = append(stack, 2*i+1, 2*i+2)
+	}
+	return n
+}
 
 func (h tickHeap) Len() int           { return len(h) }
 func (h tickHeap) Less(i, j int) bool { return h[i].due < h[j].due }

@@ -73,8 +73,8 @@ type Config struct {
 	// PingInterval is the time between pings; 0 sends none (and so detects no hang).
 	// The pings of all processes go out in batches on a shared grid, so each may come
 	// up to a fifth of the interval (at most 1 s) late, and a millisecond later for
-	// every eight other ticks (pings, memory samples) due at the same time, at most
-	// 25 ms later.
+	// every eight other ticks (pings, memory samples) due at the same time (a burst of
+	// more than 200 is spread over about 25 ms).
 	PingInterval time.Duration
 	// PingTimeout: no pong for this long and the process is killed as unresponsive; 0
 	// turns the check off.
