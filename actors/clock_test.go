@@ -46,25 +46,10 @@ func TestClockDeliversInOrderAndCancels(t *testing.T) {
 
 // A burst of due ticks is delivered passMax at a time, earliest first, each pass setting
 // the timer a step away while more are due; the last sets it for the next tick not yet
-// due. The clock's step is an hour, so only the test's own calls make passes.
+// due.
 func TestClockPacesABurstOfTicks(t *testing.T) {
-	system := QuietSystem(t)
-	probe := actortest.NewProbe(t, system, nil)
-	c := &clock{step: time.Hour}
-	defer func() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		c.timer.Stop()
-	}()
 	const n = 2*passMax + 3
-	past := monoNow() - int64(time.Second)
-	later := &tick{due: monoNow() + int64(2*time.Hour), system: system, pid: probe.PID, msg: &numbered{0}}
-	c.mu.Lock()
-	for i := n; i >= 1; i-- {
-		heap.Push(&c.ticks, &tick{due: past + int64(i), system: system, pid: probe.PID, msg: &numbered{i}})
-	}
-	heap.Push(&c.ticks, later)
-	c.mu.Unlock()
+	c, probe, later := burstClock(t, n)
 	passes := 0
 	for next := 1; next <= n; {
 		c.pass()
@@ -95,25 +80,14 @@ func TestClockPacesABurstOfTicks(t *testing.T) {
 // (rounded up), earliest first: a burst of any size is spread over about pacePasses
 // passes, so the clock keeps up with any number of ticks.
 func TestClockSpreadsABigBurstOverAFewPasses(t *testing.T) {
-	system := QuietSystem(t)
-	probe := actortest.NewProbe(t, system, nil)
-	c := &clock{step: time.Hour}
-	defer func() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		c.timer.Stop()
-	}()
 	const n = 4*pacePasses*passMax + 1
-	past := monoNow() - int64(time.Second)
+	c, probe, _ := burstClock(t, n)
 	c.mu.Lock()
-	for i := n; i >= 1; i-- {
-		heap.Push(&c.ticks, &tick{due: past + int64(i), system: system, pid: probe.PID, msg: &numbered{i}})
-	}
-	heap.Push(&c.ticks, &tick{due: monoNow() + int64(2*time.Hour), system: system, pid: probe.PID, msg: &numbered{0}})
-	if due := c.ticks.countDue(monoNow()); due != n {
+	due := c.ticks.countDue(monoNow())
+	c.mu.Unlock()
+	if due != n {
 		t.Fatalf("countDue says %d ticks are due, want %d", due, n)
 	}
-	c.mu.Unlock()
 	c.pass()
 	want := (n + pacePasses - 1) / pacePasses
 	for i := 1; i <= want; i++ {
@@ -126,6 +100,31 @@ func TestClockSpreadsABigBurstOverAFewPasses(t *testing.T) {
 	if left := len(c.ticks); left != n-want+1 {
 		t.Fatalf("one pass over %d due ticks left %d on the clock, want %d (a %dth delivered)", n, left, n-want+1, pacePasses)
 	}
+}
+
+// burstClock is a clock of the test's own, its step an hour so that only the test's
+// calls make passes, holding ticks numbered 1 to n, all due, and later (numbered 0),
+// due in two hours. Its timer is stopped when the test ends.
+func burstClock(t *testing.T, n int) (c *clock, probe *actortest.Probe, later *tick) {
+	system := QuietSystem(t)
+	probe = actortest.NewProbe(t, system, nil)
+	c = &clock{step: time.Hour}
+	t.Cleanup(func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.timer != nil {
+			c.timer.Stop()
+		}
+	})
+	past := monoNow() - int64(time.Second)
+	later = &tick{due: monoNow() + int64(2*time.Hour), system: system, pid: probe.PID, msg: &numbered{0}}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := n; i >= 1; i-- { // pushed latest first
+		heap.Push(&c.ticks, &tick{due: past + int64(i), system: system, pid: probe.PID, msg: &numbered{i}})
+	}
+	heap.Push(&c.ticks, later)
+	return c, probe, later
 }
 
 // Ticks of many processes with the same period and random phases share a few due
