@@ -178,6 +178,10 @@ type load struct {
 	system         float64       // the machine's busy CPU, % of one core
 	rss, uss       uint64        // median child RSS and USS, bytes
 	parentPerChild float64       // parent heap and stacks per child, bytes
+	// After an idle fleet (not the floor's): the children's CPU per ask when each is
+	// asked once, one after another (their first request since they started), and
+	// again a second later.
+	firstAsk, secondAsk time.Duration
 }
 
 // fleet starts n children of a side and, for hold, asks each one every interval (0:
@@ -276,7 +280,36 @@ func fleet(s side, n int, every, hold time.Duration, heapProfile, tracePath stri
 	slices.Sort(rss)
 	slices.Sort(uss)
 	l.rss, l.uss = rss[n/2], uss[n/2]
+	if _, floor := s.(floorSide); every == 0 && !floor {
+		if l.firstAsk, l.secondAsk, err = askedTwice(kids, pids); err != nil {
+			return load{}, fmt.Errorf("%s: ask: %w", s.name(), err)
+		}
+	}
 	return l, nil
+}
+
+// askedTwice asks each of the idle children once, one after another, and again a
+// second later, and returns the children's CPU per ask in each round: the first round
+// is each child's first request since it started, so it shows what a side's first
+// request to a child costs beyond the later ones. Not for the floor, whose pings' reader
+// goroutines own its sockets, and whose start is an echo: its children have run their
+// request path before any ask.
+func askedTwice(kids []child, pids []int) (first, second time.Duration, err error) {
+	round := func() (time.Duration, error) {
+		before := cpuOf(pids)
+		for _, c := range kids {
+			if err := c.ask(body16); err != nil {
+				return 0, err
+			}
+		}
+		return (cpuOf(pids) - before) / time.Duration(len(kids)), nil
+	}
+	if first, err = round(); err != nil {
+		return 0, 0, err
+	}
+	time.Sleep(time.Second)
+	second, err = round()
+	return first, second, err
 }
 
 // startTrace starts a runtime trace of this process into the file at path.

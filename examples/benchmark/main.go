@@ -252,7 +252,9 @@ func run(o options, out io.Writer) error {
 				row{what + "the machine's CPU", "%", pick(func(l load) float64 { return l.system })},
 				row{what + "child RSS (median)", "MB", pick(func(l load) float64 { return float64(l.rss) / (1 << 20) })},
 				row{what + "child USS, its own pages (median)", "MB", pick(func(l load) float64 { return float64(l.uss) / (1 << 20) })},
-				row{what + "parent memory per child", "KB", pick(func(l load) float64 { return l.parentPerChild / 1024 })})
+				row{what + "parent memory per child", "KB", pick(func(l load) float64 { return l.parentPerChild / 1024 })},
+				row{what + "then each asked once, one after another: children's CPU per ask", "time", pick(func(l load) float64 { return orNaN(float64(l.firstAsk)) })},
+				row{what + "the same, each asked again a second later", "time", pick(func(l load) float64 { return orNaN(float64(l.secondAsk)) })})
 		}
 	}
 	printTable(out, o, sides, rows)
@@ -280,6 +282,14 @@ func printTable(out io.Writer, o options, sides []side, rows []row) {
 	tw.Flush()
 	fmt.Fprintf(out, "\nprocsup against go-plugin (net/rpc, gRPC): spawn to ready %.2fx and %.2fx faster, round trip %.2fx and %.2fx faster\n",
 		rows[0].vals[2]/rows[0].vals[1], rows[0].vals[3]/rows[0].vals[1], rows[3].vals[2]/rows[3].vals[1], rows[3].vals[3]/rows[3].vals[1])
+}
+
+// orNaN is v, or NaN ("-" in the table) for 0: a figure a side does not have.
+func orNaN(v float64) float64 {
+	if v == 0 {
+		return math.NaN()
+	}
+	return v
 }
 
 func format(v float64, unit string) string {
