@@ -12,11 +12,10 @@
 // NewConfig's defaults; go-plugin's is an echo plugin (gopluginecho/plugin). Starts and
 // endings are interleaved (floor, procsup, go-plugin, again), round trips too in blocks
 // of a hundred back to back, in four passes with new children, so that every side sees
-// the same machine (procsup asked with
-// a ctx without deadline, then again with a 1 s deadline, interleaved with the floor
-// alone); the fleets (many children asked every 100 ms, or idle) run one side after the
-// other. Progress goes to stderr, with the odd line go-plugin's yamux logs there when a
-// plugin is killed.
+// the same machine (procsup asked with a ctx without deadline, then again with a 1 s
+// deadline, interleaved with the floor alone); the fleets (many children asked every
+// 100 ms, or idle) run one side after the other. Progress goes to stderr, with the odd
+// line go-plugin's yamux logs there when a plugin is killed.
 package main
 
 import (
@@ -63,7 +62,7 @@ func main() {
 	var o options
 	fleets := flag.String("fleets", "100,500", "sizes of the fleets of children asked every -every, and idle")
 	flag.IntVar(&o.starts, "starts", 50, "starts of each side, each killed, and as many closed, interleaved")
-	flag.IntVar(&o.asks, "asks", 2000, "sequential round trips to a child of each side, interleaved, in 4 passes with new children")
+	flag.IntVar(&o.asks, "asks", 2000, fmt.Sprintf("sequential round trips to a child of each side, interleaved, in %d passes with new children", roundTripPasses))
 	flag.DurationVar(&o.cycleFor, "cycles", 2*time.Second, "how long each of 3 rounds of spawn+ready+kill cycles runs, per side")
 	flag.IntVar(&o.pluginFleetMax, "plugin-fleet-max", 100, "the largest fleet go-plugin runs (each of its children takes about 12 MB)")
 	flag.DurationVar(&o.every, "every", 100*time.Millisecond, "how often each child of an asked fleet is asked")
