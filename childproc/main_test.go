@@ -29,7 +29,8 @@ func TestMain(m *testing.M) {
 	childproctest.Main(m)
 }
 
-// echoChild fails Init when the payload says "fail", echoes requests, and answers the
+// echoChild fails Init when the payload says "fail" and takes as long as a payload that
+// is a duration says, echoes requests, and answers the
 // one-way messages "log" (logs a record with attributes and groups), "rawlog" (logs a
 // record through Peer.Log) and "ask" (asks the
 // parent a question and sends back the answer).
@@ -52,6 +53,13 @@ func echoChild() childproc.Handler {
 		InitFunc: func(ctx context.Context, req *wire.InitializeRequest) error {
 			if string(req.Payload) == "fail" {
 				return errors.New("model file missing")
+			}
+			if d, err := time.ParseDuration(string(req.Payload)); err == nil {
+				select { // a slow Init
+				case <-time.After(d):
+				case <-ctx.Done():
+					return ctx.Err()
+				}
 			}
 			return nil
 		},

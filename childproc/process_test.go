@@ -74,7 +74,7 @@ func (c *conn) initialize(t testing.TB, req *wire.InitializeRequest) *wire.Initi
 	m := c.recv(t)
 	resp, ok := m.(*wire.InitializeResponse)
 	if !ok {
-		t.Fatalf("first message is %T, want InitializeResponse", m)
+		t.Fatalf("first message is %T (%+v), want InitializeResponse", m, m)
 	}
 	return resp
 }
@@ -203,6 +203,25 @@ func TestChildExitsWhenParentFallsSilent(t *testing.T) {
 	}
 	if d := time.Since(began); d < 300*time.Millisecond {
 		t.Fatalf("exited after %v, before ping timeout + grace (300ms)", d)
+	}
+}
+
+// Silence counts only once the child runs: an Init that outlasts the silence rule's span
+// does not end the child, though the read of the control socket begun at the handshake
+// times out while it runs.
+func TestSilenceCountsFromRunning(t *testing.T) {
+	actortest.CheckLeaks(t)
+	c := start(t, "echo", childproc.EnvSilenceGrace+"=100ms")
+	resp := c.initialize(t, &wire.InitializeRequest{PingInterval: 50 * time.Millisecond, PingTimeout: 200 * time.Millisecond, Payload: []byte("850ms")})
+	if resp.Error != "" {
+		t.Fatalf("Init failed: %s", resp.Error)
+	}
+	ran := time.Now()
+	if st := c.wait(t); st.Code != 1 {
+		t.Fatalf("exit: %v, want exit code 1", st)
+	}
+	if d := time.Since(ran); d < 200*time.Millisecond {
+		t.Fatalf("exited %v after it ran, before ping timeout + grace (300ms)", d)
 	}
 }
 
