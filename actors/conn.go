@@ -1,7 +1,9 @@
 package actors
 
 import (
+	"errors"
 	"net"
+	"syscall"
 	"time"
 )
 
@@ -17,4 +19,13 @@ func (c deadlineConn) Write(b []byte) (int, error) {
 		c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
 	}
 	return c.Conn.Write(b)
+}
+
+// SyscallConn is the socket's, so that a wire.Writer tries its writes without waiting
+// first; only what the socket does not take at once goes through Write and its deadline.
+func (c deadlineConn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errors.ErrUnsupported
 }

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // A caller of Ask that waits on a channel is woken by the reader goroutine, and on a
@@ -58,8 +59,15 @@ func newWakeFd() (*wakeFd, error) {
 }
 
 // signal wakes the caller waiting on w, if any. The counter is never read: each write
-// is an edge the netpoller reports, and a waiter checks its channel, not the count.
-func (w *wakeFd) signal() { w.f.Write(wakeOne) }
+// is an edge the netpoller reports, and a waiter checks its channel, not the count. The
+// write is a raw system call, unseen by the runtime, as wire's reads and writes on a
+// socket are: it cannot wait (the eventfd is non-blocking), and a call the runtime sees
+// would wake its sysmon thread.
+func (w *wakeFd) signal() {
+	w.raw.Control(func(fd uintptr) {
+		syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&wakeOne[0])), uintptr(len(wakeOne)))
+	})
+}
 
 // wait waits in the netpoller until ch holds the reply or ctx ends. ok is false when w
 // could not be waited on (it was closed, say): the caller then waits on ch itself.

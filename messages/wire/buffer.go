@@ -5,6 +5,7 @@ import (
 	"io"
 	"sync"
 	"syscall"
+	"unsafe"
 )
 
 // readBuffers are the buffers of every Reader, shared: a Reader holds one only while it
@@ -26,6 +27,7 @@ type lazyBuffer struct {
 	// The raw read's callback (readRaw, made once: a closure made at each read would be
 	// allocated with the variables it sets) and what its last call found.
 	readRaw func(fd uintptr) bool
+	quiet   bool // the descriptor is non-blocking: read with rawRead
 	got     *[]byte
 	n       int
 	errno   error
@@ -35,7 +37,7 @@ func newLazyBuffer(src io.Reader) *lazyBuffer {
 	b := &lazyBuffer{src: src}
 	if sc, ok := src.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
-			b.raw, b.readRaw = raw, b.readFd
+			b.raw, b.readRaw, b.quiet = raw, b.readFd, nonblocking(raw)
 		}
 	}
 	return b
@@ -116,7 +118,11 @@ func (b *lazyBuffer) readFd(fd uintptr) bool {
 	var n int
 	var err error
 	for {
-		n, err = syscall.Read(int(fd), *buf)
+		if b.quiet {
+			n, err = rawRead(fd, *buf)
+		} else {
+			n, err = syscall.Read(int(fd), *buf)
+		}
 		if err != syscall.EINTR {
 			break
 		}
@@ -134,3 +140,30 @@ type readError struct{ errno error }
 
 func (e *readError) Error() string { return "read: " + e.errno.Error() }
 func (e *readError) Unwrap() error { return e.errno }
+
+// A Reader's reads and a Writer's first write on a non-blocking socket are system calls
+// the runtime does not see (syscall.RawSyscall): they return at once, whatever the
+// socket holds, so the runtime has nothing to hand over while they run. A call through
+// package syscall tells the runtime it enters the kernel, and that wakes the runtime's
+// sysmon thread whenever it sleeps, which it does each time the program has nothing to
+// run: an idle child woke it at every ping, and a parent and a child at every request
+// (a futex wake, a thread switched in and its sleeps after). Measured with 500 children
+// asked every 100 ms: the children's CPU went from 0.94–1.05x the floor's to 0.56x.
+
+// rawRead is read(2) on a non-blocking descriptor, unseen by the runtime.
+func rawRead(fd uintptr, p []byte) (int, error) {
+	r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}
+
+// rawWrite is write(2) on a non-blocking descriptor, unseen by the runtime.
+func rawWrite(fd uintptr, p []byte) (int, error) {
+	r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}

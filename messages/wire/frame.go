@@ -253,16 +253,48 @@ func (r *Reader) readFrame(scratch bool) ([]byte, error) {
 	return body, nil
 }
 
-// Writer writes frames to a stream. It is safe for concurrent use: each frame goes out in
-// one Write call under a lock, so frames from several goroutines never interleave.
+// Writer writes frames to a stream. It is safe for concurrent use: each frame goes out
+// under a lock, so frames from several goroutines never interleave. Over a non-blocking
+// socket, a frame is first written with a system call that does not wait (see rawRead);
+// whatever the socket does not take at once goes through the stream's Write.
 type Writer struct {
 	mu        sync.Mutex // held for one frame
 	bulk      sync.Mutex // held for the whole of a fragmented frame
 	w         io.Writer
 	max       int
 	dir       string
-	fragments bool   // the receiver reads fragments
-	buf       []byte // reused for each frame, under mu
+	fragments bool            // the receiver reads fragments
+	buf       []byte          // reused for each frame, under mu
+	raw       syscall.RawConn // w's, when w is a non-blocking socket: tried first (tryRaw)
+	// The raw write's callback (made once) and, under mu, what it is to write and how
+	// much of that went.
+	rawWrite func(fd uintptr)
+	rawBuf   []byte
+	rawN     int
+}
+
+// tryRaw writes what of b the socket takes at once, without waiting and without a
+// system call the runtime sees, and returns how much that was.
+func (w *Writer) tryRaw(b []byte) int {
+	w.rawBuf, w.rawN = b, 0
+	w.raw.Control(w.rawWrite)
+	n := w.rawN
+	w.rawBuf = nil
+	return n
+}
+
+// writeFd writes w.rawBuf until the socket takes no more.
+func (w *Writer) writeFd(fd uintptr) {
+	for w.rawN < len(w.rawBuf) {
+		n, err := rawWrite(fd, w.rawBuf[w.rawN:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil || n <= 0 {
+			return
+		}
+		w.rawN += n
+	}
 }
 
 // NewWriter returns a Writer over w that refuses to send bodies larger than maxFrame
@@ -271,7 +303,24 @@ func NewWriter(w io.Writer, maxFrame int) *Writer {
 	if maxFrame <= 0 {
 		maxFrame = DefaultMaxFrame
 	}
-	return &Writer{w: w, max: maxFrame}
+	wr := &Writer{w: w, max: maxFrame}
+	if sc, ok := w.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil && nonblocking(raw) {
+			wr.raw = raw
+			wr.rawWrite = wr.writeFd
+		}
+	}
+	return wr
+}
+
+// nonblocking reports whether raw's descriptor is non-blocking.
+func nonblocking(raw syscall.RawConn) bool {
+	nb := false
+	raw.Control(func(fd uintptr) {
+		fl, _, e := syscall.RawSyscall(syscall.SYS_FCNTL, fd, syscall.F_GETFL, 0)
+		nb = e == 0 && fl&syscall.O_NONBLOCK != 0
+	})
+	return nb
 }
 
 // SetLimit sets the cap on the bodies w sends (DefaultMaxFrame when maxFrame <= 0), as
@@ -371,7 +420,13 @@ func (w *Writer) writeLocked(m Wire) error {
 	if len(b)-4 > w.max {
 		return &FrameTooLargeError{Size: uint64(len(b) - 4), Max: w.max, Direction: w.dir}
 	}
-	_, err = w.w.Write(b)
+	if w.raw != nil {
+		n := w.tryRaw(b)
+		b = b[n:]
+	}
+	if len(b) > 0 {
+		_, err = w.w.Write(b)
+	}
 	if cap(w.buf) > 1<<20 {
 		w.buf = nil // do not keep a huge buffer after one large message
 	}
