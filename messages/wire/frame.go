@@ -128,7 +128,10 @@ type Reader struct {
 }
 
 // NewReader returns a Reader over r that rejects bodies larger than maxFrame bytes
-// (DefaultMaxFrame when maxFrame <= 0).
+// (DefaultMaxFrame when maxFrame <= 0). Over a socket or file that is non-blocking when
+// NewReader is called, its reads are system calls the runtime does not see (see
+// rawRead): the descriptor must stay non-blocking (os.File's Fd makes a file it put in
+// non-blocking mode blocking).
 func NewReader(r io.Reader, maxFrame int) *Reader {
 	if maxFrame <= 0 {
 		maxFrame = DefaultMaxFrame
@@ -298,7 +301,9 @@ func (w *Writer) writeFd(fd uintptr) {
 }
 
 // NewWriter returns a Writer over w that refuses to send bodies larger than maxFrame
-// bytes (DefaultMaxFrame when maxFrame <= 0).
+// bytes (DefaultMaxFrame when maxFrame <= 0). Over a socket or file that is non-blocking when
+// NewWriter is called, it first writes each frame with a system call the runtime does
+// not see: the descriptor must stay non-blocking, as for NewReader.
 func NewWriter(w io.Writer, maxFrame int) *Writer {
 	if maxFrame <= 0 {
 		maxFrame = DefaultMaxFrame
