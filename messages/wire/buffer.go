@@ -27,7 +27,7 @@ type lazyBuffer struct {
 	// The raw read's callback (readRaw, made once: a closure made at each read would be
 	// allocated with the variables it sets) and what its last call found.
 	readRaw func(fd uintptr) bool
-	quiet   bool // the descriptor is non-blocking: read with rawRead
+	quiet   bool // the descriptor is non-blocking: read with rawCall
 	got     *[]byte
 	n       int
 	errno   error
@@ -119,7 +119,7 @@ func (b *lazyBuffer) readFd(fd uintptr) bool {
 	var err error
 	for {
 		if b.quiet {
-			n, err = rawRead(fd, *buf)
+			n, err = rawCall(syscall.SYS_READ, fd, *buf)
 		} else {
 			n, err = syscall.Read(int(fd), *buf)
 		}
@@ -151,20 +151,23 @@ func (e *readError) Unwrap() error { return e.errno }
 // asked every 100 ms: the children's CPU went from about the floor's (0.94–1.05x) to
 // 0.54–0.65x, the parent's from 1.39–1.55x to 1.11–1.28x.
 
-// rawRead is read(2) on a non-blocking descriptor, unseen by the runtime.
-func rawRead(fd uintptr, p []byte) (int, error) {
-	r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+// rawCall is read(2) or write(2) (trap) of p on a non-blocking descriptor, unseen by
+// the runtime.
+func rawCall(trap, fd uintptr, p []byte) (int, error) {
+	r, _, e := syscall.RawSyscall(trap, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
 	if e != 0 {
 		return 0, e
 	}
 	return int(r), nil
 }
 
-// rawWrite is write(2) on a non-blocking descriptor, unseen by the runtime.
-func rawWrite(fd uintptr, p []byte) (int, error) {
-	r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
-	if e != 0 {
-		return 0, e
-	}
-	return int(r), nil
+// nonblocking reports whether raw's descriptor is non-blocking: only then are its reads
+// and writes raw calls.
+func nonblocking(raw syscall.RawConn) bool {
+	nb := false
+	raw.Control(func(fd uintptr) {
+		fl, _, e := syscall.RawSyscall(syscall.SYS_FCNTL, fd, syscall.F_GETFL, 0)
+		nb = e == 0 && fl&syscall.O_NONBLOCK != 0
+	})
+	return nb
 }

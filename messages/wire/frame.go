@@ -130,7 +130,7 @@ type Reader struct {
 // NewReader returns a Reader over r that rejects bodies larger than maxFrame bytes
 // (DefaultMaxFrame when maxFrame <= 0). Over a socket or file that is non-blocking when
 // NewReader is called, its reads are system calls the runtime does not see (see
-// rawRead): the descriptor must stay non-blocking (os.File's Fd makes a file it put in
+// rawCall): the descriptor must stay non-blocking (os.File's Fd makes a file it put in
 // non-blocking mode blocking).
 func NewReader(r io.Reader, maxFrame int) *Reader {
 	if maxFrame <= 0 {
@@ -258,7 +258,7 @@ func (r *Reader) readFrame(scratch bool) ([]byte, error) {
 
 // Writer writes frames to a stream. It is safe for concurrent use: each frame goes out
 // under a lock, so frames from several goroutines never interleave. Over a non-blocking
-// socket, a frame is first written with a system call that does not wait (see rawRead);
+// socket, a frame is first written with a system call that does not wait (see rawCall);
 // whatever the socket does not take at once goes through the stream's Write.
 type Writer struct {
 	mu        sync.Mutex // held for one frame
@@ -289,7 +289,7 @@ func (w *Writer) tryRaw(b []byte) int {
 // writeFd writes w.rawBuf until the socket takes no more.
 func (w *Writer) writeFd(fd uintptr) {
 	for w.rawN < len(w.rawBuf) {
-		n, err := rawWrite(fd, w.rawBuf[w.rawN:])
+		n, err := rawCall(syscall.SYS_WRITE, fd, w.rawBuf[w.rawN:])
 		if err == syscall.EINTR {
 			continue
 		}
@@ -316,16 +316,6 @@ func NewWriter(w io.Writer, maxFrame int) *Writer {
 		}
 	}
 	return wr
-}
-
-// nonblocking reports whether raw's descriptor is non-blocking.
-func nonblocking(raw syscall.RawConn) bool {
-	nb := false
-	raw.Control(func(fd uintptr) {
-		fl, _, e := syscall.RawSyscall(syscall.SYS_FCNTL, fd, syscall.F_GETFL, 0)
-		nb = e == 0 && fl&syscall.O_NONBLOCK != 0
-	})
-	return nb
 }
 
 // SetLimit sets the cap on the bodies w sends (DefaultMaxFrame when maxFrame <= 0), as
