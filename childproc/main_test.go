@@ -34,14 +34,19 @@ func TestMain(m *testing.M) {
 // one-way messages "log" (logs a record with attributes and groups), "rawlog" (logs a
 // record through Peer.Log) and "ask" (asks the
 // parent a question and sends back the answer).
-// orderChild answers "slow" after 100 ms and anything else at once, on the read loop when
-// quick.
+// orderChild answers "slow" after 100 ms, "fail" with an error, "panic" with a panic and
+// anything else at once with its body, on the read loop when quick.
 func orderChild(quick bool) childproc.Handler {
 	return childproc.HandlerFuncs{
 		QuickRequests: quick,
 		RequestFunc: func(ctx context.Context, p *childproc.Peer, r *wire.Request) ([]byte, error) {
-			if r.Kind == "slow" {
+			switch r.Kind {
+			case "slow":
 				time.Sleep(100 * time.Millisecond)
+			case "fail":
+				return []byte("ignored"), errors.New("request refused")
+			case "panic":
+				panic("handler bug")
 			}
 			return r.Body, nil
 		},

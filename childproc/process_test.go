@@ -171,6 +171,39 @@ func TestQuickRequestsAnsweredInOrder(t *testing.T) {
 	}
 }
 
+// Each reply is its request's alone: one after an error or a panic carries no error,
+// code or body of it (a quick handler's replies are written from one reused value).
+func TestRepliesCarryNothingOfTheLast(t *testing.T) {
+	actortest.CheckLeaks(t)
+	for _, entry := range []string{"quick", "concurrent"} {
+		c := start(t, entry)
+		if resp := c.initialize(t, &wire.InitializeRequest{PingInterval: time.Second, PingTimeout: 5 * time.Second}); resp.Error != "" {
+			t.Fatalf("init error %q", resp.Error)
+		}
+		want := map[uint64]wire.Reply{
+			1: {ID: 1, Error: "request refused"},
+			2: {ID: 2, Body: []byte("two")},
+			3: {ID: 3, Error: "panic: handler bug", Code: wire.CodePanic},
+			4: {ID: 4},
+		}
+		kinds := []string{"", "fail", "echo", "panic", "echo"}
+		for id := uint64(1); id <= 4; id++ {
+			c.send(t, &wire.Request{ID: id, Kind: kinds[id], Body: want[id].Body})
+			// One at a time: the concurrent child's replies could overtake each other.
+			got, ok := c.recv(t).(*wire.Reply)
+			if !ok {
+				t.Fatalf("%s child: request %d answered with a %T", entry, id, got)
+			}
+			w := want[id]
+			if got.ID != w.ID || string(got.Body) != string(w.Body) || got.Error != w.Error || got.Code != w.Code {
+				t.Fatalf("%s child: reply %+v, want %+v", entry, *got, w)
+			}
+		}
+		c.send(t, &wire.ShutdownRequest{Reason: "done"})
+		c.wait(t)
+	}
+}
+
 func TestInitErrorReachesParent(t *testing.T) {
 	actortest.CheckLeaks(t)
 	c := start(t, "echo")

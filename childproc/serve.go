@@ -342,6 +342,10 @@ func (s *session) readLoop(runCtx context.Context, cancel context.CancelCauseFun
 	defer wg.Wait()
 	defer q.close()
 	rh, _ := s.h.(RequestHandler)
+	// A quick handler's replies are written in turn from this one value, not allocated
+	// each: a reply made for each request would come from the allocator's memory of
+	// whichever core (P) the loop runs on, new to the first requests, page faults included.
+	var quickReply wire.Reply
 	quick := false
 	if qh, ok := s.h.(QuickRequestHandler); ok {
 		quick = qh.Quick()
@@ -375,13 +379,15 @@ func (s *session) readLoop(runCtx context.Context, cancel context.CancelCauseFun
 				continue
 			}
 			if quick {
-				s.handleRequest(runCtx, rh, m)
+				quickReply = wire.Reply{ID: m.ID}
+				s.handleRequest(runCtx, rh, m, &quickReply)
+				quickReply = wire.Reply{} // holds nothing of the handler's
 				s.calls.end()
 				continue
 			}
 			go func() {
 				defer s.calls.end()
-				s.handleRequest(runCtx, rh, m)
+				s.handleRequest(runCtx, rh, m, &wire.Reply{ID: m.ID})
 			}()
 		case *wire.Reply:
 			s.peer.deliver(m)
@@ -403,11 +409,11 @@ func (s *session) handleMessage(ctx context.Context, mh MessageHandler, m *wire.
 	mh.HandleMessage(ctx, s.peer, m)
 }
 
-// handleRequest answers r with the request handler's result. A panic in the handler is
-// logged and answered as an error ([wire.CodePanic]); a reply larger than the parent
-// accepts is answered as an error ([wire.CodeFrameTooLarge]) instead.
-func (s *session) handleRequest(ctx context.Context, rh RequestHandler, r *wire.Request) {
-	reply := &wire.Reply{ID: r.ID}
+// handleRequest answers r with the request handler's result, in reply (whose ID is
+// r's). A panic in the handler is logged and answered as an error ([wire.CodePanic]); a
+// reply larger than the parent accepts is answered as an error ([wire.CodeFrameTooLarge])
+// instead.
+func (s *session) handleRequest(ctx context.Context, rh RequestHandler, r *wire.Request, reply *wire.Reply) {
 	func() {
 		defer func() {
 			if v := recover(); v != nil {

@@ -25,8 +25,9 @@ type fieldCodec interface {
 
 // fields is a map read field by field: a message, or a part of one (Attr, Source).
 type fields interface {
-	// decodeField reads the value of key from d.
-	decodeField(d *fieldDecoder, key string) error
+	// decodeField reads the value of key from d. key aliases the frame: it is compared,
+	// never kept (a string made of it would be allocated for each field of each frame).
+	decodeField(d *fieldDecoder, key []byte) error
 }
 
 // fieldDecoder reads field values from a frame body. A bytes field aliases the frame
@@ -43,7 +44,7 @@ func decodeFields(d *fieldDecoder, m fields) error {
 		return err
 	}
 	for range max(n, 0) {
-		key, err := d.str()
+		key, err := d.raw()
 		if err != nil {
 			return err
 		}
@@ -126,8 +127,8 @@ func (m *InitializeRequest) encodeFields(f *fieldEncoder) {
 	f.boolField("fragments", m.Fragments)
 }
 
-func (m *InitializeRequest) decodeField(d *fieldDecoder, key string) error {
-	switch key {
+func (m *InitializeRequest) decodeField(d *fieldDecoder, key []byte) error {
+	switch string(key) {
 	case "ping_interval_ns":
 		return d.int64Field((*int64)(&m.PingInterval))
 	case "ping_timeout_ns":
@@ -153,8 +154,8 @@ func (m *InitializeResponse) encodeFields(f *fieldEncoder) {
 	f.boolField("fragments", m.Fragments)
 }
 
-func (m *InitializeResponse) decodeField(d *fieldDecoder, key string) error {
-	switch key {
+func (m *InitializeResponse) decodeField(d *fieldDecoder, key []byte) error {
+	switch string(key) {
 	case "error":
 		return d.string(&m.Error)
 	case "max_frame":
@@ -170,8 +171,8 @@ func (m *PingRequest) encodeFields(f *fieldEncoder) {
 	f.int64Field("sent_at_ns", m.SentAt)
 }
 
-func (m *PingRequest) decodeField(d *fieldDecoder, key string) error {
-	if key == "sent_at_ns" {
+func (m *PingRequest) decodeField(d *fieldDecoder, key []byte) error {
+	if string(key) == "sent_at_ns" {
 		return d.int64Field(&m.SentAt)
 	}
 	return d.skip()
@@ -183,8 +184,8 @@ func (m *PongResponse) encodeFields(f *fieldEncoder) {
 	f.int64Field("child_time_ns", m.ChildTime)
 }
 
-func (m *PongResponse) decodeField(d *fieldDecoder, key string) error {
-	switch key {
+func (m *PongResponse) decodeField(d *fieldDecoder, key []byte) error {
+	switch string(key) {
 	case "sent_at_ns":
 		return d.int64Field(&m.SentAt)
 	case "child_time_ns":
@@ -198,8 +199,8 @@ func (m *ShutdownRequest) encodeFields(f *fieldEncoder) {
 	f.strField("reason", m.Reason)
 }
 
-func (m *ShutdownRequest) decodeField(d *fieldDecoder, key string) error {
-	if key == "reason" {
+func (m *ShutdownRequest) decodeField(d *fieldDecoder, key []byte) error {
+	if string(key) == "reason" {
 		return d.string(&m.Reason)
 	}
 	return d.skip()
@@ -214,8 +215,8 @@ func (m *Exiting) encodeFields(f *fieldEncoder) {
 	}
 }
 
-func (m *Exiting) decodeField(d *fieldDecoder, key string) error {
-	switch key {
+func (m *Exiting) decodeField(d *fieldDecoder, key []byte) error {
+	switch string(key) {
 	case "reason":
 		return d.string(&m.Reason)
 	case "log_records":
@@ -232,8 +233,8 @@ func (m *Message) encodeFields(f *fieldEncoder) {
 	f.bytesField("body", m.Body)
 }
 
-func (m *Message) decodeField(d *fieldDecoder, key string) error {
-	switch key {
+func (m *Message) decodeField(d *fieldDecoder, key []byte) error {
+	switch string(key) {
 	case "kind":
 		return d.string(&m.Kind)
 	case "body":
@@ -249,8 +250,8 @@ func (m *Request) encodeFields(f *fieldEncoder) {
 	f.bytesField("body", m.Body)
 }
 
-func (m *Request) decodeField(d *fieldDecoder, key string) error {
-	switch key {
+func (m *Request) decodeField(d *fieldDecoder, key []byte) error {
+	switch string(key) {
 	case "id":
 		return d.uint64Field(&m.ID)
 	case "kind":
@@ -271,8 +272,8 @@ func (m *Reply) encodeFields(f *fieldEncoder) {
 	}
 }
 
-func (m *Reply) decodeField(d *fieldDecoder, key string) error {
-	switch key {
+func (m *Reply) decodeField(d *fieldDecoder, key []byte) error {
+	switch string(key) {
 	case "id":
 		return d.uint64Field(&m.ID)
 	case "body":
@@ -294,8 +295,8 @@ func (m *Fragment) encodeFields(f *fieldEncoder) {
 	f.bytesField("part", m.Part)
 }
 
-func (m *Fragment) decodeField(d *fieldDecoder, key string) error {
-	switch key {
+func (m *Fragment) decodeField(d *fieldDecoder, key []byte) error {
+	switch string(key) {
 	case "size":
 		return d.uint64Field(&m.Size)
 	case "more":
@@ -351,8 +352,8 @@ func (f *fieldEncoder) attrs(as []Attr) {
 	}
 }
 
-func (m *LogRecord) decodeField(d *fieldDecoder, key string) error {
-	switch key {
+func (m *LogRecord) decodeField(d *fieldDecoder, key []byte) error {
+	switch string(key) {
 	case "time_ns":
 		return d.int64Field(&m.Time)
 	case "level":
@@ -400,8 +401,8 @@ func (d *fieldDecoder) attrs(p *[]Attr) error {
 	return nil
 }
 
-func (a *Attr) decodeField(d *fieldDecoder, key string) error {
-	switch key {
+func (a *Attr) decodeField(d *fieldDecoder, key []byte) error {
+	switch string(key) {
 	case "key":
 		return d.string(&a.Key)
 	case "kind":
@@ -422,8 +423,8 @@ func (a *Attr) decodeField(d *fieldDecoder, key string) error {
 	return d.skip()
 }
 
-func (s *Source) decodeField(d *fieldDecoder, key string) error {
-	switch key {
+func (s *Source) decodeField(d *fieldDecoder, key []byte) error {
+	switch string(key) {
 	case "function":
 		return d.string(&s.Function)
 	case "file":

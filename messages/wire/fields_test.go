@@ -116,7 +116,7 @@ func reflectiveDecode(body []byte) (m Wire, err error, ok bool) {
 	if msgpack.Unmarshal(body, &env) != nil || env.Type == "" {
 		return nil, nil, false
 	}
-	m = newWire(env.Type)
+	m, _ = newWire([]byte(env.Type))
 	if m == nil {
 		return nil, nil, false
 	}

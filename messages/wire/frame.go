@@ -16,18 +16,26 @@ const DefaultMaxFrame = 16 << 20
 // waits behind at most one part.
 const FragmentSize = 256 << 10
 
+// writeBuffer is the room a Writer's frame buffer starts with: a small frame's, with the
+// 256 bytes encodeBody keeps beyond a message's body. Grown only when a larger frame
+// comes, it is made when the Writer is, not by the first write of a request or reply (in
+// a child, the allocator's memory for it would be new to the first request, page faults
+// included).
+const writeBuffer = 320
+
 // readBuffer is the size of a Reader's buffer (borrowed only while it holds bytes: see
 // lazyBuffer); a larger body is read straight into its own allocation.
 const readBuffer = 4 << 10
 
 // Encode returns the frame for m: the 4-byte big-endian length and the msgpack body.
 func Encode(m Wire) ([]byte, error) {
-	return frameInto(nil, m)
+	return frameInto(new(fieldEncoder), nil, m)
 }
 
-// frameInto appends m's frame, the length prefix and the body, to buf[:0] and returns it.
-func frameInto(buf []byte, m Wire) ([]byte, error) {
-	body, err := encodeBody(append(buf[:0], 0, 0, 0, 0), m)
+// frameInto appends m's frame, the length prefix and the body, to buf[:0] with f and
+// returns it.
+func frameInto(f *fieldEncoder, buf []byte, m Wire) ([]byte, error) {
+	body, err := encodeBody(f, append(buf[:0], 0, 0, 0, 0), m)
 	if err != nil {
 		return nil, err
 	}
@@ -37,27 +45,36 @@ func frameInto(buf []byte, m Wire) ([]byte, error) {
 
 // encodeBody appends m's body to buf: the envelope's map of type and data, the data the
 // message's fields, written straight into buf (no copy of a large body through an
-// intermediate).
-func encodeBody(buf []byte, m Wire) ([]byte, error) {
-	fc, ok := m.(fieldCodec)
-	if !ok || m == nil {
+// intermediate). f is the encoder's memory (a Writer's own: one handed to each message's
+// encodeFields would be allocated per frame); it holds nothing of buf after it.
+func encodeBody(f *fieldEncoder, buf []byte, m Wire) ([]byte, error) {
+	fc := codecOf(m)
+	if fc == nil {
 		return nil, errors.New("procsup/wire: " + typeName(m) + " is not a wire message")
 	}
-	if sm, ok := m.(sized); ok {
-		buf = slices.Grow(buf, sm.minSize()+256) // one allocation for a large body, not a doubling series
+	if n, ok := minSize(m); ok {
+		buf = slices.Grow(buf, n+256) // one allocation for a large body, not a doubling series
 	}
-	f := &fieldEncoder{encoder{b: buf}}
+	f.b = buf
 	f.mapLen(2)
 	f.strField("type", string(m.WireType()))
 	f.str("data")
 	fc.encodeFields(f)
-	return f.b, nil
+	buf, f.b = f.b, nil
+	return buf, nil
 }
 
 // Decode decodes one frame body (without its length prefix). It checks the body's shape
 // before decoding, so that no input makes it allocate more than a small multiple of
 // len(body). Errors match [ErrUnknownType] or [ErrMalformed].
 func Decode(body []byte) (Wire, error) {
+	return decodeWith(new(fieldDecoder), body)
+}
+
+// decodeWith is Decode with d's memory (a Reader's own: made once, not for each frame);
+// d holds nothing of body after it.
+func decodeWith(d *fieldDecoder, body []byte) (Wire, error) {
+	defer func() { *d = fieldDecoder{} }()
 	if len(body) == 0 {
 		return nil, &DecodeError{Err: errors.New("empty frame")}
 	}
@@ -69,19 +86,19 @@ func Decode(body []byte) (Wire, error) {
 	}
 	// The envelope: "type" and "data" in any order (this package writes them in that
 	// order), other keys skipped.
-	d := &fieldDecoder{decoder: decoder{b: body}}
+	*d = fieldDecoder{decoder: decoder{b: body}}
 	n, err := d.mapLen()
 	if err != nil {
 		return nil, &DecodeError{Err: err}
 	}
-	var t string
-	data := -1 // where the data's value starts
+	var t []byte // the type, aliasing body: made a string only for an error
+	data := -1   // where the data's value starts
 	for range n {
-		key, err := d.str()
+		key, err := d.raw()
 		if err == nil {
-			switch key {
+			switch string(key) {
 			case "type":
-				t, err = d.str()
+				t, err = d.raw()
 			case "data":
 				data = d.pos
 				err = d.skip()
@@ -93,23 +110,23 @@ func Decode(body []byte) (Wire, error) {
 			return nil, &DecodeError{Err: err}
 		}
 	}
-	if t == "" {
+	if len(t) == 0 {
 		return nil, &DecodeError{Err: errors.New("no message type")}
 	}
-	m := newWire(Type(t))
+	m, fs := newWire(t)
 	if m == nil {
-		return nil, &UnknownTypeError{Type: t}
+		return nil, &UnknownTypeError{Type: string(t)}
 	}
 	if data < 0 {
 		return m, nil // no data: the zero message
 	}
 	if c := body[data]; !isMap(c) && c != codeNil {
-		return nil, &DecodeError{Type: t, Err: errors.New("data is not a map")}
+		return nil, &DecodeError{Type: string(t), Err: errors.New("data is not a map")}
 	}
 	_, fragment := m.(*Fragment)
 	d.pos, d.alias = data, fragment || len(body) > aliasAbove
-	if err := decodeFields(d, m.(fieldCodec)); err != nil {
-		return nil, &DecodeError{Type: t, Err: err}
+	if err := decodeFields(d, fs); err != nil {
+		return nil, &DecodeError{Type: string(t), Err: err}
 	}
 	return m, nil
 }
@@ -125,6 +142,10 @@ type Reader struct {
 	dir     string
 	partial []byte // the parts of a fragmented frame so far
 	scratch []byte // reused for frames up to scratchMax
+	// Memory of each read, made once: a length prefix read through an io.Reader and a
+	// decoder handed to each message's decodeField would each be allocated per frame.
+	hdr [4]byte
+	dec fieldDecoder
 }
 
 // NewReader returns a Reader over r that rejects bodies larger than maxFrame bytes
@@ -162,7 +183,7 @@ func (r *Reader) Read() (Wire, error) {
 		if err != nil {
 			return nil, err
 		}
-		m, err := Decode(body)
+		m, err := decodeWith(&r.dec, body)
 		f, ok := m.(*Fragment)
 		if !ok {
 			return m, err
@@ -174,7 +195,7 @@ func (r *Reader) Read() (Wire, error) {
 			}
 			continue
 		}
-		m, err = Decode(whole)
+		m, err = decodeWith(&r.dec, whole)
 		if _, nested := m.(*Fragment); nested {
 			return nil, &DecodeError{Type: string(TypeFragment), Err: errors.New("a fragment inside a fragmented frame")}
 		}
@@ -221,8 +242,8 @@ const scratchMax = FragmentSize + 1024
 // readFrame reads the next frame's body, into the reader's reused buffer when scratch is
 // set and the frame fits.
 func (r *Reader) readFrame(scratch bool) ([]byte, error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(r.r, hdr[:]); err != nil {
+	hdr := r.hdr[:]
+	if _, err := io.ReadFull(r.r, hdr); err != nil {
 		switch {
 		case err == io.EOF:
 			return nil, ErrClosed
@@ -234,7 +255,7 @@ func (r *Reader) readFrame(scratch bool) ([]byte, error) {
 		}
 		return nil, err
 	}
-	n := binary.BigEndian.Uint32(hdr[:])
+	n := binary.BigEndian.Uint32(hdr)
 	if uint64(n) > uint64(r.max) {
 		return nil, &FrameTooLargeError{Size: uint64(n), Max: r.max, Direction: r.dir}
 	}
@@ -268,6 +289,7 @@ type Writer struct {
 	dir       string
 	fragments bool            // the receiver reads fragments
 	buf       []byte          // reused for each frame, under mu
+	enc       fieldEncoder    // writes into buf, under mu
 	raw       syscall.RawConn // w's, when w is a non-blocking socket: tried first (tryRaw)
 	// The raw write's callback (made once) and, under mu, what it is to write and how
 	// much of that went.
@@ -308,7 +330,7 @@ func NewWriter(w io.Writer, maxFrame int) *Writer {
 	if maxFrame <= 0 {
 		maxFrame = DefaultMaxFrame
 	}
-	wr := &Writer{w: w, max: maxFrame}
+	wr := &Writer{w: w, max: maxFrame, buf: make([]byte, 0, writeBuffer)}
 	if sc, ok := w.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil && nonblocking(raw) {
 			wr.raw = raw
@@ -346,26 +368,35 @@ func (w *Writer) Limit() int {
 	return w.max
 }
 
-// sized is a message that knows a lower bound of its encoded body's size, so that one
-// far over the cap is refused before it is encoded.
-type sized interface{ minSize() int }
-
-func (m *Message) minSize() int   { return len(m.Kind) + len(m.Body) }
-func (m *Request) minSize() int   { return len(m.Kind) + len(m.Body) }
-func (m *Reply) minSize() int     { return len(m.Body) + len(m.Error) }
-func (m *LogRecord) minSize() int { return len(m.Message) + len(m.Logger) }
+// minSize returns a lower bound of the encoded body's size of a message that carries a
+// body, so that one far over the cap is refused before it is encoded; ok is false for
+// the others. A type switch, not an assertion to an interface: the runtime would build
+// the table entry of each type at its first assertion (in a child, at its first reply).
+func minSize(m Wire) (n int, ok bool) {
+	switch m := m.(type) {
+	case *Message:
+		return len(m.Kind) + len(m.Body), true
+	case *Request:
+		return len(m.Kind) + len(m.Body), true
+	case *Reply:
+		return len(m.Body) + len(m.Error), true
+	case *LogRecord:
+		return len(m.Message) + len(m.Logger), true
+	}
+	return 0, false
+}
 
 // Write encodes m and writes it as one frame. A body over the cap is refused with a
 // [FrameTooLargeError] and nothing is written; where the message's size is known from
 // its fields (the body of a message, request or reply), before it is encoded.
 func (w *Writer) Write(m Wire) error {
 	w.mu.Lock()
-	if s, ok := m.(sized); ok {
-		if s.minSize() > w.max {
+	if n, ok := minSize(m); ok {
+		if n > w.max {
 			defer w.mu.Unlock()
-			return &FrameTooLargeError{Size: uint64(s.minSize()), Max: w.max, Direction: w.dir}
+			return &FrameTooLargeError{Size: uint64(n), Max: w.max, Direction: w.dir}
 		}
-		if w.fragments && s.minSize() > FragmentSize {
+		if w.fragments && n > FragmentSize {
 			w.mu.Unlock()
 			return w.writeFragmented(m)
 		}
@@ -379,7 +410,7 @@ func (w *Writer) Write(m Wire) error {
 func (w *Writer) writeFragmented(m Wire) error {
 	w.bulk.Lock()
 	defer w.bulk.Unlock()
-	body, err := encodeBody(nil, m)
+	body, err := encodeBody(new(fieldEncoder), nil, m)
 	if err != nil {
 		return err
 	}
@@ -407,7 +438,7 @@ func (w *Writer) writeFragmented(m Wire) error {
 
 // writeLocked encodes m and writes it as one frame; w.mu is held.
 func (w *Writer) writeLocked(m Wire) error {
-	b, err := frameInto(w.buf, m)
+	b, err := frameInto(&w.enc, w.buf, m)
 	if err != nil {
 		return err
 	}

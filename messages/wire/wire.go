@@ -192,31 +192,76 @@ func (*Request) WireType() Type { return TypeRequest }
 // WireType implements Wire.
 func (*Reply) WireType() Type { return TypeReply }
 
-// newWire returns a zero message of type t, or nil when t is unknown.
-func newWire(t Type) Wire {
-	switch t {
-	case TypeInitializeRequest:
-		return new(InitializeRequest)
-	case TypeInitializeResponse:
-		return new(InitializeResponse)
-	case TypePingRequest:
-		return new(PingRequest)
-	case TypePongResponse:
-		return new(PongResponse)
-	case TypeShutdownRequest:
-		return new(ShutdownRequest)
-	case TypeExiting:
-		return new(Exiting)
-	case TypeLogRecord:
-		return new(LogRecord)
-	case TypeMessage:
-		return new(Message)
-	case TypeRequest:
-		return new(Request)
-	case TypeReply:
-		return new(Reply)
-	case TypeFragment:
-		return new(Fragment)
+// newWire returns a zero message of type t, twice: as a Wire and as the fields it
+// decodes (two conversions the compiler makes, not an assertion the runtime looks up).
+// It returns nils when t is unknown.
+func newWire(t []byte) (Wire, fields) {
+	switch string(t) {
+	case string(TypeInitializeRequest):
+		m := new(InitializeRequest)
+		return m, m
+	case string(TypeInitializeResponse):
+		m := new(InitializeResponse)
+		return m, m
+	case string(TypePingRequest):
+		m := new(PingRequest)
+		return m, m
+	case string(TypePongResponse):
+		m := new(PongResponse)
+		return m, m
+	case string(TypeShutdownRequest):
+		m := new(ShutdownRequest)
+		return m, m
+	case string(TypeExiting):
+		m := new(Exiting)
+		return m, m
+	case string(TypeLogRecord):
+		m := new(LogRecord)
+		return m, m
+	case string(TypeMessage):
+		m := new(Message)
+		return m, m
+	case string(TypeRequest):
+		m := new(Request)
+		return m, m
+	case string(TypeReply):
+		m := new(Reply)
+		return m, m
+	case string(TypeFragment):
+		m := new(Fragment)
+		return m, m
+	}
+	return nil, nil
+}
+
+// codecOf returns m's codec, nil for a type not of this package. A type switch, not an
+// assertion to an interface: the runtime would build the table entry of each type at
+// its first assertion (in a child, at its first reply); these conversions the compiler
+// makes.
+func codecOf(m Wire) fieldCodec {
+	switch m := m.(type) {
+	case *InitializeRequest:
+		return m
+	case *InitializeResponse:
+		return m
+	case *PingRequest:
+		return m
+	case *PongResponse:
+		return m
+	case *ShutdownRequest:
+		return m
+	case *Exiting:
+		return m
+	case *LogRecord:
+		return m
+	case *Message:
+		return m
+	case *Request:
+		return m
+	case *Reply:
+		return m
+	case *Fragment:
+		return m
 	}
 	return nil
 }
