@@ -180,21 +180,23 @@ func TestRepliesCarryNothingOfTheLast(t *testing.T) {
 		if resp := c.initialize(t, &wire.InitializeRequest{PingInterval: time.Second, PingTimeout: 5 * time.Second}); resp.Error != "" {
 			t.Fatalf("init error %q", resp.Error)
 		}
-		want := map[uint64]wire.Reply{
-			1: {ID: 1, Error: "request refused"},
-			2: {ID: 2, Body: []byte("two")},
-			3: {ID: 3, Error: "panic: handler bug", Code: wire.CodePanic},
-			4: {ID: 4},
-		}
-		kinds := []string{"", "fail", "echo", "panic", "echo"}
-		for id := uint64(1); id <= 4; id++ {
-			c.send(t, &wire.Request{ID: id, Kind: kinds[id], Body: want[id].Body})
+		for _, tc := range []struct {
+			kind string
+			want wire.Reply
+		}{
+			{"fail", wire.Reply{ID: 1, Error: "request refused"}}, // its handler's body dropped
+			{"echo", wire.Reply{ID: 2, Body: []byte("two")}},
+			{"panic", wire.Reply{ID: 3, Error: "panic: handler bug", Code: wire.CodePanic}},
+			{"echo", wire.Reply{ID: 4}},
+		} {
+			c.send(t, &wire.Request{ID: tc.want.ID, Kind: tc.kind, Body: tc.want.Body})
 			// One at a time: the concurrent child's replies could overtake each other.
-			got, ok := c.recv(t).(*wire.Reply)
+			m := c.recv(t)
+			got, ok := m.(*wire.Reply)
 			if !ok {
-				t.Fatalf("%s child: request %d answered with a %T", entry, id, got)
+				t.Fatalf("%s child: request %d answered with a %T", entry, tc.want.ID, m)
 			}
-			w := want[id]
+			w := tc.want
 			if got.ID != w.ID || string(got.Body) != string(w.Body) || got.Error != w.Error || got.Code != w.Code {
 				t.Fatalf("%s child: reply %+v, want %+v", entry, *got, w)
 			}
