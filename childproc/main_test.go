@@ -29,11 +29,6 @@ func TestMain(m *testing.M) {
 	childproctest.Main(m)
 }
 
-// echoChild fails Init when the payload says "fail" and takes as long as a payload that
-// is a duration says, echoes requests, and answers the
-// one-way messages "log" (logs a record with attributes and groups), "rawlog" (logs a
-// record through Peer.Log) and "ask" (asks the
-// parent a question and sends back the answer).
 // orderChild answers "slow" after 100 ms, "fail" with an error, "panic" with a panic and
 // anything else at once with its body, on the read loop when quick.
 func orderChild(quick bool) childproc.Handler {
@@ -53,6 +48,10 @@ func orderChild(quick bool) childproc.Handler {
 	}
 }
 
+// echoChild fails Init when the payload says "fail" and takes as long as a payload that
+// is a duration says, echoes requests (refusing "fail"), and answers the one-way
+// messages "log" (logs a record with attributes and groups), "rawlog" (logs a record
+// through Peer.Log) and "ask" (asks the parent a question and sends back the answer).
 func echoChild() childproc.Handler {
 	return childproc.HandlerFuncs{
 		InitFunc: func(ctx context.Context, req *wire.InitializeRequest) error {
