@@ -205,9 +205,8 @@ func TestAskHonoursItsContext(t *testing.T) {
 }
 
 // A call waiting for a reply that never comes ends with its ctx, and the next calls,
-// with and without a deadline, are answered: a call on an idle actor writes its request
-// itself and waits on the process's eventfd, whose deadline the cancelled call set and
-// must have cleared.
+// with and without a deadline, are answered: the cancelled call's pending request is
+// forgotten, and its late reply, if any, goes nowhere.
 func TestCallCancelledWhileWaitingThenAnswered(t *testing.T) {
 	system := newSystem(t)
 	rec := newRecorder()
@@ -238,9 +237,9 @@ func TestCallCancelledWhileWaitingThenAnswered(t *testing.T) {
 	}
 }
 
-// A call whose ctx can end before WriteTimeout never writes its request itself: facing
-// a child that does not read, it ends with its ctx, not with the write's timeout. A call
-// without a deadline may write itself, and then gets the write's failure.
+// Facing a child that does not read, a call whose ctx ends before WriteTimeout ends with
+// its ctx, and the request it began is finished or failed alone: after WriteTimeout the
+// child is killed as not reading. A call without a deadline gets the write's failure.
 func TestCallToAChildThatDoesNotRead(t *testing.T) {
 	system := newSystem(t)
 	cfg := rawConfig("noread")
@@ -254,7 +253,7 @@ func TestCallToAChildThatDoesNotRead(t *testing.T) {
 	if _, err := actors.Ask(ctx, system, pid, "echo", big); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("a call with a short deadline: %v, want context.DeadlineExceeded", err)
 	}
-	ex := exited(probe) // the actor's write gave up after WriteTimeout
+	ex := exited(probe) // the request's write gave up after WriteTimeout
 	if !errors.Is(ex.Err, actors.ErrChildNotReading) {
 		t.Fatalf("exited: %v", ex)
 	}
@@ -269,7 +268,7 @@ func TestCallToAChildThatDoesNotRead(t *testing.T) {
 	}
 }
 
-// Many callers asking at once, some on the eventfd and some on their channels, while
+// Many callers asking at once, half with a deadline and half without, while
 // the process is killed: every call returns, each with a reply or a documented error.
 func TestConcurrentCallsDuringKill(t *testing.T) {
 	system := newSystem(t)

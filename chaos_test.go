@@ -209,15 +209,18 @@ func TestChaosSoak(t *testing.T) {
 		lifecycles, injected.Load(), len(failures), leaks)
 }
 
-// actorCount counts the system's registered processes, less the one behind every
-// actors.Ask's sender, registered at the first.
+// actorCount counts the system's registered processes, less procsup's two that are no
+// actors and stay with the system: the senders of requests (package reply) and the
+// process actors' gates.
 func actorCount(system *actor.ActorSystem) int {
 	n := 0
 	for _, m := range system.ProcessRegistry.LocalPIDs.LocalPIDs {
 		n += m.Count()
 	}
-	if _, ok := system.ProcessRegistry.GetLocal("procsup-calls"); ok {
-		n--
+	for _, id := range []string{"procsup-replies", "procsup-gates"} {
+		if _, ok := system.ProcessRegistry.GetLocal(id); ok {
+			n--
+		}
 	}
 	return n
 }

@@ -243,6 +243,9 @@ func rawChild(mode string) {
 		w.Write(&wire.InitializeResponse{}) // a second one, while running
 	case "noread":
 		w.Write(&wire.InitializeResponse{})
+	case "record": // records the order in which messages and requests arrive
+		w.Write(&wire.InitializeResponse{Fragments: true})
+		recordArrivals(r, w)
 	case "logjunk": // an unknown type, a body that does not decode and a ping on the log socket, then a record
 		w.Write(&wire.InitializeResponse{})
 		logs := os.NewFile(4, "logs")
@@ -254,6 +257,32 @@ func rawChild(mode string) {
 		lw.Write(&wire.LogRecord{Message: "still heard", Seq: 4})
 	}
 	time.Sleep(time.Hour)
+}
+
+// recordArrivals keeps the body of every message and request in the order they arrive;
+// it answers a request of kind "arrivals" with them, one a line, and every other request
+// with its body.
+func recordArrivals(r *wire.Reader, w *wire.Writer) {
+	var arrived []string
+	for {
+		m, err := r.Read()
+		if err != nil {
+			os.Exit(0)
+		}
+		switch m := m.(type) {
+		case *wire.Message:
+			arrived = append(arrived, string(m.Body))
+		case *wire.Request:
+			if m.Kind == "arrivals" {
+				w.Write(&wire.Reply{ID: m.ID, Body: []byte(strings.Join(arrived, "\n"))})
+				continue
+			}
+			arrived = append(arrived, string(m.Body))
+			w.Write(&wire.Reply{ID: m.ID, Body: m.Body})
+		case *wire.ShutdownRequest:
+			os.Exit(0)
+		}
+	}
 }
 
 // supervisorProgram is a parent in a process of its own: it supervises three workers,

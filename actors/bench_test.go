@@ -167,10 +167,8 @@ func killRawOnce(tb testing.TB, path string) time.Duration {
 	return d
 }
 
-// BenchmarkRequestReply: actors.Ask from outside the actor, through the process actor
-// to the child and back, with a ctx without deadline (the request written on the
-// caller's goroutine) and with a 1 s deadline (sooner than WriteTimeout: written by the
-// actor's). Each iteration also times one round trip of the floor (the request's bytes
+// BenchmarkRequestReply: actors.Ask from outside the actor to a running child and back,
+// with a ctx without deadline and with a 1 s deadline. Each iteration also times one round trip of the floor (the request's bytes
 // echoed by a raw child), interleaved so both see the same machine; ns/op counts the
 // Ask alone and x-floor is the ratio of the two sums.
 func BenchmarkRequestReply(b *testing.B) {

@@ -53,7 +53,7 @@ func (s *socketActor) receive(ctx actor.Context, loop func()) {
 // reader reads control frames and hands them to the process actor.
 type reader struct {
 	socketActor
-	asks     *asks
+	pending  *pending
 	pongs    *pongs
 	done     chan struct{}                 // closed at the end, before readFailed is sent
 	lastWord *atomic.Pointer[wire.Exiting] // the child's Exiting, as soon as it is read
@@ -77,7 +77,7 @@ func (a *reader) loop() {
 		case *wire.Exiting:
 			a.lastWord.Store(m)
 		case *wire.Reply:
-			a.asks.answer(m) // straight to the asker: one mailbox hop fewer
+			a.pending.answer(m) // straight to whoever waits, not through the actor
 			continue
 		case *wire.PongResponse:
 			if a.pongs.armed.Load() {

@@ -1,9 +1,6 @@
 package actors
 
 import (
-	"sync/atomic"
-	"time"
-
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/procsup/procsup/messages"
 )
@@ -24,11 +21,15 @@ import (
 // the mailbox's goroutine, as any message) and report that the actor takes the stop
 // over, which then does not happen now: the actor sends itself a new one when it is ready.
 //
-// writeTimeout, when not zero, lets a call (Ask, Status) run the mailbox on its own
-// goroutine (see start).
-func lateMailbox(late func(c actor.Context, envelope any), hold func(invoke func(msg any), sys any) bool, writeTimeout time.Duration) actor.MailboxProducer {
+// gated, for a process actor, gives the actor a gate (ask.go) under its id, which counts
+// the Asks and Sends waiting in the mailbox.
+func lateMailbox(late func(c actor.Context, envelope any), hold func(invoke func(msg any), sys any) bool, gated bool) actor.MailboxProducer {
 	return func() actor.Mailbox {
-		return &lateBox{Mailbox: actor.Unbounded()(), late: late, hold: hold, writeTimeout: writeTimeout}
+		m := &lateBox{Mailbox: actor.Unbounded()(), late: late, hold: hold}
+		if gated {
+			m.gate = &gate{}
+		}
+		return m
 	}
 }
 
@@ -36,99 +37,30 @@ type lateBox struct {
 	actor.Mailbox
 	late func(c actor.Context, envelope any)
 	hold func(invoke func(msg any), sys any) bool
-
-	// A call that finds the actor idle runs its mailbox itself, so that the request is
-	// written without a goroutine of the mailbox's: starting one wakes an idle core's
-	// thread (see wake.go). Everything else keeps protoactor's dispatcher.
-	writeTimeout time.Duration
-	calls        *calls // the system's, to find a call's answer by its sender
-	dispatcher   actor.Dispatcher
-	run          func()      // the mailbox's run, as protoactor's mailbox last scheduled it
-	scheduled    atomic.Bool // run was scheduled and not started yet
-	dispatched   func()      // runDispatched, made once
-	// Set by each run as it begins, on its own goroutine: the message and the caller
-	// of a call whose goroutine runs it, or nothing.
-	inlineMsg any
-	inlineFor *answer
+	gate *gate // or nil
 }
 
 func (m *lateBox) RegisterHandlers(invoker actor.MessageInvoker, dispatcher actor.Dispatcher) {
-	c, ok := invoker.(actor.Context)
-	if m.writeTimeout > 0 && ok {
-		m.calls, m.dispatcher, m.dispatched = callsOf(c.ActorSystem()), dispatcher, m.runDispatched
-		dispatcher = deferred{m, dispatcher.Throughput()}
+	if c, ok := invoker.(actor.Context); ok && m.gate != nil {
+		gatesOf(c.ActorSystem()).m.Store(c.Self().Id, m.gate)
 	}
-	m.Mailbox.RegisterHandlers(&lateInvoker{MessageInvoker: invoker, late: m.late, hold: m.hold, box: m}, dispatcher)
+	m.Mailbox.RegisterHandlers(&lateInvoker{MessageInvoker: invoker, late: m.late, hold: m.hold, gate: m.gate}, dispatcher)
 }
 
 func (m *lateBox) PostUserMessage(msg any) {
-	if m.calls == nil {
-		m.Mailbox.PostUserMessage(msg)
-		return
-	}
-	var c *answer
-	if env, ok := msg.(*actor.MessageEnvelope); ok && m.Mailbox.UserMessageCount() == 0 {
-		if c = m.calls.lookup(env.Sender); c != nil && !c.inlineWithin(m.writeTimeout) {
-			c = nil
-		}
+	if m.gate != nil && isRequest(msg) {
+		m.gate.queued.Add(1)
 	}
 	m.Mailbox.PostUserMessage(msg)
-	m.start(msg, c)
 }
-
-func (m *lateBox) PostSystemMessage(msg any) {
-	m.Mailbox.PostSystemMessage(msg)
-	if m.calls != nil {
-		m.start(nil, nil)
-	}
-}
-
-// start starts the run the last post scheduled, if no other post took it: on the
-// goroutine of c, the caller that posted msg, when c is not nil (a call that found the
-// mailbox empty, whose ctx allows it), on a goroutine of the dispatcher's otherwise.
-// Whichever post takes it, the run drains the mailbox as protoactor's would.
-//
-// run is written by the post that scheduled it and read by the one that takes it
-// (scheduled orders the two); the next schedule comes only after this run set the
-// mailbox idle.
-func (m *lateBox) start(msg any, c *answer) {
-	if !m.scheduled.Swap(false) {
-		return
-	}
-	if c == nil {
-		m.dispatcher.Schedule(m.dispatched)
-		return
-	}
-	m.inlineMsg, m.inlineFor = msg, c
-	m.run()
-}
-
-// runDispatched is a run on a goroutine of the dispatcher's.
-func (m *lateBox) runDispatched() {
-	m.inlineMsg, m.inlineFor = nil, nil
-	m.run()
-}
-
-// deferred is the dispatcher protoactor's mailbox sees: it keeps the run for start.
-type deferred struct {
-	m          *lateBox
-	throughput int
-}
-
-func (d deferred) Schedule(run func()) {
-	d.m.run = run
-	d.m.scheduled.Store(true)
-}
-
-func (d deferred) Throughput() int { return d.throughput }
 
 // lateInvoker is called by the mailbox, one message at a time.
 type lateInvoker struct {
 	actor.MessageInvoker
 	late     func(c actor.Context, envelope any)
 	hold     func(invoke func(msg any), sys any) bool
+	gate     *gate
 	stopping bool // a Stop came: from then on, check whether the actor has stopped
-	box      *lateBox
 }
 
 func (i *lateInvoker) InvokeSystemMessage(m any) {
@@ -145,6 +77,10 @@ func (i *lateInvoker) InvokeSystemMessage(m any) {
 }
 
 func (i *lateInvoker) InvokeUserMessage(envelope any) {
+	if i.gate != nil && isRequest(envelope) {
+		// Handled (written, held or refused) once this returns, panic or not.
+		defer i.gate.queued.Add(-1)
+	}
 	if i.stopping {
 		// The invoker is the actor's context; a stopped actor is out of the registry.
 		if c, ok := i.MessageInvoker.(actor.Context); ok {
@@ -153,12 +89,6 @@ func (i *lateInvoker) InvokeUserMessage(envelope any) {
 				return
 			}
 		}
-	}
-	if c := i.box.inlineFor; c != nil && envelope == i.box.inlineMsg {
-		c.inline = true // the caller's own message, on the caller's goroutine
-		i.MessageInvoker.InvokeUserMessage(envelope)
-		c.inline = false
-		return
 	}
 	i.MessageInvoker.InvokeUserMessage(envelope)
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -56,25 +55,7 @@ func NewProcess(cfg Config) (*actor.Props, error) {
 	reg := &incarnations{m: map[string]*incarnation{}}
 	return actor.PropsFromProducer(func() actor.Actor {
 		return &process{cfg: cfg, reg: reg}
-	}, actor.WithMailbox(lateMailbox(answerStopped, holdEnd, cfg.WriteTimeout))), nil
-}
-
-// endAsked is what holdEnd asks a process actor when protoactor would stop or restart
-// it: the actor answers whether it takes the end over (it has a process to end first).
-type endAsked struct {
-	restart bool // a Restart, not a Stop
-	taken   bool // the answer
-}
-
-// holdEnd lets a process actor end its process before protoactor stops or restarts it,
-// by the same path as every other end: graceful within CloseTimeout, then a kill of the
-// group, the exit reaped, the logs drained, Exited reported; only then does the actor
-// send itself the Stop or Restart again, and this time it goes through.
-func holdEnd(invoke func(msg any), sys any) bool {
-	_, restart := sys.(*actor.Restart)
-	q := &endAsked{restart: restart}
-	invoke(q)
-	return q.taken
+	}, actor.WithMailbox(lateMailbox(answerStopped, holdEnd, true))), nil
 }
 
 // incarnations remembers, per actor, what outlives an instance: a restart makes a new
@@ -170,7 +151,9 @@ type process struct {
 	then      then // what protoactor asked for when it wanted the actor stopped or restarted
 	lastError error
 
-	asks *asks
+	pending *pending // the requests written and not answered yet
+	gate    *gate    // the actor's gate: its request handle is published there while running
+	handle  *handle
 
 	limiter    *Limiter
 	slot       slotState
@@ -205,13 +188,12 @@ func (p *process) Receive(ctx actor.Context) {
 	case *endAsked:
 		m.taken = p.endAsked(ctx, m.restart)
 	case *actor.Stopping, *actor.Restarting:
-		if p.asks != nil {
-			p.asks.release()
-		}
+		p.withdrawHandle()
 		p.released()
 		p.metrics.track(p, false) // a restart makes a new instance: this one is gone
 	case *actor.Stopped:
 		p.reg.stopped(p.self.Id)
+		gatesOf(p.system).m.CompareAndDelete(p.self.Id, p.gate)
 		p.metrics.track(p, false)
 	case *messages.GetStatus, *messages.GetSnapshot:
 		ctx.Respond(p.statusNow())
@@ -255,7 +237,10 @@ func (p *process) starting(ctx actor.Context) {
 	p.metrics.track(p, true)
 	p.restarts = p.previous.restarts
 	p.log = p.cfg.Logger.With("actor", p.self.Id)
-	p.asks = newAsks(p.system)
+	p.pending = newPending(p.system)
+	if g, ok := gatesOf(p.system).m.Load(p.self.Id); ok {
+		p.gate = g.(*gate)
+	}
 	from := messages.Starting
 	if p.restarts > 0 {
 		from = messages.Dead
@@ -323,10 +308,12 @@ func (p *process) launch(ctx actor.Context) {
 	// Until the child announces its cap in the handshake, it is taken to accept the default.
 	p.w = wire.NewWriter(deadlineConn{proc.Control(), p.cfg.WriteTimeout}, 0)
 	p.w.SetLimit(0, "to the child")
+	p.handle = &handle{system: p.system, owner: p.self, ospid: proc.Pid(), w: p.w, pending: p.pending}
+	p.w.SetLateFailure(p.handle.lateFailure)
 	p.logsDone, p.controlDone = make(chan struct{}), make(chan struct{})
 	p.pongs = newPongs(p.system, p.self, proc.Pid(), p.cfg.HighPingThreshold)
 	p.pongs.metrics, p.pongs.name = p.metrics, p.metricName
-	p.spawnChild(ctx, "reader", &reader{socketActor: p.socketActor(proc.Control()), asks: p.asks, pongs: p.pongs,
+	p.spawnChild(ctx, "reader", &reader{socketActor: p.socketActor(proc.Control()), pending: p.pending, pongs: p.pongs,
 		done: p.controlDone, lastWord: p.lastWord})
 	p.spawnChild(ctx, "logs", &logReader{socketActor: p.socketActor(proc.Logs()), rate: p.cfg.LogRate, done: p.logsDone, stats: p.logStats})
 	p.spawnChild(ctx, "joiner", &joiner{system: p.system, owner: p.self, proc: proc})
@@ -414,6 +401,7 @@ func (p *process) initializing(ctx actor.Context) {
 			p.ran = true
 			p.become(messages.Initializing, messages.Running, p.running)
 			p.sendHeld()
+			p.publishHandle() // after what was held: nothing overtakes it
 		}
 	case *initTimedOut:
 		p.log.Error("initialization timed out, killing process")
@@ -455,54 +443,6 @@ func (p *process) failedInit(ctx actor.Context) {
 		}
 	default:
 		p.common(ctx)
-	}
-}
-
-// hold keeps an Ask or Send that came before the process runs, to send when it does; up
-// to MaxHeld of them.
-func (p *process) hold(ctx actor.Context) {
-	if len(p.held) >= p.cfg.MaxHeld {
-		err := ErrHeldFull
-		if p.cfg.MaxHeld == 0 {
-			err = ErrNotRunning
-		}
-		respond(ctx.Sender(), p.system, err)
-		return
-	}
-	p.held = append(p.held, held{msg: ctx.Message(), sender: ctx.Sender()})
-}
-
-// held is an Ask or Send waiting for the process to run.
-type held struct {
-	msg    any
-	sender *actor.PID
-}
-
-// sendHeld sends what was held, in order, now that the process runs.
-func (p *process) sendHeld() {
-	for _, h := range p.held {
-		switch m := h.msg.(type) {
-		case *messages.Ask:
-			p.ask(h.sender, m)
-		case *messages.Send:
-			p.sendApp(h.sender, m)
-		}
-	}
-	p.held = nil
-}
-
-// failHeld answers what was held with err: the process will not run.
-func (p *process) failHeld(err error) {
-	for _, h := range p.held {
-		respond(h.sender, p.system, err)
-	}
-	p.held = nil
-}
-
-// respond answers an Ask or a Send with a sender.
-func respond(to *actor.PID, system *actor.ActorSystem, err error) {
-	if to != nil {
-		system.Root.Send(to, &messages.Response{Err: err})
 	}
 }
 
@@ -677,283 +617,6 @@ func (p *process) close(ctx actor.Context, why string) {
 	p.become(p.state, messages.Closing, p.closing)
 }
 
-func (p *process) setReason(r messages.Reason, err error) {
-	if p.reason == messages.ReasonNone {
-		p.reason, p.err = r, err
-	}
-}
-
-// killFor records why and kills the process group. The end is reported when the
-// joiner sees the exit.
-func (p *process) killFor(r messages.Reason, err error) {
-	p.setReason(r, err)
-	p.kill()
-}
-
-// kill kills the process group: SIGKILL, or SIGQUIT first when stack dumps are on.
-func (p *process) kill() {
-	if p.proc == nil || p.exited || p.killSent {
-		return
-	}
-	p.killSent = true
-	if p.cfg.StackDumpGrace > 0 {
-		p.proc.Signal(syscall.SIGQUIT)
-		p.cancels = append(p.cancels, sendAfter(p.system, p.cfg.StackDumpGrace, p.self, &stackDumpOver{about{p.proc.Pid()}}))
-		return
-	}
-	p.proc.Kill()
-}
-
-// onExit records the exit and finishes once both sockets are drained (at most logsWait
-// later).
-func (p *process) onExit(ctx actor.Context, st launch.ExitStatus) {
-	p.exited, p.status = true, st
-	p.runCancels()
-	p.clearGroup()
-	if p.pinger != nil {
-		ctx.Stop(p.pinger)
-		p.pinger = nil
-	}
-	if p.drained() {
-		p.finish(ctx)
-		return
-	}
-	p.cancels = append(p.cancels, sendAfter(p.system, logsWait, p.self, &logsWaitOver{about{p.proc.Pid()}}))
-}
-
-// drained reports whether both sockets were read to their end: every log record and the
-// child's last control frame (its Exiting) are in.
-func (p *process) drained() bool {
-	for _, done := range []chan struct{}{p.logsDone, p.controlDone} {
-		select {
-		case <-done:
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// finish reports Exited, releases the process and decides what becomes of the actor:
-// a requested end or a non-failure under the restart policy stops it; a failure goes
-// to the parent's supervisor strategy.
-func (p *process) finish(ctx actor.Context) {
-	if p.finished {
-		return
-	}
-	p.giveSlotBack()
-	ev := p.report()
-	p.become(p.state, messages.Dead, p.dead)
-	p.publish(ev)
-	if p.proc != nil && p.proc.Cgroup() == nil {
-		p.closeProc() // the sockets, read to their end: after the event, not on its way
-	}
-	failed := p.then == thenDecide && !ev.Reason.Requested() && p.cfg.Restart != Temporary &&
-		!(p.cfg.Restart == Transient && ev.Reason == messages.ReasonExited)
-	var fe *FailureError
-	if failed {
-		fe = failureOf(ev)
-		p.lastError = fe
-	}
-	p.reg.ended(p.self.Id, ev.Reason, p.lastError) // before the strategy restarts the actor
-	p.metrics.exited(p.metricName, ev)
-	switch {
-	case p.then == thenRestart: // protoactor's Restart, held until now
-		if self, ok := p.system.ProcessRegistry.Get(p.self); ok {
-			self.SendSystemMessage(p.self, &actor.Restart{})
-		}
-	case failed:
-		escalate(ctx, fe)
-	default:
-		ctx.Stop(p.self)
-	}
-}
-
-// report completes the end's record, logs it, fails pending asks and closes the sockets.
-func (p *process) report() *messages.Exited {
-	p.finished = true
-	p.runCancels()
-	ev := &messages.Exited{PID: p.self, Reason: p.reason, Err: p.err}
-	if p.proc != nil {
-		ev.OSPid = p.proc.Pid()
-		ev.ExitCode, ev.Signal = p.status.Code, p.status.Signal
-		ev.Killed = p.killedIt()
-		ev.Uptime = time.Since(p.startedAt)
-		ownExit := !ev.Killed && p.killSent // it exited by itself before our kill landed
-		switch {
-		case ev.Reason == messages.ReasonNone,
-			ev.Reason == messages.ReasonProtocolError && p.eof && !ev.Killed,
-			ownExit && (ev.Reason == messages.ReasonUnresponsive || ev.Reason == messages.ReasonMemoryLimit || ev.Reason == messages.ReasonInitTimeout):
-			// It ended by itself (closing its socket on the way out is no protocol error;
-			// a verdict whose kill came too late is not why it ended).
-			ev.Reason, ev.Err = messages.ReasonExited, nil
-			if !p.status.Success() {
-				ev.Reason = messages.ReasonCrashed
-			}
-			if last := p.lastWord.Load(); last != nil {
-				ev.Err = &messages.ChildError{Reason: last.Reason, Panic: last.Panic}
-			}
-			if !p.ran {
-				// Any exit before the InitializeResponse is a failed initialization.
-				ev.Reason, ev.Err = messages.ReasonInitFailed, fmt.Errorf("exited before initializing (%s)", p.status)
-			}
-		}
-		ev.CPU = p.status.CPU
-		if cg := p.proc.Cgroup(); cg != nil {
-			if st, err := cg.Stats(); err == nil {
-				ev.CPU = st.CPU // the descendants' too
-				if st.OOMKills > 0 && p.status.Signal == syscall.SIGKILL && !ev.Killed &&
-					(ev.Reason == messages.ReasonCrashed || ev.Reason == messages.ReasonInitFailed) {
-					ev.Reason, ev.Err = messages.ReasonOOMKilled, fmt.Errorf("%d process(es) of its cgroup killed by the OOM killer", st.OOMKills)
-				}
-			}
-		}
-		for _, l := range p.output {
-			l.flush() // complete: the process was reaped, its output read to the end
-		}
-		ev.LogsDropped = p.logsLost()
-		if p.stderr != nil {
-			ev.Stderr = p.stderr.String() // complete: the process was reaped, its stderr read to the end
-		}
-		if !p.status.Success() && !ev.Killed && p.log.Enabled(context.Background(), slog.LevelError) {
-			p.log.Error(fmt.Sprintf("process exited with non-zero exit code %d", p.status.Code), "status", p.status.String())
-		}
-		if p.proc.Cgroup() != nil {
-			p.closeProc() // the cgroup is gone before Exited says so
-		}
-	}
-	if ev.Err != nil {
-		p.lastError = ev.Err
-	}
-	p.reason = ev.Reason
-	p.asks.close(fmt.Errorf("%w: %w", ErrProcessEnded, ev.Reason))
-	p.failHeld(fmt.Errorf("%w (the process ended: %w)", ErrNotRunning, ev.Reason))
-	return ev
-}
-
-// closeProc closes the process's sockets and removes its cgroup, emptied by clearGroup.
-func (p *process) closeProc() {
-	if err := p.proc.Close(); err != nil {
-		p.log.Error("failed to close the process's sockets or remove its cgroup", "error", err)
-	}
-}
-
-// logsLost counts the child's log records that did not reach the parent's logger, and
-// says so in a warning. Only final once the logs are drained.
-func (p *process) logsLost() uint64 {
-	var total uint64
-	if last := p.lastWord.Load(); last != nil {
-		total = last.LogRecords
-	}
-	n := p.logStats.lost(total)
-	if n > 0 {
-		p.log.Warn("child log records were lost", "dropped", n)
-	}
-	return n
-}
-
-// killedIt reports whether procsup's kill ended the process (not an exit of its own that
-// came first). A Go child answers the stack dump's SIGQUIT by exiting with code 2.
-func (p *process) killedIt() bool {
-	return p.killSent && (p.status.Signal != 0 || (p.cfg.StackDumpGrace > 0 && p.status.Code == 2))
-}
-
-// endAsked answers protoactor's Stop or Restart (through holdEnd): with a process to end,
-// the actor takes it over, ends the process by the one ending path (a Close, unless an
-// end is under way already) and stops or restarts itself from finish; without one, the
-// Stop or Restart goes on now.
-func (p *process) endAsked(ctx actor.Context, restart bool) bool {
-	if p.proc == nil || p.finished {
-		return false
-	}
-	switch {
-	case !restart:
-		p.then = thenStop
-	case p.then != thenStop: // a Stop asked for earlier still wins
-		p.then = thenRestart
-	}
-	if p.reason == messages.ReasonNone && !p.exited {
-		p.close(ctx, "actor stopping")
-	}
-	return true
-}
-
-// released is the Stopping or Restarting of an actor whose process has ended (or never
-// started): what it still holds goes back. Messages that come until it is gone find the
-// dead state, which spawns nothing and starts nothing.
-func (p *process) released() {
-	p.behavior.Become(p.dead)
-	p.giveSlotBack()
-	p.runCancels()
-	p.failHeld(ErrNotRunning)
-	if p.proc != nil && !p.finished {
-		// Not by holdEnd: only a bug gets here. Leave no process behind all the same.
-		p.log.Error("process actor stopped with its process running: killing the group")
-		p.proc.Kill()
-	}
-}
-
-// clearGroup kills whatever is left of the process's group (grandchildren) and waits
-// until none of it runs.
-func (p *process) clearGroup() {
-	ctx, cancel := context.WithTimeout(context.Background(), groupWait)
-	defer cancel()
-	if err := p.proc.KillGroupAndWait(ctx); err != nil {
-		p.log.Error("process group survived SIGKILL", "error", err)
-	}
-}
-
-// ask sends a request to the child; the reader answers sender when the reply comes.
-func (p *process) ask(sender *actor.PID, m *messages.Ask) {
-	if sender == nil {
-		p.log.Warn("an Ask without a sender: use actors.Ask, Request or RequestFuture", "kind", m.Kind)
-		return
-	}
-	id, ok := p.asks.add(sender)
-	if !ok {
-		respond(sender, p.system, ErrNotRunning)
-		return
-	}
-	if err := p.send(&wire.Request{ID: id, Kind: m.Kind, Body: m.Body}); err != nil {
-		if p.asks.forget(id) {
-			respond(sender, p.system, sendError(err))
-		}
-	}
-}
-
-// sendApp sends a one-way message to the child; a sender learns how it went.
-func (p *process) sendApp(sender *actor.PID, m *messages.Send) {
-	err := p.send(&wire.Message{Kind: m.Kind, Body: m.Body})
-	if err != nil {
-		err = sendError(err)
-		p.log.Warn("failed to send a message to the child", "kind", m.Kind, "error", err)
-	}
-	respond(sender, p.system, err)
-}
-
-// sendError is what a sender learns of a failed write to the child: a frame over the
-// child's cap as it is, a child that does not read as ErrChildNotReading, anything else
-// (a broken pipe: the child is gone) as ErrProcessEnded.
-func sendError(err error) error {
-	switch {
-	case errors.Is(err, wire.ErrFrameTooLarge):
-		return err
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		return ErrChildNotReading
-	}
-	return fmt.Errorf("%w: %v", ErrProcessEnded, err)
-}
-
-// send writes m to the child. A child that has not read its socket for the whole
-// WriteTimeout is killed for it.
-func (p *process) send(m wire.Wire) error {
-	err := p.w.Write(m)
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		p.killFor(messages.ReasonProtocolError, ErrChildNotReading)
-	}
-	return err
-}
-
 // become switches behavior and reports the transition.
 func (p *process) become(from, to messages.State, b actor.ReceiveFunc) {
 	p.behavior.Become(b)
@@ -963,6 +626,9 @@ func (p *process) become(from, to messages.State, b actor.ReceiveFunc) {
 // enter records the state and reports the transition.
 func (p *process) enter(from, to messages.State) {
 	p.state = to
+	if to != messages.Running {
+		p.withdrawHandle()
+	}
 	p.publicState.Store(int32(to))
 	ev := &messages.StateChanged{PID: p.self, From: from, To: to}
 	if p.proc != nil {
@@ -984,62 +650,4 @@ func (p *process) runCancels() {
 		c()
 	}
 	p.cancels = nil
-}
-
-func (p *process) statusNow() *messages.Status {
-	s := &messages.Status{State: p.state, Restarts: p.restarts, Reason: p.reason, LastError: p.lastError}
-	if !p.finished {
-		s.Reason = p.previous.reason // the current process has not ended: the last one's
-	}
-	if s.LastError == nil {
-		s.LastError = p.previous.lastError
-	}
-	if p.logStats != nil {
-		s.LogsDropped = p.logStats.lost(0)
-	}
-	if p.proc != nil {
-		s.OSPid, s.StartedAt = p.proc.Pid(), p.startedAt
-		s.ExitCode, s.Signal = p.status.Code, p.status.Signal
-		s.Killed = p.exited && p.killedIt()
-		if p.state != messages.Dead {
-			s.Uptime = time.Since(p.startedAt)
-		}
-		p.figures(s)
-	}
-	return s
-}
-
-// figures adds the process's CPU and memory to s: the monitor's last sample, and the
-// CPU time read now (the cgroup's, or /proc's while the process runs, or its exit's).
-func (p *process) figures(s *messages.Status) {
-	if p.pongs != nil {
-		s.PingRTT = time.Duration(p.pongs.rtt.Load())
-	}
-	if r := p.reading.Load(); r != nil {
-		s.Memory, s.MemoryFigure, s.CPUPercent = r.memory.Bytes, string(r.memory.Figure), r.cpuPercent
-	}
-	s.CPU = p.status.CPU
-	if cg := p.proc.Cgroup(); cg != nil {
-		s.Cgroup = cg.Dir()
-		if st, err := cg.Stats(); err == nil {
-			s.CPU, s.CPUPressure, s.MemoryPressure = st.CPU, st.CPUPressure, st.MemoryPressure
-			if s.Memory == 0 && st.HasMemory {
-				s.Memory, s.MemoryFigure = st.Memory, string(monitor.Cgroup)
-			}
-		}
-	} else if !p.exited {
-		if c, err := monitor.NewCPUSampler(p.proc.Pid(), ""); err == nil {
-			s.CPU, _ = c.Sample()
-			c.Close()
-		}
-	}
-}
-
-// escalate hands a failure to the parent's supervisor strategy.
-func escalate(ctx actor.Context, err error) {
-	if s, ok := ctx.(interface{ EscalateFailure(reason, message any) }); ok {
-		s.EscalateFailure(err, nil)
-		return
-	}
-	panic(err) // the mailbox turns a panic into the same escalation
 }

@@ -32,7 +32,7 @@ func Snapshot(ctx context.Context, system *actor.ActorSystem, pid *actor.PID) *m
 func snapshot(ctx context.Context, system *actor.ActorSystem, pid *actor.PID) *messages.Snapshot {
 	id := pid.GetId()
 	s := &messages.Snapshot{Name: id[strings.LastIndexByte(id, '/')+1:], ID: id, Counts: map[string]int{}}
-	res, err := request(ctx, system, pid, &messages.GetSnapshot{})
+	res, err := call(ctx, system, pid, &messages.GetSnapshot{})
 	var below []*actor.PID
 	switch r := res.(type) {
 	case *messages.Status:
@@ -62,14 +62,4 @@ func snapshot(ctx context.Context, system *actor.ActorSystem, pid *actor.PID) *m
 		}
 	}
 	return s
-}
-
-// request sends msg to pid and waits for the answer within ctx.
-func request(ctx context.Context, system *actor.ActorSystem, pid *actor.PID, msg any) (any, error) {
-	deadline, _ := ctx.Deadline()
-	wait := time.Until(deadline)
-	if wait <= 0 {
-		return nil, context.DeadlineExceeded
-	}
-	return system.Root.RequestFuture(pid, msg, wait).Result()
 }

@@ -49,7 +49,7 @@ func NewTree(strategy actor.SupervisorStrategy, specs ...Spec) *actor.Props {
 		return pid, nil
 	}
 	return actor.PropsFromProducer(func() actor.Actor { return &tree{specs: specs, starting: starting, failed: map[string]bool{}} },
-		actor.WithSupervisor(strategy), actor.WithMailbox(lateMailbox(forwardStopped, nil, 0)), actor.WithSpawnFunc(spawn))
+		actor.WithSupervisor(strategy), actor.WithMailbox(lateMailbox(forwardStopped, nil, false)), actor.WithSpawnFunc(spawn))
 }
 
 // tree is one spawned tree: its specs, the channels its props' spawners wait on, and the

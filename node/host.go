@@ -1,10 +1,9 @@
 package node
 
 import (
-	"sync/atomic"
-
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/procsup/procsup/actors"
+	"github.com/procsup/procsup/internal/reply"
 	"github.com/procsup/procsup/messages"
 	"github.com/procsup/procsup/messages/nodepb"
 )
@@ -122,42 +121,17 @@ func (h *host) status(ctx actor.Context, m *nodepb.GetStatus) {
 	})
 }
 
-// request sends msg to the process actor, which answers every command once, with a reply
-// process of its own as the sender (no actor, no goroutine): the answer, turned into the
-// proxy's message by out, goes on to the proxy as this host, without a future and without
-// a second pass through the host's mailbox.
+// request sends msg to the process actor, which answers every command once, with a
+// sender of its own (package reply: no actor, no goroutine): the answer, turned into the
+// proxy's message by out, goes on to the proxy as this host, without a second pass
+// through the host's mailbox.
 func (h *host) request(ctx actor.Context, msg any, out func(answer any) any) {
-	sys := h.n.system
-	r := &replyTo{system: sys, owner: h.owner, host: ctx.Self(), out: out}
-	r.pid, _ = sys.ProcessRegistry.Add(r, "procsup-reply$"+sys.ProcessRegistry.NextId())
-	ctx.RequestWithCustomSender(h.proc, msg, r.pid)
+	sys, owner, self := h.n.system, h.owner, ctx.Self()
+	sender := reply.Of(sys).Open(func(answer any) {
+		sys.Root.RequestWithCustomSender(owner, out(answer), self)
+	})
+	ctx.RequestWithCustomSender(h.proc, msg, sender)
 }
-
-// replyTo is the sender of one command a host carries to its process actor: it sends the
-// first answer on to the proxy and removes itself from the registry.
-type replyTo struct {
-	system *actor.ActorSystem
-	owner  *actor.PID
-	host   *actor.PID
-	pid    *actor.PID
-	out    func(answer any) any
-	done   atomic.Bool
-}
-
-// SendUserMessage implements actor.Process.
-func (r *replyTo) SendUserMessage(_ *actor.PID, m any) {
-	if r.done.Swap(true) {
-		return
-	}
-	r.system.ProcessRegistry.Remove(r.pid)
-	r.system.Root.RequestWithCustomSender(r.owner, r.out(actor.UnwrapEnvelopeMessage(m)), r.host)
-}
-
-// SendSystemMessage implements actor.Process.
-func (r *replyTo) SendSystemMessage(*actor.PID, any) {}
-
-// Stop implements actor.Process.
-func (r *replyTo) Stop(*actor.PID) {}
 
 // event forwards the worker's event to the proxy. An end caused by the owner's loss is
 // reported as a lost node.

@@ -1,11 +1,12 @@
 package wire
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
 	"slices"
-	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -278,12 +279,14 @@ func (r *Reader) readFrame(scratch bool) ([]byte, error) {
 }
 
 // Writer writes frames to a stream. It is safe for concurrent use: each frame goes out
-// under a lock, so frames from several goroutines never interleave. Over a non-blocking
-// socket, a frame is first written with a system call that does not wait (see rawCall);
-// whatever the socket does not take at once goes through the stream's Write.
+// under a lock, so frames from several goroutines never interleave, and a frame is never
+// left half written. Over a non-blocking socket, a frame is first written with a system
+// call that does not wait (see rawCall); whatever the socket does not take at once goes
+// through the stream's Write.
 type Writer struct {
-	mu        sync.Mutex // held for one frame
-	bulk      sync.Mutex // held for the whole of a fragmented frame
+	// The locks are channels, so that a wait for them can end with a context.
+	mu        chan struct{} // held for one frame
+	bulk      chan struct{} // held for the whole of a fragmented frame
 	w         io.Writer
 	max       int
 	dir       string
@@ -296,6 +299,23 @@ type Writer struct {
 	rawWrite func(fd uintptr)
 	rawBuf   []byte
 	rawN     int
+	late     atomic.Pointer[func(error)] // SetLateFailure's
+}
+
+func (w *Writer) lock()   { w.mu <- struct{}{} }
+func (w *Writer) unlock() { <-w.mu }
+
+// acquire takes the lock l, or returns ctx's error if ctx ends first.
+func acquire(ctx context.Context, l chan struct{}) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	select {
+	case l <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // tryRaw writes what of b the socket takes at once, without waiting and without a
@@ -330,7 +350,8 @@ func NewWriter(w io.Writer, maxFrame int) *Writer {
 	if maxFrame <= 0 {
 		maxFrame = DefaultMaxFrame
 	}
-	wr := &Writer{w: w, max: maxFrame, buf: make([]byte, 0, writeBuffer)}
+	wr := &Writer{w: w, max: maxFrame, buf: make([]byte, 0, writeBuffer),
+		mu: make(chan struct{}, 1), bulk: make(chan struct{}, 1)}
 	if sc, ok := w.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil && nonblocking(raw) {
 			wr.raw = raw
@@ -347,24 +368,24 @@ func (w *Writer) SetLimit(maxFrame int, direction string) {
 	if maxFrame <= 0 {
 		maxFrame = DefaultMaxFrame
 	}
-	w.mu.Lock()
+	w.lock()
 	w.max, w.dir = maxFrame, direction
-	w.mu.Unlock()
+	w.unlock()
 }
 
 // SetFragments says whether the receiver reassembles [Fragment]s (it said so in the
 // handshake): then a message larger than [FragmentSize] goes out in parts, and the small
 // frames written meanwhile go between them.
 func (w *Writer) SetFragments(on bool) {
-	w.mu.Lock()
+	w.lock()
 	w.fragments = on
-	w.mu.Unlock()
+	w.unlock()
 }
 
 // Limit returns the cap on the bodies w sends.
 func (w *Writer) Limit() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
+	w.lock()
+	defer w.unlock()
 	return w.max
 }
 
@@ -386,37 +407,106 @@ func minSize(m Wire) (n int, ok bool) {
 	return 0, false
 }
 
+// SetLateFailure sets the function told of the failure of a frame that
+// [Writer.WriteContext] finished after its caller had left (a write deadline of the
+// stream that passed, say): the stream may then hold part of a frame, and the receiver
+// must be taken as lost. It is safe to call while others write.
+func (w *Writer) SetLateFailure(f func(error)) { w.late.Store(&f) }
+
 // Write encodes m and writes it as one frame. A body over the cap is refused with a
 // [FrameTooLargeError] and nothing is written; where the message's size is known from
 // its fields (the body of a message, request or reply), before it is encoded.
 func (w *Writer) Write(m Wire) error {
-	w.mu.Lock()
+	return w.WriteContext(context.Background(), m)
+}
+
+// WriteContext writes m as [Writer.Write] does, within ctx: a wait for the stream (for
+// another writer's frame, or for a full socket to take this one) ends when ctx ends, and
+// ctx's error is returned. Nothing of m is written when ctx ends before the lock is taken;
+// a frame already begun is finished in the background, within the stream's own write
+// deadline, and a failure of it goes to the function set with [Writer.SetLateFailure].
+func (w *Writer) WriteContext(ctx context.Context, m Wire) error {
+	if err := acquire(ctx, w.mu); err != nil {
+		return err
+	}
 	if n, ok := minSize(m); ok {
 		if n > w.max {
-			defer w.mu.Unlock()
+			defer w.unlock()
 			return &FrameTooLargeError{Size: uint64(n), Max: w.max, Direction: w.dir}
 		}
 		if w.fragments && n > FragmentSize {
-			w.mu.Unlock()
-			return w.writeFragmented(m)
+			w.unlock()
+			if err := acquire(ctx, w.bulk); err != nil {
+				return err
+			}
+			return w.finish(ctx, func() error {
+				defer func() { <-w.bulk }()
+				return w.writeFragmented(m)
+			})
 		}
 	}
-	defer w.mu.Unlock()
-	return w.writeLocked(m)
+	b, err := w.encodeLocked(m)
+	if err != nil {
+		w.unlock()
+		return err
+	}
+	if w.raw != nil {
+		b = b[w.tryRaw(b):]
+	}
+	if len(b) == 0 { // the socket took it all: the common case, with no wait at all
+		err := w.writeRest(b)
+		w.unlock()
+		return err
+	}
+	if ctx.Done() == nil {
+		defer w.unlock()
+		return w.writeRest(b)
+	}
+	return w.finish(ctx, func() error {
+		defer w.unlock()
+		return w.writeRest(b)
+	})
+}
+
+// finish runs write, the rest of a frame that must not be left half written, on a
+// goroutine of its own, and waits for it within ctx. When ctx ends first, write goes on
+// alone and a failure of it goes to the late-failure function.
+func (w *Writer) finish(ctx context.Context, write func() error) error {
+	if ctx.Done() == nil {
+		return write()
+	}
+	done := make(chan error, 1)
+	var claimed atomic.Bool // by the caller leaving, or by write's end, whichever is first
+	go func() {
+		err := write()
+		done <- err
+		if !claimed.CompareAndSwap(false, true) && err != nil { // the caller left
+			if f := w.late.Load(); f != nil {
+				(*f)(err)
+			}
+		}
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		if claimed.CompareAndSwap(false, true) {
+			return ctx.Err()
+		}
+		return <-done
+	}
 }
 
 // writeFragmented writes m in fragments, one frame lock each, so that other writers'
-// small frames go between them; one fragmented frame at a time.
+// small frames go between them; the caller holds w.bulk: one fragmented frame at a time.
 func (w *Writer) writeFragmented(m Wire) error {
-	w.bulk.Lock()
-	defer w.bulk.Unlock()
 	body, err := encodeBody(new(fieldEncoder), nil, m)
 	if err != nil {
 		return err
 	}
-	w.mu.Lock()
+	w.lock()
 	max, dir := w.max, w.dir
-	w.mu.Unlock()
+	w.unlock()
 	if len(body) > max {
 		return &FrameTooLargeError{Size: uint64(len(body)), Max: max, Direction: dir}
 	}
@@ -426,9 +516,9 @@ func (w *Writer) writeFragmented(m Wire) error {
 		if off == 0 {
 			f.Size = uint64(len(body))
 		}
-		w.mu.Lock()
+		w.lock()
 		err := w.writeLocked(f)
-		w.mu.Unlock()
+		w.unlock()
 		if err != nil {
 			return err
 		}
@@ -438,18 +528,33 @@ func (w *Writer) writeFragmented(m Wire) error {
 
 // writeLocked encodes m and writes it as one frame; w.mu is held.
 func (w *Writer) writeLocked(m Wire) error {
-	b, err := frameInto(&w.enc, w.buf, m)
+	b, err := w.encodeLocked(m)
 	if err != nil {
 		return err
 	}
+	if w.raw != nil {
+		b = b[w.tryRaw(b):]
+	}
+	return w.writeRest(b)
+}
+
+// encodeLocked encodes m into the Writer's buffer and returns the frame; w.mu is held.
+func (w *Writer) encodeLocked(m Wire) ([]byte, error) {
+	b, err := frameInto(&w.enc, w.buf, m)
+	if err != nil {
+		return nil, err
+	}
 	w.buf = b
 	if len(b)-4 > w.max {
-		return &FrameTooLargeError{Size: uint64(len(b) - 4), Max: w.max, Direction: w.dir}
+		return nil, &FrameTooLargeError{Size: uint64(len(b) - 4), Max: w.max, Direction: w.dir}
 	}
-	if w.raw != nil {
-		n := w.tryRaw(b)
-		b = b[n:]
-	}
+	return b, nil
+}
+
+// writeRest writes b, the rest of the frame in the Writer's buffer, through the stream's
+// Write; w.mu is held.
+func (w *Writer) writeRest(b []byte) error {
+	var err error
 	if len(b) > 0 {
 		_, err = w.w.Write(b)
 	}

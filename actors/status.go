@@ -1,0 +1,57 @@
+package actors
+
+import (
+	"time"
+
+	"github.com/procsup/procsup/messages"
+	"github.com/procsup/procsup/monitor"
+)
+
+func (p *process) statusNow() *messages.Status {
+	s := &messages.Status{State: p.state, Restarts: p.restarts, Reason: p.reason, LastError: p.lastError}
+	if !p.finished {
+		s.Reason = p.previous.reason // the current process has not ended: the last one's
+	}
+	if s.LastError == nil {
+		s.LastError = p.previous.lastError
+	}
+	if p.logStats != nil {
+		s.LogsDropped = p.logStats.lost(0)
+	}
+	if p.proc != nil {
+		s.OSPid, s.StartedAt = p.proc.Pid(), p.startedAt
+		s.ExitCode, s.Signal = p.status.Code, p.status.Signal
+		s.Killed = p.exited && p.killedIt()
+		if p.state != messages.Dead {
+			s.Uptime = time.Since(p.startedAt)
+		}
+		p.figures(s)
+	}
+	return s
+}
+
+// figures adds the process's CPU and memory to s: the monitor's last sample, and the
+// CPU time read now (the cgroup's, or /proc's while the process runs, or its exit's).
+func (p *process) figures(s *messages.Status) {
+	if p.pongs != nil {
+		s.PingRTT = time.Duration(p.pongs.rtt.Load())
+	}
+	if r := p.reading.Load(); r != nil {
+		s.Memory, s.MemoryFigure, s.CPUPercent = r.memory.Bytes, string(r.memory.Figure), r.cpuPercent
+	}
+	s.CPU = p.status.CPU
+	if cg := p.proc.Cgroup(); cg != nil {
+		s.Cgroup = cg.Dir()
+		if st, err := cg.Stats(); err == nil {
+			s.CPU, s.CPUPressure, s.MemoryPressure = st.CPU, st.CPUPressure, st.MemoryPressure
+			if s.Memory == 0 && st.HasMemory {
+				s.Memory, s.MemoryFigure = st.Memory, string(monitor.Cgroup)
+			}
+		}
+	} else if !p.exited {
+		if c, err := monitor.NewCPUSampler(p.proc.Pid(), ""); err == nil {
+			s.CPU, _ = c.Sample()
+			c.Close()
+		}
+	}
+}
