@@ -1,184 +1,111 @@
 package wire
 
 import (
-	"encoding/binary"
 	"errors"
 	"io"
 	"maps"
-	"math"
 	"slices"
+
+	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
-// This file is the msgpack the protocol uses, written and read by hand: maps, arrays,
-// strings, bytes, integers, floats, booleans and nil. No reflection and no library, so a
-// child links this package and the standard library alone, starts as fast as a program
-// that speaks raw bytes, and answers a request without an allocation it can avoid. The
-// bytes are those github.com/vmihailenco/msgpack/v5 writes for the same Go values, and
-// an input is read as that library reads it, or refused: the tests hold this code to
-// that library, which stays the reference (TestFieldCodecsMatchMsgpack, FuzzDecode).
+// This file is the msgpack the protocol uses, through github.com/vmihailenco/msgpack/v5's
+// Encoder and Decoder and their primitive methods: no reflection. What is written here
+// by hand is only what v5 has no call for: string and bytes payloads are sliced out of
+// the frame (a key is compared, never copied; a large body aliases its frame), and a
+// skipped value is walked without copying its payload (v5's Skip reads it into a
+// buffer). The bytes are those v5's reflective encoder writes for the same Go values,
+// and an input is read as v5 reads it, or refused (TestFieldCodecsMatchMsgpack, FuzzDecode).
 
-// The msgpack codes used here.
-const (
-	codeNil     = 0xc0
-	codeFalse   = 0xc2
-	codeTrue    = 0xc3
-	codeBin8    = 0xc4
-	codeBin16   = 0xc5
-	codeBin32   = 0xc6
-	codeFloat32 = 0xca
-	codeFloat64 = 0xcb
-	codeUint8   = 0xcc
-	codeUint16  = 0xcd
-	codeUint32  = 0xce
-	codeUint64  = 0xcf
-	codeInt8    = 0xd0
-	codeInt16   = 0xd1
-	codeInt32   = 0xd2
-	codeInt64   = 0xd3
-	codeStr8    = 0xd9
-	codeStr16   = 0xda
-	codeStr32   = 0xdb
-	codeArray16 = 0xdc
-	codeArray32 = 0xdd
-	codeMap16   = 0xde
-	codeMap32   = 0xdf
-)
-
-// encoder appends msgpack to b.
-type encoder struct{ b []byte }
-
-func (e *encoder) be16(c byte, v uint16) { e.b = append(e.b, c, byte(v>>8), byte(v)) }
-func (e *encoder) be32(c byte, v uint32) { e.b = binary.BigEndian.AppendUint32(append(e.b, c), v) }
-func (e *encoder) be64(c byte, v uint64) { e.b = binary.BigEndian.AppendUint64(append(e.b, c), v) }
-
-// length writes a container or string header: fix (when n < fixMax), then 8 (when
-// c8 is not 0), 16 or 32 bits.
-func (e *encoder) length(n int, fix byte, fixMax int, c8, c16, c32 byte) {
-	switch {
-	case n < fixMax:
-		e.b = append(e.b, fix|byte(n))
-	case c8 != 0 && n <= math.MaxUint8:
-		e.b = append(e.b, c8, byte(n))
-	case n <= math.MaxUint16:
-		e.be16(c16, uint16(n))
-	default:
-		e.be32(c32, uint32(n))
-	}
+// encoder writes msgpack into b, through v5's Encoder (made once per encoder).
+type encoder struct {
+	b   []byte
+	enc *msgpack.Encoder
 }
 
-func (e *encoder) mapLen(n int)   { e.length(n, 0x80, 16, 0, codeMap16, codeMap32) }
-func (e *encoder) arrayLen(n int) { e.length(n, 0x90, 16, 0, codeArray16, codeArray32) }
-func (e *encoder) nil()           { e.b = append(e.b, codeNil) }
-
-func (e *encoder) str(s string) {
-	e.length(len(s), 0xa0, 32, codeStr8, codeStr16, codeStr32)
+// The encoder is the Encoder's writer: it appends to b.
+func (e *encoder) Write(p []byte) (int, error) { e.b = append(e.b, p...); return len(p), nil }
+func (e *encoder) WriteByte(c byte) error      { e.b = append(e.b, c); return nil }
+func (e *encoder) WriteString(s string) (int, error) {
 	e.b = append(e.b, s...)
+	return len(s), nil
 }
 
-// bin writes b as msgpack bin (nil as nil; never a fix form, as msgpack writes it).
-func (e *encoder) bin(b []byte) {
-	if b == nil {
-		e.nil()
-		return
+// ready makes the v5 Encoder at the first use: an encoder's zero value is ready.
+func (e *encoder) ready() *msgpack.Encoder {
+	if e.enc == nil {
+		e.enc = msgpack.NewEncoder(e)
 	}
-	e.length(len(b), 0, 0, codeBin8, codeBin16, codeBin32)
-	e.b = append(e.b, b...)
+	return e.enc
 }
 
-func (e *encoder) bool(v bool) {
-	if v {
-		e.b = append(e.b, codeTrue)
-	} else {
-		e.b = append(e.b, codeFalse)
-	}
-}
+// Writes into memory do not fail: the Encoder's errors are those of its writer.
+func (e *encoder) mapLen(n int)   { e.ready().EncodeMapLen(n) }
+func (e *encoder) arrayLen(n int) { e.ready().EncodeArrayLen(n) }
+func (e *encoder) str(s string)   { e.ready().EncodeString(s) }
+func (e *encoder) nil()           { e.ready().EncodeNil() }
 
-// int64 and uint64 write the fixed 9-byte forms, as msgpack writes int64 and uint64 fields.
-func (e *encoder) int64(v int64)   { e.be64(codeInt64, uint64(v)) }
-func (e *encoder) uint64(v uint64) { e.be64(codeUint64, v) }
+// bin writes b as msgpack bin (nil as nil).
+func (e *encoder) bin(b []byte) { e.ready().EncodeBytes(b) }
+func (e *encoder) bool(v bool)  { e.ready().EncodeBool(v) }
 
-// uint writes the shortest form of v, as msgpack's EncodeUint.
-func (e *encoder) uint(v uint64) {
-	switch {
-	case v <= math.MaxInt8:
-		e.b = append(e.b, byte(v))
-	case v <= math.MaxUint8:
-		e.b = append(e.b, codeUint8, byte(v))
-	case v <= math.MaxUint16:
-		e.be16(codeUint16, uint16(v))
-	case v <= math.MaxUint32:
-		e.be32(codeUint32, uint32(v))
-	default:
-		e.uint64(v)
-	}
-}
+// int64 and uint64 write the fixed 9-byte forms, as v5 writes int64 and uint64 fields.
+func (e *encoder) int64(v int64)   { e.ready().EncodeInt64(v) }
+func (e *encoder) uint64(v uint64) { e.ready().EncodeUint64(v) }
 
-// int writes the shortest form of v, as msgpack's EncodeInt (an int field).
-func (e *encoder) int(v int64) {
-	switch {
-	case v >= 0:
-		e.uint(uint64(v))
-	case v >= -32:
-		e.b = append(e.b, byte(v))
-	case v >= math.MinInt8:
-		e.b = append(e.b, codeInt8, byte(v))
-	case v >= math.MinInt16:
-		e.be16(codeInt16, uint16(v))
-	case v >= math.MinInt32:
-		e.be32(codeInt32, uint32(v))
-	default:
-		e.int64(v)
-	}
-}
+// int writes the shortest form of v, as v5 writes an int field.
+func (e *encoder) int(v int64) { e.ready().EncodeInt(v) }
 
-// value writes an attribute's value as msgpack writes an interface field: each Go type
-// in its own form (int64 in 9 bytes, int in the shortest), a map with its keys sorted.
-// Types an attribute never holds are an error (its writer then sends the value's text).
+// value writes an attribute's value as v5 writes an interface field: each Go type in its
+// own form (int64 in 9 bytes, int in the shortest), a map with its keys sorted. Types an
+// attribute never holds are an error (its writer then sends the value's text).
 func (e *encoder) value(v any) error {
+	enc := e.ready()
 	switch v := v.(type) {
 	case nil:
-		e.nil()
+		enc.EncodeNil()
 	case bool:
-		e.bool(v)
+		enc.EncodeBool(v)
 	case string:
-		e.str(v)
+		enc.EncodeString(v)
 	case []byte:
-		e.bin(v)
+		enc.EncodeBytes(v)
 	case int:
-		e.int(int64(v))
+		enc.EncodeInt(int64(v))
 	case int8:
-		e.b = append(e.b, codeInt8, byte(v))
+		enc.EncodeInt8(v)
 	case int16:
-		e.be16(codeInt16, uint16(v))
+		enc.EncodeInt16(v)
 	case int32:
-		e.be32(codeInt32, uint32(v))
+		enc.EncodeInt32(v)
 	case int64:
-		e.int64(v)
+		enc.EncodeInt64(v)
 	case uint:
-		e.uint(uint64(v))
+		enc.EncodeUint(uint64(v))
 	case uint8:
-		e.b = append(e.b, codeUint8, v)
+		enc.EncodeUint8(v)
 	case uint16:
-		e.be16(codeUint16, v)
+		enc.EncodeUint16(v)
 	case uint32:
-		e.be32(codeUint32, v)
+		enc.EncodeUint32(v)
 	case uint64:
-		e.uint64(v)
+		enc.EncodeUint64(v)
 	case float32:
-		e.be32(codeFloat32, math.Float32bits(v))
+		enc.EncodeFloat32(v)
 	case float64:
-		e.be64(codeFloat64, math.Float64bits(v))
+		enc.EncodeFloat64(v)
 	case []any: // as a non-Go child may send and the decoder reads it
-		e.arrayLen(len(v))
+		enc.EncodeArrayLen(len(v))
 		for _, x := range v {
 			if err := e.value(x); err != nil {
 				return err
 			}
 		}
 	case map[string]any:
-		e.mapLen(len(v))
+		enc.EncodeMapLen(len(v))
 		for _, k := range slices.Sorted(maps.Keys(v)) {
-			e.str(k)
+			enc.EncodeString(k)
 			if err := e.value(v[k]); err != nil {
 				return err
 			}
@@ -189,28 +116,53 @@ func (e *encoder) value(v any) error {
 	return nil
 }
 
-// decoder reads msgpack from b, from pos on. Every read is bounds-checked; a body that
-// passed checkShape never runs out.
+// decoder reads msgpack from b, from pos on, through v5's Decoder (kept across frames),
+// which reads b through the decoder itself: pos is always where the Decoder is. Every
+// read is bounds-checked; a body that passed checkShape never runs out.
 type decoder struct {
 	b   []byte
 	pos int
+	dec *msgpack.Decoder
 }
 
-func (d *decoder) code() (byte, error) {
-	if d.pos >= len(d.b) {
-		return 0, io.ErrUnexpectedEOF
+// reset points d at body, from its start.
+func (d *decoder) reset(body []byte) {
+	d.b, d.pos = body, 0
+	if d.dec == nil {
+		d.dec = msgpack.NewDecoder(d)
 	}
-	c := d.b[d.pos]
+}
+
+// release lets go of the body.
+func (d *decoder) release() { d.b, d.pos = nil, 0 }
+
+// Read, ReadByte and UnreadByte are the Decoder's reader of b.
+func (d *decoder) Read(p []byte) (int, error) {
+	if d.pos >= len(d.b) {
+		return 0, io.EOF
+	}
+	n := copy(p, d.b[d.pos:])
+	d.pos += n
+	return n, nil
+}
+
+func (d *decoder) ReadByte() (byte, error) {
+	if d.pos >= len(d.b) {
+		return 0, io.EOF
+	}
 	d.pos++
-	return c, nil
+	return d.b[d.pos-1], nil
 }
 
-func (d *decoder) peek() (byte, error) {
-	if d.pos >= len(d.b) {
-		return 0, io.ErrUnexpectedEOF
+func (d *decoder) UnreadByte() error {
+	if d.pos == 0 {
+		return errors.New("msgpack: nothing to unread")
 	}
-	return d.b[d.pos], nil
+	d.pos--
+	return nil
 }
+
+func (d *decoder) peek() (byte, error) { return d.dec.PeekCode() }
 
 // next returns the next n bytes, aliasing b.
 func (d *decoder) next(n int) ([]byte, error) {
@@ -222,101 +174,16 @@ func (d *decoder) next(n int) ([]byte, error) {
 	return p, nil
 }
 
-func (d *decoder) u8() (uint64, error) {
-	p, err := d.next(1)
-	if err != nil {
-		return 0, err
-	}
-	return uint64(p[0]), nil
-}
-
-func (d *decoder) u16() (uint64, error) {
-	p, err := d.next(2)
-	if err != nil {
-		return 0, err
-	}
-	return uint64(binary.BigEndian.Uint16(p)), nil
-}
-
-func (d *decoder) u32() (uint64, error) {
-	p, err := d.next(4)
-	if err != nil {
-		return 0, err
-	}
-	return uint64(binary.BigEndian.Uint32(p)), nil
-}
-
-func (d *decoder) u64() (uint64, error) {
-	p, err := d.next(8)
-	if err != nil {
-		return 0, err
-	}
-	return binary.BigEndian.Uint64(p), nil
-}
-
 // mapLen reads a map header: -1 for nil.
-func (d *decoder) mapLen() (int, error) {
-	c, err := d.code()
-	if err != nil {
-		return 0, err
-	}
-	return d.containerLen(c, 0x80, codeMap16, codeMap32, "map")
-}
+func (d *decoder) mapLen() (int, error) { return d.dec.DecodeMapLen() }
 
 // arrayLen reads an array header: -1 for nil.
-func (d *decoder) arrayLen() (int, error) {
-	c, err := d.code()
-	if err != nil {
-		return 0, err
-	}
-	return d.containerLen(c, 0x90, codeArray16, codeArray32, "array")
-}
+func (d *decoder) arrayLen() (int, error) { return d.dec.DecodeArrayLen() }
 
-func (d *decoder) containerLen(c, fix, c16, c32 byte, what string) (int, error) {
-	var n uint64
-	var err error
-	switch {
-	case c == codeNil:
-		return -1, nil
-	case c&0xf0 == fix:
-		return int(c & 0x0f), nil
-	case c == c16:
-		n, err = d.u16()
-	case c == c32:
-		n, err = d.u32()
-	default:
-		return 0, errors.New("msgpack code " + hexCode(c) + " where a " + what + " belongs")
-	}
-	return int(n), err
-}
-
-// bytesLen reads a string or bin header (msgpack reads either as either): -1 for nil.
-func (d *decoder) bytesLen() (int, error) {
-	c, err := d.code()
-	if err != nil {
-		return 0, err
-	}
-	var n uint64
-	switch {
-	case c == codeNil:
-		return -1, nil
-	case c >= 0xa0 && c <= 0xbf:
-		return int(c & 0x1f), nil
-	case c == codeStr8, c == codeBin8:
-		n, err = d.u8()
-	case c == codeStr16, c == codeBin16:
-		n, err = d.u16()
-	case c == codeStr32, c == codeBin32:
-		n, err = d.u32()
-	default:
-		return 0, errors.New("msgpack code " + hexCode(c) + " where a string or bytes belong")
-	}
-	return int(n), err
-}
-
-// raw reads a string or bin and returns its bytes, aliasing b; nil is nil.
+// raw reads a string or bin (v5 reads either as either) and returns its bytes, aliasing
+// b; nil is nil.
 func (d *decoder) raw() ([]byte, error) {
-	n, err := d.bytesLen()
+	n, err := d.dec.DecodeBytesLen()
 	if err != nil || n < 0 {
 		return nil, err
 	}
@@ -329,82 +196,32 @@ func (d *decoder) str() (string, error) {
 	return string(p), err
 }
 
-// int64 reads any integer (nil is 0), as msgpack's DecodeInt64.
-func (d *decoder) int64() (int64, error) {
-	c, err := d.code()
-	if err != nil {
-		return 0, err
-	}
-	var n uint64
-	switch {
-	case c == codeNil:
-		return 0, nil
-	case c <= 0x7f || c >= 0xe0:
-		return int64(int8(c)), nil
-	case c == codeUint8:
-		n, err = d.u8()
-	case c == codeInt8:
-		n, err = d.u8()
-		return int64(int8(n)), err
-	case c == codeUint16:
-		n, err = d.u16()
-	case c == codeInt16:
-		n, err = d.u16()
-		return int64(int16(n)), err
-	case c == codeUint32:
-		n, err = d.u32()
-	case c == codeInt32:
-		n, err = d.u32()
-		return int64(int32(n)), err
-	case c == codeUint64, c == codeInt64:
-		n, err = d.u64()
-	default:
-		return 0, errors.New("msgpack code " + hexCode(c) + " where an integer belongs")
-	}
-	return int64(n), err
-}
+// int64 reads any integer (nil is 0), as v5's DecodeInt64.
+func (d *decoder) int64() (int64, error) { return d.dec.DecodeInt64() }
 
-// uint64 reads any integer (nil is 0), as msgpack's DecodeUint64: a negative one wraps.
-func (d *decoder) uint64() (uint64, error) {
-	n, err := d.int64()
-	return uint64(n), err
-}
+// uint64 reads any integer (nil is 0), as v5's DecodeUint64: a negative one wraps.
+func (d *decoder) uint64() (uint64, error) { return d.dec.DecodeUint64() }
 
 // bool reads a boolean (nil is false).
-func (d *decoder) bool() (bool, error) {
-	c, err := d.code()
-	if err != nil {
-		return false, err
-	}
-	switch c {
-	case codeNil, codeFalse:
-		return false, nil
-	case codeTrue:
-		return true, nil
-	}
-	return false, errors.New("msgpack code " + hexCode(c) + " where a boolean belongs")
-}
+func (d *decoder) bool() (bool, error) { return d.dec.DecodeBool() }
 
-// value reads any value as msgpack's DecodeInterface does: int8 for a fixed number,
-// each sized integer and float as its own Go type, bin as []byte, arrays as []any and
-// maps as map[string]any. Extension types are not part of the protocol: an error.
+// value reads any value as v5's DecodeInterface does: int8 for a fixed number, each sized
+// integer and float as its own Go type, bin as []byte, arrays as []any and maps as
+// map[string]any. Extension types are not part of the protocol: an error.
 func (d *decoder) value() (any, error) {
 	c, err := d.peek()
 	if err != nil {
 		return nil, err
 	}
 	switch {
-	case c <= 0x7f || c >= 0xe0:
-		d.pos++
-		return int8(c), nil
-	case c >= 0x80 && c <= 0x8f, c == codeMap16, c == codeMap32:
+	case msgpcode.IsFixedMap(c), c == msgpcode.Map16, c == msgpcode.Map32:
 		return d.mapValue()
-	case c >= 0x90 && c <= 0x9f, c == codeArray16, c == codeArray32:
+	case msgpcode.IsFixedArray(c), c == msgpcode.Array16, c == msgpcode.Array32:
 		n, err := d.arrayLen()
 		if err != nil {
 			return nil, err
 		}
-		s := make([]any, 0, n)
+		s := make([]any, 0, max(n, 0))
 		for range n {
 			v, err := d.value()
 			if err != nil {
@@ -413,52 +230,15 @@ func (d *decoder) value() (any, error) {
 			s = append(s, v)
 		}
 		return s, nil
-	case c >= 0xa0 && c <= 0xbf, c == codeStr8, c == codeStr16, c == codeStr32:
+	case msgpcode.IsString(c):
 		return d.str()
-	case c == codeBin8, c == codeBin16, c == codeBin32:
+	case msgpcode.IsBin(c):
 		p, err := d.raw()
 		return append(make([]byte, 0, len(p)), p...), err
+	case msgpcode.IsExt(c):
+		return nil, errors.New("msgpack code " + hexCode(c) + " (an extension) is not used by the protocol")
 	}
-	d.pos++
-	var n uint64
-	switch c {
-	case codeNil:
-		return nil, nil
-	case codeFalse:
-		return false, nil
-	case codeTrue:
-		return true, nil
-	case codeFloat32:
-		n, err = d.u32()
-		return math.Float32frombits(uint32(n)), err
-	case codeFloat64:
-		n, err = d.u64()
-		return math.Float64frombits(n), err
-	case codeUint8:
-		n, err = d.u8()
-		return uint8(n), err
-	case codeUint16:
-		n, err = d.u16()
-		return uint16(n), err
-	case codeUint32:
-		n, err = d.u32()
-		return uint32(n), err
-	case codeUint64:
-		return d.u64()
-	case codeInt8:
-		n, err = d.u8()
-		return int8(n), err
-	case codeInt16:
-		n, err = d.u16()
-		return int16(n), err
-	case codeInt32:
-		n, err = d.u32()
-		return int32(n), err
-	case codeInt64:
-		n, err = d.u64()
-		return int64(n), err
-	}
-	return nil, errors.New("msgpack code " + hexCode(c) + " is not used by the protocol")
+	return d.dec.DecodeInterface()
 }
 
 // mapValue reads a map of any values with string keys.
@@ -480,87 +260,31 @@ func (d *decoder) mapValue() (map[string]any, error) {
 	return m, nil
 }
 
-// skip passes over one value of any kind.
+// skip passes over one value of any kind, without copying a payload.
 func (d *decoder) skip() error {
-	c, err := d.code()
+	c, err := d.peek()
 	if err != nil {
 		return err
 	}
-	var count uint64 // values inside a container
-	var size int     // bytes of a payload
+	count := 0
 	switch {
-	case c <= 0x7f || c >= 0xe0, c == codeNil, c == codeFalse, c == codeTrue:
-	case c >= 0x80 && c <= 0x8f:
-		count = 2 * uint64(c&0x0f)
-	case c >= 0x90 && c <= 0x9f:
-		count = uint64(c & 0x0f)
-	case c >= 0xa0 && c <= 0xbf:
-		size = int(c & 0x1f)
-	case c == codeBin8, c == codeStr8:
-		n, err := d.u8()
-		size = int(n)
-		if err != nil {
-			return err
-		}
-	case c == codeBin16, c == codeStr16:
-		n, err := d.u16()
-		size = int(n)
-		if err != nil {
-			return err
-		}
-	case c == codeBin32, c == codeStr32:
-		n, err := d.u32()
-		size = int(n)
-		if err != nil {
-			return err
-		}
-	case c == codeUint8, c == codeInt8:
-		size = 1
-	case c == codeUint16, c == codeInt16:
-		size = 2
-	case c == codeUint32, c == codeInt32, c == codeFloat32:
-		size = 4
-	case c == codeUint64, c == codeInt64, c == codeFloat64:
-		size = 8
-	case c == 0xd4, c == 0xd5, c == 0xd6, c == 0xd7, c == 0xd8: // fixext 1, 2, 4, 8, 16
-		size = 1 + 1<<(c-0xd4)
-	case c == 0xc7, c == 0xc8, c == 0xc9: // ext 8, 16, 32
-		var n uint64
-		switch c {
-		case 0xc7:
-			n, err = d.u8()
-		case 0xc8:
-			n, err = d.u16()
-		default:
-			n, err = d.u32()
-		}
-		if err != nil {
-			return err
-		}
-		size = 1 + int(n)
-	case c == codeArray16, c == codeMap16:
-		n, err := d.u16()
-		if err != nil {
-			return err
-		}
-		count = n
-		if c == codeMap16 {
-			count *= 2
-		}
-	case c == codeArray32, c == codeMap32:
-		n, err := d.u32()
-		if err != nil {
-			return err
-		}
-		count = n
-		if c == codeMap32 {
-			count *= 2
-		}
-	default:
-		return errors.New("msgpack code " + hexCode(c))
-	}
-	if _, err := d.next(size); err != nil {
+	case msgpcode.IsString(c), msgpcode.IsBin(c):
+		_, err := d.raw()
 		return err
+	case msgpcode.IsFixedMap(c), c == msgpcode.Map16, c == msgpcode.Map32:
+		n, err := d.mapLen()
+		if err != nil {
+			return err
+		}
+		count = 2 * n
+	case msgpcode.IsFixedArray(c), c == msgpcode.Array16, c == msgpcode.Array32:
+		n, err := d.arrayLen()
+		if err != nil {
+			return err
+		}
+		count = n
+	default:
+		return d.dec.Skip()
 	}
 	for range count {
 		if err := d.skip(); err != nil {

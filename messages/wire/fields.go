@@ -1,5 +1,7 @@
 package wire
 
+import "github.com/vmihailenco/msgpack/v5/msgpcode"
+
 // Every message is encoded and decoded field by field (codec.go has the msgpack): the
 // bytes are those msgpack's reflective encoder writes for the same struct (fields in
 // order, omitempty ones left out when empty), and the decoder reads what it reads (by
@@ -371,8 +373,10 @@ func (m *LogRecord) decodeField(d *fieldDecoder, key []byte) error {
 		if m.Source != nil {
 			return errDuplicate
 		}
-		if c, err := d.peek(); err != nil || c == codeNil {
-			d.pos++
+		if c, err := d.peek(); err != nil || c == msgpcode.Nil {
+			if err == nil {
+				err = d.dec.DecodeNil()
+			}
 			return err
 		}
 		m.Source = &Source{}

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sync/atomic"
 	"syscall"
+
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
 // DefaultMaxFrame is the default cap on a frame's body: 16 MiB.
@@ -56,6 +58,7 @@ func encodeBody(f *fieldEncoder, buf []byte, m Wire) ([]byte, error) {
 	if n, ok := minSize(m); ok {
 		buf = slices.Grow(buf, n+256) // one allocation for a large body, not a doubling series
 	}
+	f.ready()
 	f.b = buf
 	f.mapLen(2)
 	f.strField("type", string(m.WireType()))
@@ -75,7 +78,7 @@ func Decode(body []byte) (Wire, error) {
 // decodeWith is Decode with d's memory (a Reader's own: made once, not for each frame);
 // d holds nothing of body after it.
 func decodeWith(d *fieldDecoder, body []byte) (Wire, error) {
-	defer func() { *d = fieldDecoder{} }()
+	defer d.release()
 	if len(body) == 0 {
 		return nil, &DecodeError{Err: errors.New("empty frame")}
 	}
@@ -87,7 +90,8 @@ func decodeWith(d *fieldDecoder, body []byte) (Wire, error) {
 	}
 	// The envelope: "type" and "data" in any order (this package writes them in that
 	// order), other keys skipped.
-	*d = fieldDecoder{decoder: decoder{b: body}}
+	d.reset(body)
+	d.alias = false
 	n, err := d.mapLen()
 	if err != nil {
 		return nil, &DecodeError{Err: err}
@@ -121,7 +125,7 @@ func decodeWith(d *fieldDecoder, body []byte) (Wire, error) {
 	if data < 0 {
 		return m, nil // no data: the zero message
 	}
-	if c := body[data]; !isMap(c) && c != codeNil {
+	if c := body[data]; !isMap(c) && c != msgpcode.Nil {
 		return nil, &DecodeError{Type: string(t), Err: errors.New("data is not a map")}
 	}
 	_, fragment := m.(*Fragment)
