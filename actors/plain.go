@@ -8,11 +8,13 @@ import (
 	"net"
 	"os/exec"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/procsup/procsup/childproc/launch"
 	"github.com/procsup/procsup/messages"
+	"github.com/procsup/procsup/messages/wire"
 )
 
 // A plain program (Config.Plain) does not speak procsup's protocol: it is started
@@ -236,4 +238,28 @@ func (l *lineLog) emit(line []byte) {
 		return
 	}
 	l.log.Info(string(line), "stream", l.stream)
+}
+
+// plainDefaults fills in a plain program's defaults; nothing pings it.
+func plainDefaults(cfg Config) Config {
+	plain := *cfg.Plain
+	if plain.ReadyInterval == 0 {
+		plain.ReadyInterval = DefaultReadyInterval
+	}
+	if plain.StopSignal == 0 {
+		plain.StopSignal = syscall.SIGTERM
+	}
+	cfg.Plain = &plain
+	cfg.PingInterval, cfg.PingTimeout, cfg.HighPingThreshold = 0, 0, 0
+	return cfg
+}
+
+// askToStop asks the process to shut down: a ShutdownRequest, or a plain program's
+// StopSignal to its group and cgroup.
+func (p *process) askToStop(why string) {
+	if p.cfg.Plain != nil {
+		p.proc.SignalAll(p.cfg.Plain.StopSignal)
+		return
+	}
+	p.send(&wire.ShutdownRequest{Reason: why})
 }

@@ -8,7 +8,6 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -42,15 +41,7 @@ func NewProcess(cfg Config) (*actor.Props, error) {
 		cfg.MaxFrame = wire.DefaultMaxFrame
 	}
 	if cfg.Plain != nil {
-		plain := *cfg.Plain
-		if plain.ReadyInterval == 0 {
-			plain.ReadyInterval = DefaultReadyInterval
-		}
-		if plain.StopSignal == 0 {
-			plain.StopSignal = syscall.SIGTERM
-		}
-		cfg.Plain = &plain
-		cfg.PingInterval, cfg.PingTimeout, cfg.HighPingThreshold = 0, 0, 0 // nothing to ping
+		cfg = plainDefaults(cfg)
 	}
 	reg := &incarnations{m: map[string]*incarnation{}}
 	return actor.PropsFromProducer(func() actor.Actor {
@@ -607,11 +598,7 @@ func (p *process) close(ctx actor.Context, why string) {
 	if p.cfg.CloseTimeout == 0 {
 		p.kill()
 	} else {
-		if p.cfg.Plain != nil {
-			p.proc.SignalAll(p.cfg.Plain.StopSignal)
-		} else {
-			p.send(&wire.ShutdownRequest{Reason: why})
-		}
+		p.askToStop(why)
 		p.cancels = append(p.cancels, sendAfter(p.system, p.cfg.CloseTimeout, p.self, &closeTimedOut{about{p.proc.Pid()}}))
 	}
 	p.become(p.state, messages.Closing, p.closing)

@@ -1,0 +1,205 @@
+package actors
+
+import (
+	"math/rand/v2"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/procsup/procsup/messages"
+)
+
+// memberState is where one process of the pool is; a member moves only through
+// [pool.set], which keeps the counts.
+type memberState int
+
+const (
+	memberStarting memberState = iota // spawned, not yet running
+	memberIdle                        // running, in the idle list
+	memberBusy                        // handed out
+	memberClosing                     // asked to close; Exited and Terminated to come
+	memberStates
+)
+
+type member struct {
+	pid   *actor.PID
+	ospid int
+	state memberState
+	gen   int // the config it was started with: a rolling replacement retires the older ones
+	uses  int
+	// maxUses and retireAt are its recycling limits (jittered; 0 and zero never).
+	maxUses  int
+	retireAt time.Time
+}
+
+// memberGone: a member actor stopped, and every event it sent before is handled.
+type memberGone struct{ pid *actor.PID }
+
+// set moves mb to state s.
+func (p *pool) set(mb *member, s memberState) {
+	p.counts[mb.state]--
+	mb.state = s
+	p.counts[s]++
+}
+
+func (p *pool) event(ctx actor.Context, kind messages.PoolEventKind, mb *member) {
+	p.metrics.retired(p.name, kind)
+	ev := &messages.PoolEvent{Pool: p.self, Kind: kind, Process: mb.pid, OSPid: mb.ospid}
+	if ctx.Parent() != nil {
+		ctx.Send(ctx.Parent(), ev)
+	}
+	p.system.EventStream.Publish(ev)
+}
+
+// refill starts processes until idle and starting ones cover the target and the
+// waiting callers, within MaxStarting and the backoff.
+func (p *pool) refill(ctx actor.Context) {
+	if wait := time.Until(p.backoffUntil); wait > 0 {
+		if !p.refillSet {
+			p.refillSet = true
+			sendAfter(p.system, wait, p.self, &poolRefill{})
+		}
+		return
+	}
+	for {
+		starting := p.counts[memberStarting]
+		want := p.target() + len(p.waiters) + p.surge()
+		if len(p.idle)+starting >= want || starting >= p.cfg.MaxStarting {
+			return
+		}
+		if p.cfg.MaxProcesses > 0 && len(p.idle)+starting+p.counts[memberBusy] >= p.cfg.MaxProcesses {
+			if !p.retireOldIdle(ctx) { // at the cap: a rolling replacement frees a slot
+				return
+			}
+			continue
+		}
+		pid := ctx.Spawn(p.props)
+		mb := &member{pid: pid, state: memberStarting, gen: p.gen}
+		p.members[pid.Id] = mb
+		p.counts[memberStarting]++
+		p.event(ctx, messages.PoolCreated, mb)
+	}
+}
+
+// target is how many idle processes the pool keeps: Target, or none above the load
+// threshold.
+func (p *pool) target() int {
+	if p.cfg.Load != nil && p.cfg.Load() > p.cfg.LoadThreshold {
+		return 0
+	}
+	return p.cfg.Target
+}
+
+// trim closes idle processes above the target: the least used first (a process started
+// to keep the target while another was busy goes, the warm one that came back stays).
+func (p *pool) trim(ctx actor.Context) {
+	for len(p.idle) > p.target() {
+		i := 0
+		for j, mb := range p.idle {
+			if mb.uses <= p.idle[i].uses {
+				i = j
+			}
+		}
+		mb := p.idle[i]
+		p.idle = append(p.idle[:i], p.idle[i+1:]...)
+		p.closeMember(ctx, mb)
+	}
+}
+
+func (p *pool) closeMember(ctx actor.Context, mb *member) {
+	p.set(mb, memberClosing)
+	ctx.Send(mb.pid, &messages.Close{Reason: "pool"})
+}
+
+// stateChanged records a member's OS pid when it starts, and returns the member that
+// just became ready (nil otherwise) for the state to place.
+func (p *pool) stateChanged(ctx actor.Context, m *messages.StateChanged) *member {
+	mb := p.members[m.PID.Id]
+	if mb == nil {
+		return nil
+	}
+	switch m.To {
+	case messages.Initializing:
+		mb.ospid = m.OSPid
+		p.event(ctx, messages.PoolStarted, mb)
+	case messages.Running:
+		if mb.state != memberStarting {
+			return nil
+		}
+		p.failures, p.backoffUntil = 0, time.Time{}
+		if p.rollout != nil && mb.gen == p.gen {
+			p.rollout.failures = 0
+		}
+		if p.cfg.MaxUses > 0 {
+			mb.maxUses = max(1, int(float64(p.cfg.MaxUses)*jitter()+0.5))
+		}
+		if p.cfg.MaxAge > 0 {
+			mb.retireAt = time.Now().Add(time.Duration(float64(p.cfg.MaxAge) * jitter()))
+		}
+		p.set(mb, memberIdle)
+		p.event(ctx, messages.PoolReady, mb)
+		return mb
+	}
+	return nil
+}
+
+// makeIdle puts a ready or released member in the idle list and serves the waiting
+// callers from it.
+func (p *pool) makeIdle(ctx actor.Context, mb *member) {
+	p.set(mb, memberIdle)
+	p.idle = append(p.idle, mb)
+	p.serveWaiters(ctx)
+	p.trim(ctx)
+}
+
+// exited handles a process that ended: a failed start counts towards the backoff.
+func (p *pool) exited(ctx actor.Context, m *messages.Exited) {
+	mb := p.members[m.PID.Id]
+	if mb == nil {
+		return
+	}
+	if mb.state == memberStarting {
+		p.failures++
+		p.lastErr = failureOf(m)
+		delay := p.cfg.Backoff.Jittered(p.failures)
+		p.backoffUntil = time.Now().Add(delay)
+		ev := &messages.PoolBackoff{Pool: p.self, Failures: p.failures, Delay: delay, Cause: p.lastErr}
+		if ctx.Parent() != nil {
+			ctx.Send(ctx.Parent(), ev)
+		}
+		p.system.EventStream.Publish(ev)
+	}
+	p.remove(ctx, mb)
+}
+
+func (p *pool) remove(ctx actor.Context, mb *member) {
+	if _, ok := p.members[mb.pid.Id]; !ok {
+		return
+	}
+	delete(p.members, mb.pid.Id)
+	p.counts[mb.state]--
+	for i, x := range p.idle {
+		if x == mb {
+			p.idle = append(p.idle[:i], p.idle[i+1:]...)
+			break
+		}
+	}
+	p.event(ctx, messages.PoolClosed, mb)
+}
+
+// jitter is a factor within ±10% of 1.
+func jitter() float64 { return 0.9 + 0.2*rand.Float64() }
+
+// worn reports whether mb has reached its uses or its age.
+func (p *pool) worn(mb *member) bool {
+	return mb.maxUses > 0 && mb.uses >= mb.maxUses || !mb.retireAt.IsZero() && !time.Now().Before(mb.retireAt)
+}
+
+// readyMember places a member that just became ready: a new one of a rolling
+// replacement retires an old idle one (the switch: from now on no old one is handed out).
+func (p *pool) readyMember(ctx actor.Context, mb *member) {
+	if p.rollout != nil && mb.gen == p.gen {
+		p.rollout.switched = true
+		p.retireOldIdle(ctx)
+	}
+	p.makeIdle(ctx, mb)
+}
