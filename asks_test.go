@@ -158,7 +158,7 @@ func TestAskWhileStoppingAndAfter(t *testing.T) {
 }
 
 // A child that dies under a stream of Asks: every one fails with a documented error,
-// never a raw "broken pipe".
+// never a raw "broken pipe"; one that finds the process ended says why it ended.
 func TestAskErrorsAreTypedWhileTheChildDies(t *testing.T) {
 	system := newSystem(t)
 	probe, pid := spawn(t, system, workerConfig("healthy", nil), nil)
@@ -170,6 +170,9 @@ func TestAskErrorsAreTypedWhileTheChildDies(t *testing.T) {
 		_, err := actors.Ask(ctx, system, pid, "echo", nil)
 		if !askErrorTyped(err) {
 			t.Fatalf("ask while the child dies: %v", err)
+		}
+		if errors.Is(err, actors.ErrProcessEnded) && !errors.Is(err, messages.ReasonCrashed) {
+			t.Fatalf("ask while the child dies: %v, want the end's reason", err)
 		}
 		if errors.Is(err, actors.ErrNotRunning) {
 			break

@@ -189,25 +189,32 @@ type handle struct {
 	ospid   int
 	w       *wire.Writer
 	pending *pending
+	wake    *reply.Waker // lent to one waiting caller at a time
 }
 
 // ask writes a request and waits for its reply, within ctx. ok is false when the
 // pending table is closed (the process is ending): the actor answers then.
 func (h *handle) ask(ctx context.Context, kind string, body []byte) (_ []byte, _ error, ok bool) {
 	slot := reply.NewSlot()
-	id, open := h.pending.add(replyTo{slot: slot})
+	var wake *reply.Waker
+	if h.wake.Lend() {
+		wake = h.wake
+		defer wake.Return()
+	}
+	id, open := h.pending.add(replyTo{slot: slot, wake: wake})
 	if !open {
 		return nil, nil, false
 	}
-	if err := h.w.WriteContext(ctx, &wire.Request{ID: id, Kind: kind, Body: body}); err != nil {
-		if !errors.Is(err, wire.ErrFrameTooLarge) && !errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() == nil {
-			// A broken socket: the child is gone, and the end, which answers every
-			// pending request with its reason, is on its way.
-		} else if h.pending.forget(id) {
-			return nil, h.writeFailed(ctx, err), true
-		}
+	err := h.w.WriteContext(ctx, &wire.Request{ID: id, Kind: kind, Body: body})
+	if err != nil && (ctx.Err() != nil || !childGone(err)) && h.pending.forget(id) {
+		return nil, h.writeFailed(ctx, err), true
 	}
-	res, err := slot.Wait(ctx)
+	var res any
+	if wake != nil {
+		res, err = wake.Wait(ctx, slot)
+	} else {
+		res, err = slot.Wait(ctx)
+	}
 	if err != nil {
 		if h.pending.forget(id) {
 			return nil, err, true
@@ -266,6 +273,7 @@ type pending struct {
 // actor wrote.
 type replyTo struct {
 	slot reply.Slot
+	wake *reply.Waker // the caller waits on it, not on the slot's channel
 	to   *actor.PID
 }
 
@@ -316,6 +324,9 @@ func (p *pending) deliver(w replyTo, resp *messages.Response) {
 		return
 	}
 	w.slot.Put(resp)
+	if w.wake != nil {
+		w.wake.Signal()
+	}
 }
 
 // close fails every pending request with err and refuses new ones.

@@ -12,16 +12,11 @@ import (
 // The periodic work of every supervised process (its pings and its memory samples) is
 // timed by one clock for the whole program instead of a timer per process. Each tick's
 // due time is rounded up to a grid of a fifth of its period, so the ticks of many
-// processes fall on the same instant and are delivered together: the pings of a
-// thousand idle children with the default intervals fall on two due times a second (two
-// hundred at each; BenchmarkIdleChildren counts no HighPing) instead of four hundred. A
-// pass delivers passMax ticks (or a pacePasses-th of a bigger burst) and leaves the
-// rest to passes paceStep apart, so those two hundred take 25 passes over about 25 ms:
-// each tick starts a goroutine and wakes a child, and two hundred of them at once queue
-// ahead of everything else the program runs (in a trace of 500 children asked every 100
-// ms, the replies' readers waited up to 60 ms in the run queues after such passes). An
-// idle program holds no goroutine for it: between passes there is one runtime timer,
-// and none when nothing is due.
+// processes fall on the same instant and are delivered together. A pass delivers
+// passMax ticks (or a pacePasses-th of a bigger burst) and leaves the rest to passes
+// paceStep apart: each tick wakes a child, and a large batch at once would queue ahead
+// of everything else the program runs. An idle program holds no goroutine for it:
+// between passes there is one runtime timer, and none when nothing is due.
 
 // passMax is the most ticks one pass delivers, and paceStep the time to the next pass
 // when more are due; but when more than pacePasses×passMax are due, a pass delivers a

@@ -14,9 +14,11 @@
 // reader (control frames), the log reader (the child's slog records into your logger),
 // the joiner (the exit, through a pidfd), the pinger and the memory monitor.
 //
-// Commands (package messages): Close, Kill, Send, Ask, GetStatus; [Ask] and [Status]
-// are the one-call forms. Every Ask gets exactly one answer, and Asks sent before the
-// process runs are held until it does.
+// Commands (package messages): Close, Kill, Send, Ask, GetStatus; [Ask], [Send] and
+// [Status] are the one-call forms, each bounded by its context. Every Ask gets exactly
+// one answer, and Asks sent before the process runs are held until it does. While the
+// process runs, Ask and Send write on the caller's goroutine (ask.go tells the whole
+// path); the ending's reason is decided in one place (ending.go).
 //
 // # How it ends, and who hears
 //

@@ -158,6 +158,9 @@ func (p *process) report() *messages.Exited {
 	}
 	p.reason = ev.Reason
 	p.pending.close(fmt.Errorf("%w: %w", ErrProcessEnded, ev.Reason))
+	if p.handle != nil {
+		p.handle.wake.Close() // after the answers: a caller still waiting on it finds its own
+	}
 	p.failHeld(fmt.Errorf("%w (the process ended: %w)", ErrNotRunning, ev.Reason))
 	return ev
 }
@@ -294,6 +297,9 @@ func (p *process) released() {
 	p.giveSlotBack()
 	p.runCancels()
 	p.failHeld(ErrNotRunning)
+	if p.handle != nil {
+		p.handle.wake.Close()
+	}
 	if p.proc != nil && !p.finished {
 		// Not by holdEnd: only a bug gets here. Leave no process behind all the same.
 		p.log.Error("process actor stopped with its process running: killing the group")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/procsup/procsup/childproc/launch"
+	"github.com/procsup/procsup/internal/reply"
 	"github.com/procsup/procsup/messages"
 	"github.com/procsup/procsup/messages/wire"
 	"github.com/procsup/procsup/monitor"
@@ -299,7 +300,7 @@ func (p *process) launch(ctx actor.Context) {
 	// Until the child announces its cap in the handshake, it is taken to accept the default.
 	p.w = wire.NewWriter(deadlineConn{proc.Control(), p.cfg.WriteTimeout}, 0)
 	p.w.SetLimit(0, "to the child")
-	p.handle = &handle{system: p.system, owner: p.self, ospid: proc.Pid(), w: p.w, pending: p.pending}
+	p.handle = &handle{system: p.system, owner: p.self, ospid: proc.Pid(), w: p.w, pending: p.pending, wake: reply.NewWaker()}
 	p.w.SetLateFailure(p.handle.lateFailure)
 	p.logsDone, p.controlDone = make(chan struct{}), make(chan struct{})
 	p.pongs = newPongs(p.system, p.self, proc.Pid(), p.cfg.HighPingThreshold)
@@ -366,8 +367,7 @@ func (p *process) spawnChild(ctx actor.Context, name string, a actor.Actor) *act
 // childMailbox gives the child actors protoactor's lock-free unbounded mailbox: its
 // queues are linked lists that start empty, where the default mailbox starts each
 // actor's queue with a ring of ten slots. The child actors get a few messages a ping
-// interval, so it saves the parent about a kilobyte a process (five rings) at no cost
-// that shows; the process actor, which every Ask goes through, keeps the default.
+// interval, so they need no more.
 var childMailbox = actor.WithMailbox(actor.UnboundedLockfree())
 
 // initializing waits for the InitializeResponse.

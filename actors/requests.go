@@ -69,11 +69,18 @@ func (p *process) ask(sender *actor.PID, m *messages.Ask) {
 		respond(sender, p.system, ErrNotRunning)
 		return
 	}
-	if err := p.send(&wire.Request{ID: id, Kind: m.Kind, Body: m.Body}); err != nil {
+	if err := p.send(&wire.Request{ID: id, Kind: m.Kind, Body: m.Body}); err != nil && !childGone(err) {
 		if p.pending.forget(id) {
 			respond(sender, p.system, sendError(err))
 		}
 	}
+}
+
+// childGone reports whether a write failed because the child's socket is broken: the
+// child is gone, and the end, which answers every pending request with its reason, is
+// on its way.
+func childGone(err error) bool {
+	return !errors.Is(err, wire.ErrFrameTooLarge) && !errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 // sendApp sends a one-way message to the child; a sender learns how it went.

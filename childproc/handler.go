@@ -48,9 +48,7 @@ type HandlerFuncs struct {
 // QuickRequestHandler is implemented by a [RequestHandler] whose requests are quick and
 // never wait: no I/O that can block, no [Peer.Request], no lock held for long. When
 // Quick reports true, the read loop answers each request itself, in order, instead of
-// starting a goroutine per request: on a machine with an idle core that saves waking a
-// thread per request (about 40 µs a round trip on the 2-core machines of the README).
-// A request that waits holds up everything behind it, pings included (the parent then
+// starting a goroutine per request. A request that waits holds up everything behind it, pings included (the parent then
 // reports a high ping, or kills the child as unresponsive); a handler that calls
 // Peer.Request deadlocks, since its reply is read by the loop it holds.
 type QuickRequestHandler interface {
