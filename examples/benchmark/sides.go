@@ -188,8 +188,7 @@ func (c *procsupChild) ask(body []byte) error {
 	return err
 }
 
-// deadlineSide is procsup's side asked with a ctx of a 1 s deadline, sooner than the
-// actor's WriteTimeout: the actor's goroutine writes each request, not the caller's.
+// deadlineSide is procsup's side asked with a ctx of a 1 s deadline, made for each Ask.
 type deadlineSide struct{ *procsupSide }
 
 func (deadlineSide) name() string { return "procsup, 1 s deadline" }
