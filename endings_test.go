@@ -54,6 +54,22 @@ func TestExitBeforeInitializingIsAFailedInitialization(t *testing.T) {
 	}
 }
 
+// A child that crashes right after its InitializeResponse initialized: its end is a
+// crash, never a failed initialization, whichever reaches the actor first, the
+// InitializeResponse or the exit.
+func TestCrashRightAfterInitializingIsACrash(t *testing.T) {
+	system := newSystem(t)
+	cfg := rawConfig("initthencrash")
+	cfg.PingInterval, cfg.PingTimeout = 0, 0
+	for i := range 100 {
+		probe, pid := spawn(t, system, cfg, nil)
+		if ex := exited(probe); ex.Reason != messages.ReasonCrashed || ex.ExitCode != 3 {
+			t.Fatalf("run %d: exited %v, want a crash with exit code 3", i, ex)
+		}
+		terminated(probe, pid)
+	}
+}
+
 // A failed initialization ends the same way every time: the child that reported the
 // error exits by itself (code 1) within its grace, and is not killed.
 func TestFailedInitializationEndsTheSameWayEveryTime(t *testing.T) {

@@ -243,6 +243,9 @@ func rawChild(mode string) {
 		w.Write(&wire.InitializeResponse{}) // a second one, while running
 	case "noread":
 		w.Write(&wire.InitializeResponse{})
+	case "initthencrash": // initializes, then crashes at once
+		w.Write(&wire.InitializeResponse{})
+		os.Exit(3)
 	case "record": // records the order in which messages and requests arrive
 		w.Write(&wire.InitializeResponse{Fragments: true})
 		recordArrivals(r, w)

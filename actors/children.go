@@ -53,10 +53,10 @@ func (s *socketActor) receive(ctx actor.Context, loop func()) {
 // reader reads control frames and hands them to the process actor.
 type reader struct {
 	socketActor
-	pending  *pending
-	pongs    *pongs
-	done     chan struct{}                 // closed at the end, before readFailed is sent
-	lastWord *atomic.Pointer[wire.Exiting] // the child's Exiting, as soon as it is read
+	pending *pending
+	pongs   *pongs
+	done    chan struct{} // closed at the end, before readFailed is sent
+	heard   *heard
 }
 
 func (a *reader) Receive(ctx actor.Context) { a.receive(ctx, a.loop) }
@@ -75,7 +75,11 @@ func (a *reader) loop() {
 		}
 		switch m := m.(type) {
 		case *wire.Exiting:
-			a.lastWord.Store(m)
+			a.heard.lastWord.Store(m)
+		case *wire.InitializeResponse:
+			if m.Error == "" {
+				a.heard.initialized.Store(true)
+			}
 		case *wire.Reply:
 			a.pending.answer(m) // straight to whoever waits, not through the actor
 			continue
@@ -87,6 +91,14 @@ func (a *reader) loop() {
 		}
 		a.system.Root.Send(a.owner, &frameIn{about: about{a.ospid}, m: m})
 	}
+}
+
+// heard is what the reader read that the end must know, whichever comes first to the
+// process actor, the frame or the exit: the child's last word, and whether it
+// initialized.
+type heard struct {
+	lastWord    atomic.Pointer[wire.Exiting]
+	initialized atomic.Bool
 }
 
 // logReader reads the child's log records to the end and re-emits each into the

@@ -171,7 +171,7 @@ type endFacts struct {
 	verdict    messages.Reason   // why procsup closed or killed it (ReasonNone: it did not)
 	verdictErr error             // the detail of the verdict
 	started    bool              // a process was started
-	ran        bool              // it reached running: its InitializeResponse was read
+	ran        bool              // it initialized: its InitializeResponse was read
 	status     launch.ExitStatus // how it exited
 	killSent   bool              // procsup sent it a kill
 	stackDump  bool              // the kill was a SIGQUIT first (Config.StackDumpGrace)
@@ -185,8 +185,9 @@ type endFacts struct {
 func (p *process) facts() endFacts {
 	f := endFacts{verdict: p.reason, verdictErr: p.err, started: p.proc != nil, ran: p.ran,
 		status: p.status, killSent: p.killSent, stackDump: p.cfg.StackDumpGrace > 0, eof: p.eof}
-	if p.lastWord != nil {
-		f.lastWord = p.lastWord.Load()
+	if p.heard != nil {
+		f.lastWord = p.heard.lastWord.Load()
+		f.ran = f.ran || p.heard.initialized.Load() // its InitializeResponse was read, if not yet handled
 	}
 	if p.proc != nil {
 		if cg := p.proc.Cgroup(); cg != nil {
@@ -256,7 +257,7 @@ func (p *process) closeProc() {
 // says so in a warning. Only final once the logs are drained.
 func (p *process) logsLost() uint64 {
 	var total uint64
-	if last := p.lastWord.Load(); last != nil {
+	if last := p.heard.lastWord.Load(); last != nil {
 		total = last.LogRecords
 	}
 	n := p.logStats.lost(total)

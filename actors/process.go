@@ -120,9 +120,9 @@ type process struct {
 	// controlDone is closed when the control socket's reader has stopped (at its end,
 	// after the child's last frame).
 	controlDone chan struct{}
-	// lastWord is the child's Exiting, stored by the reader as it reads it: the end
-	// knows it once controlDone is closed.
-	lastWord *atomic.Pointer[wire.Exiting]
+	// heard is what the reader read of the child's last word and its initialization,
+	// stored as it reads them: the end knows them once controlDone is closed.
+	heard    *heard
 	pongs    *pongs
 	reading  atomic.Pointer[reading] // the monitor's last sample (read by the metrics too)
 	logStats *logStats
@@ -306,7 +306,7 @@ func (p *process) launch(ctx actor.Context) {
 	p.pongs = newPongs(p.system, p.self, proc.Pid(), p.cfg.HighPingThreshold)
 	p.pongs.metrics, p.pongs.name = p.metrics, p.metricName
 	p.spawnChild(ctx, "reader", &reader{socketActor: p.socketActor(proc.Control()), pending: p.pending, pongs: p.pongs,
-		done: p.controlDone, lastWord: p.lastWord})
+		done: p.controlDone, heard: p.heard})
 	p.spawnChild(ctx, "logs", &logReader{socketActor: p.socketActor(proc.Logs()), rate: p.cfg.LogRate, done: p.logsDone, stats: p.logStats})
 	p.spawnChild(ctx, "joiner", &joiner{system: p.system, owner: p.self, proc: proc})
 
@@ -344,7 +344,7 @@ func (p *process) start(ctx actor.Context, launcher launch.Launcher, opts ...lau
 	if cg := proc.Cgroup(); cg != nil {
 		p.log = p.log.With("cgroup", cg.Dir())
 	}
-	p.lastWord = &atomic.Pointer[wire.Exiting]{}
+	p.heard = &heard{}
 	p.logStats = &logStats{}
 	return true
 }
