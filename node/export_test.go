@@ -6,3 +6,11 @@ func WithSchema(cfg Config, v int) Config {
 	cfg.schema = v
 	return cfg
 }
+
+// Publish makes n publish its metadata in membership now.
+func Publish(n *Node) {
+	select {
+	case n.publish <- struct{}{}:
+	default:
+	}
+}

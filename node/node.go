@@ -44,6 +44,8 @@ type Node struct {
 	watchers map[string]map[string]*actor.PID // node name -> proxy id -> proxy, placed there
 	closed   bool
 	refused  sync.Map // refusals logged already
+	// memberAddr is this node's membership address, copied when membership started.
+	memberAddr string
 
 	publish chan struct{} // a new load to publish in membership (coalesced)
 	stop    chan struct{}
@@ -166,8 +168,12 @@ func (n *Node) startMembership(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w: membership: %w", ErrStartFailed, err)
 	}
+	// memberlist rewrites its local node when it publishes new metadata (UpdateNode):
+	// keep a copy of the address, read before anything is published.
+	l := list.LocalNode()
+	addr := net.JoinHostPort(l.Addr.String(), strconv.Itoa(int(l.Port)))
 	n.mu.Lock()
-	n.list = list
+	n.list, n.memberAddr = list, addr
 	n.mu.Unlock()
 	if len(n.cfg.Join) == 0 {
 		return nil
@@ -206,13 +212,8 @@ func (n *Node) Agent() *actor.PID { return n.agent }
 // MemberAddr is the node's membership address, for another node's Config.Join.
 func (n *Node) MemberAddr() string {
 	n.mu.Lock()
-	list := n.list
-	n.mu.Unlock() // never held while calling memberlist: its callbacks take it
-	if list == nil {
-		return ""
-	}
-	l := list.LocalNode()
-	return net.JoinHostPort(l.Addr.String(), strconv.Itoa(int(l.Port)))
+	defer n.mu.Unlock()
+	return n.memberAddr
 }
 
 // Members lists the live nodes of this node's schema version, this one included, by name.

@@ -172,3 +172,31 @@ func TestRemoteProcessLifecycle(t *testing.T) {
 		t.Fatalf("Ask after the end = %v, want ErrNotRunning", err)
 	}
 }
+
+// MemberAddr is read while the node publishes its metadata, which rewrites memberlist's
+// local node: it stays the same and reads nothing memberlist writes (-race checks).
+func TestMemberAddrWhilePublishing(t *testing.T) {
+	o := owner(t)
+	addr := o.MemberAddr()
+	if addr == "" {
+		t.Fatal("no membership address")
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 200 {
+			node.Publish(o)
+			time.Sleep(time.Millisecond) // one publish at a time: they coalesce
+		}
+	}()
+	for {
+		select {
+		case <-done:
+			return
+		default:
+		}
+		if got := o.MemberAddr(); got != addr {
+			t.Fatalf("MemberAddr changed from %s to %s", addr, got)
+		}
+	}
+}
