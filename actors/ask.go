@@ -39,7 +39,8 @@ import (
 // Every Ask gets exactly one answer; its error is always one of these:
 //
 //   - a *messages.RemoteError: the child's handler returned an error (errors.As); one
-//     whose reply was too large to send matches wire.ErrFrameTooLarge;
+//     whose reply was too large to send matches wire.ErrFrameTooLarge; one with Code
+//     wire.CodeShuttingDown reached a child whose shutdown had begun;
 //   - a *wire.FrameTooLargeError (wire.ErrFrameTooLarge): the request is larger
 //     than the child accepts; nothing was sent;
 //   - [ErrNotRunning]: the actor is stopped or closing, or its process ended before it

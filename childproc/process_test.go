@@ -134,6 +134,42 @@ func TestLifecycle(t *testing.T) {
 	}
 }
 
+// A request that reaches a child after its shutdown began gets an error reply whose
+// code says so, not one a handler could have returned.
+func TestRequestsDuringShutdownSaySo(t *testing.T) {
+	actortest.CheckLeaks(t)
+	c := start(t, "concurrent")
+	if resp := c.initialize(t, &wire.InitializeRequest{}); resp.Error != "" {
+		t.Fatalf("init error %q", resp.Error)
+	}
+	c.send(t, &wire.Request{ID: 1, Kind: "slow"}) // holds the shutdown's drain
+	c.send(t, &wire.ShutdownRequest{Reason: "test over"})
+	// Requests until the child is gone: some before the drain, some within it.
+	for id := uint64(2); id < 1000; id++ {
+		if err := c.w.Write(&wire.Request{ID: id, Kind: "echo"}); err != nil {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	refused := 0
+	for {
+		switch m := c.recv(t).(type) {
+		case *wire.Reply:
+			if m.Error != "" {
+				if m.Code != wire.CodeShuttingDown {
+					t.Fatalf("reply %d: %q with code %q, want %q", m.ID, m.Error, m.Code, wire.CodeShuttingDown)
+				}
+				refused++
+			}
+		case *wire.Exiting:
+			if refused == 0 {
+				t.Fatal("no request was refused during the shutdown")
+			}
+			return
+		}
+	}
+}
+
 // A quick handler's requests are answered by the read loop, one at a time and in order:
 // a slow request's reply comes before the fast one sent after it, and so does the pong of
 // a ping sent after it. Without QuickRequests each request has a goroutine, and the fast

@@ -375,7 +375,7 @@ func (s *session) readLoop(runCtx context.Context, cancel context.CancelCauseFun
 			q.put(m)
 		case *wire.Request:
 			if !s.calls.begin() {
-				s.w.Write(&wire.Reply{ID: m.ID, Error: "the child is shutting down"})
+				s.w.Write(&wire.Reply{ID: m.ID, Error: "the child is shutting down", Code: wire.CodeShuttingDown})
 				continue
 			}
 			if quick {

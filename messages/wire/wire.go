@@ -146,6 +146,8 @@ const (
 	CodePanic = "panic"
 	// CodeUnhandled: the receiver has no handler for the request's kind.
 	CodeUnhandled = "unhandled"
+	// CodeShuttingDown: the receiver is shutting down and handles no more requests.
+	CodeShuttingDown = "shutting_down"
 )
 
 // Fragment carries one part of a large frame, so that the small frames of the same
