@@ -74,3 +74,38 @@ func spawnTree(t *testing.T, system *actor.ActorSystem, strategy actor.Superviso
 	stopAtEnd(t, system, pid)
 	return probe, pid
 }
+
+// A member that stops while the snapshot is taken (a pool's process closed, say) is no
+// longer there: it is left out, and it is no problem for the health check.
+func TestSnapshotLeavesOutWhatStoppedMeanwhile(t *testing.T) {
+	system := newSystem(t)
+	gone := system.Root.Spawn(actor.PropsFromFunc(func(actor.Context) {}))
+	if err := system.Root.StopFuture(gone).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	alive := system.Root.Spawn(actor.PropsFromFunc(func(c actor.Context) {
+		if _, ok := c.Message().(*messages.GetSnapshot); ok {
+			c.Respond(&messages.Status{State: messages.Running})
+		}
+	}))
+	stopAtEnd(t, system, alive)
+	pool := system.Root.Spawn(actor.PropsFromFunc(func(c actor.Context) {
+		if _, ok := c.Message().(*messages.GetSnapshot); ok {
+			c.Respond(&messages.PoolInfo{Members: []*actor.PID{gone, alive}})
+		}
+	}))
+	stopAtEnd(t, system, pool)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s := actors.Snapshot(ctx, system, pool)
+	if len(s.Children) != 1 || s.Children[0].ID != alive.Id || s.Counts["unanswered"] != 0 {
+		t.Fatalf("snapshot %+v, want the live member alone", s)
+	}
+	if problems := s.Problems(); len(problems) != 0 {
+		t.Fatalf("problems %v, want none", problems)
+	}
+	// The actor asked for the snapshot is gone itself: that is a problem.
+	if problems := actors.Snapshot(ctx, system, gone).Problems(); len(problems) != 1 {
+		t.Fatalf("problems of a stopped actor's snapshot: %v", problems)
+	}
+}
