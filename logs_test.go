@@ -173,3 +173,23 @@ func TestUnreadableLogFramesAreSkipped(t *testing.T) {
 		t.Fatalf("exited: %v, %d lost", ex, ex.LogsDropped)
 	}
 }
+
+// A burst into a parent whose handler takes 2 ms a record, from a child that returns
+// from Run at once: the end does not wait for every record (logs are read for at most a
+// while after the exit), but every record is still delivered or counted.
+func TestLogBurstIntoAVerySlowHandlerIsCounted(t *testing.T) {
+	system := newSystem(t)
+	rec := newRecorder()
+	cfg := workerConfig("healthy", slog.New(slowHandler{rec, 2 * time.Millisecond}))
+	cfg.LogRate = 0
+	probe, pid := spawn(t, system, cfg, nil)
+	running(probe)
+	const n = 2000
+	system.Root.Send(pid, &messages.Send{Kind: "log-burst", Body: []byte(strconv.Itoa(n))})
+	ex := exited(probe)
+	terminated(probe, pid)
+	got := uint64(rec.count("burst"))
+	if got+ex.LogsDropped != n {
+		t.Fatalf("%d records delivered + %d counted as dropped = %d, want %d", got, ex.LogsDropped, got+ex.LogsDropped, n)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -66,20 +67,56 @@ func TestPoolWarmAcquireAndRefill(t *testing.T) {
 	if !acquired.Process.Equal(proc) {
 		t.Fatalf("acquired %v, event says %v", proc, acquired.Process)
 	}
-	// The warm acquire started nothing itself, but the pool refills behind it.
+	// The warm acquire started nothing; a reusable busy process counts towards the
+	// target, since it comes back.
 	if created != 2 {
 		t.Fatalf("%d processes created before the acquire, want 2", created)
 	}
-	poolEvent(probe, messages.PoolReady)
-	if st := poolStatus(t, system, pool); st.Idle != 2 || st.Busy != 1 {
-		t.Fatalf("status after refill: %+v", st)
+	if st := poolStatus(t, system, pool); st.Idle != 1 || st.Busy != 1 || st.Starting != 0 {
+		t.Fatalf("status after the acquire: %+v", st)
 	}
-	// Reusable: released, it is idle again, and the extra idle one is closed.
+	// Reusable: released, it is idle again, and nothing is closed.
 	actors.Release(system, pool, proc)
 	poolEvent(probe, messages.PoolReleased)
-	poolEvent(probe, messages.PoolClosed)
 	if st := poolStatus(t, system, pool); st.Idle != 2 || st.Busy != 0 {
 		t.Fatalf("status after release: %+v", st)
+	}
+	if n := countEvents(probe.Drain(), messages.PoolCreated, messages.PoolClosed); n != 0 {
+		t.Fatalf("%d processes created or closed around one acquire and release, want none", n)
+	}
+}
+
+// A reusable pool under steady load starts a process only when a caller waits, and
+// closes none: three callers acquiring and releasing in a loop from a pool of two.
+func TestPoolReuseUnderSteadyLoadDoesNotChurn(t *testing.T) {
+	system := newSystem(t)
+	probe, pool := newPool(t, system, actors.PoolConfig{Process: workerConfig("healthy", nil), Target: 2, Reuse: true})
+	poolEvent(probe, messages.PoolReady)
+	poolEvent(probe, messages.PoolReady)
+	probe.Drain()
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			for range 200 {
+				proc, err := actors.Acquire(ctx, system, pool)
+				if err != nil {
+					t.Errorf("acquire: %v", err)
+					return
+				}
+				if _, err := actors.Ask(ctx, system, proc, "echo", []byte("x")); err != nil {
+					t.Errorf("ask: %v", err)
+				}
+				actors.Release(system, pool, proc)
+			}
+		})
+	}
+	wg.Wait()
+	events := probe.Drain()
+	created, closed := countEvents(events, messages.PoolCreated), countEvents(events, messages.PoolClosed)
+	if created > 1 || closed != 0 {
+		t.Fatalf("under steady load the pool created %d processes and closed %d, want at most 1 and none", created, closed)
 	}
 }
 
@@ -257,10 +294,10 @@ func TestPoolSetTarget(t *testing.T) {
 	}
 }
 
-func countEvents(ms []any, kind messages.PoolEventKind) int {
+func countEvents(ms []any, kinds ...messages.PoolEventKind) int {
 	n := 0
 	for _, m := range ms {
-		if e, ok := m.(*messages.PoolEvent); ok && e.Kind == kind {
+		if e, ok := m.(*messages.PoolEvent); ok && slices.Contains(kinds, e.Kind) {
 			n++
 		}
 	}
@@ -423,6 +460,35 @@ func TestPoolRolloutAborts(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	proc := acquire(t, system, pool)
+	if gen, _ := actors.Ask(ctx, system, proc, "env", []byte("GEN")); string(gen) != "1" {
+		t.Fatalf("after the abort: generation %q", gen)
+	}
+}
+
+// New processes that initialize and then crash abort the rollout too, and the pool's
+// health names it: while they fail, and after the abort.
+func TestPoolRolloutOfProcessesThatCrashAfterReadyAborts(t *testing.T) {
+	system := newSystem(t)
+	probe, pool := newPool(t, system, actors.PoolConfig{Process: genConfig("1"), Target: 2, Reuse: true,
+		Backoff: actors.Backoff{Initial: 10 * time.Millisecond}})
+	poolEvent(probe, messages.PoolReady)
+	poolEvent(probe, messages.PoolReady)
+	bad := genConfig("2")
+	bad.Launcher.(*launch.Command).Env = append(bad.Launcher.(*launch.Command).Env, "WORKER_MODE=crash")
+	if err := actors.Rollout(system, pool, bad); err != nil {
+		t.Fatal(err)
+	}
+	aborted := actortest.ExpectType(probe, time.Minute, func(r *messages.Rollout) bool { return r.Kind == messages.RolloutAborted })
+	if !errors.Is(aborted.Err, messages.ReasonCrashed) {
+		t.Fatalf("aborted: %v", aborted)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	problems := actors.Snapshot(ctx, system, pool).Problems()
+	if !slices.ContainsFunc(problems, func(p string) bool { return strings.Contains(p, "rollout was aborted") }) {
+		t.Fatalf("problems after the abort: %v, want the abort among them", problems)
+	}
 	proc := acquire(t, system, pool)
 	if gen, _ := actors.Ask(ctx, system, proc, "env", []byte("GEN")); string(gen) != "1" {
 		t.Fatalf("after the abort: generation %q", gen)

@@ -31,11 +31,21 @@ type PoolConfig struct {
 	// Process configures every process; its restart policy is ignored (the pool
 	// replaces a process instead of restarting it).
 	Process Config
-	// Target is how many idle, initialized processes the pool keeps ready.
+	// Target is how many initialized processes the pool keeps: idle ones, and with Reuse
+	// busy ones too (they come back). Beyond it the pool starts a process for a caller
+	// that would wait.
 	Target int
 	// Reuse returns a released process to idle; without it a released process is
 	// closed (single use).
 	Reuse bool
+	// IdleTimeout is how long a process beyond the target may stay idle before the pool
+	// closes it (with Reuse: under steady load a released process is kept for the next
+	// caller); 0 means 30 s.
+	IdleTimeout time.Duration
+	// StableAfter is how long a process must stay up after it is ready to count as a
+	// good start: one that ends unasked sooner is a failed start (backoff, Failures,
+	// health; during a rollout, a rollout failure); 0 means 5 s.
+	StableAfter time.Duration
 	// MaxStarting caps concurrent starts; 0 means min(NumCPU, 4).
 	MaxStarting int
 	// Backoff spaces starts after failed ones (Initial, Max, Multiplier, Jitter; its
@@ -61,17 +71,25 @@ type PoolConfig struct {
 	// MaxSurge is how many replacements a rolling replacement (Rollout) starts at once
 	// beyond the target; 0 means 1.
 	MaxSurge int
-	// RolloutFailures is how many new processes in a row may fail to start before a
-	// rolling replacement is aborted and the old config restored; 0 means 3.
+	// RolloutFailures is how many new processes of a rolling replacement may fail (to
+	// start, or by ending unasked within StableAfter of their ready) before it is aborted
+	// and the old config restored; 0 means 3.
 	RolloutFailures int
 }
+
+// The pool's defaults.
+const (
+	DefaultPoolIdleTimeout = 30 * time.Second
+	DefaultPoolStableAfter = 5 * time.Second
+)
 
 // NewPool returns the props of a pool actor, or an error matching [ErrBadConfig]. Use
 // [Acquire] and [Release] with it; send messages.SetTarget, messages.Drain and
 // messages.GetPoolStatus to it.
 func NewPool(cfg PoolConfig) (*actor.Props, error) {
 	if cfg.Target < 0 || cfg.MaxStarting < 0 || cfg.MaxUses < 0 || cfg.MaxAge < 0 || cfg.MaxProcesses < 0 ||
-		cfg.LoadInterval < 0 || cfg.MaxSurge < 0 || cfg.RolloutFailures < 0 {
+		cfg.LoadInterval < 0 || cfg.MaxSurge < 0 || cfg.RolloutFailures < 0 || cfg.IdleTimeout < 0 ||
+		cfg.StableAfter < 0 {
 		return nil, fmt.Errorf("%w: a negative pool setting", ErrBadConfig)
 	}
 	if cfg.MaxSurge == 0 {
@@ -82,6 +100,12 @@ func NewPool(cfg PoolConfig) (*actor.Props, error) {
 	}
 	if cfg.LoadInterval == 0 {
 		cfg.LoadInterval = time.Second
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultPoolIdleTimeout
+	}
+	if cfg.StableAfter == 0 {
+		cfg.StableAfter = DefaultPoolStableAfter
 	}
 	cfg.Process.Restart = Temporary
 	props, err := NewProcess(cfg.Process)
@@ -120,6 +144,7 @@ type pool struct {
 	failures     int
 	backoffUntil time.Time
 	refillSet    bool
+	idleTickSet  bool
 	lastErr      error
 
 	drainedTo []*actor.PID // who asked to drain, answered when the last process is gone
@@ -127,6 +152,8 @@ type pool struct {
 
 	gen     int         // the current config's generation (props are that config's)
 	rollout *rolloutRun // the rolling replacement under way, or nil
+	// rolloutAborted is why the last rollout was aborted, until a later one is done.
+	rolloutAborted string
 
 	metrics   *instruments // nil without a MeterProvider
 	name      string       // the metrics' label
@@ -138,6 +165,8 @@ type (
 	poolWaiterOver  struct{ w *waiter }
 	poolDrainTimeUp struct{}
 	poolLoadTick    struct{}
+	poolIdleTick    struct{}                 // idle processes beyond the target may have timed out
+	memberStable    struct{ pid *actor.PID } // a member has been up StableAfter since it was ready
 	// rolloutStart brings a rolling replacement's new config (Rollout).
 	rolloutStart struct{ props *actor.Props }
 )
@@ -305,6 +334,14 @@ func (p *pool) common(ctx actor.Context) {
 		if p.dropWaiter(m.w) {
 			ctx.Send(m.w.to, &messages.Acquired{Err: ErrAcquireTimeout})
 		}
+	case *memberStable:
+		if mb := p.members[m.pid.Id]; mb != nil && mb.state != memberClosing {
+			mb.stable = true
+			p.failures = 0
+		}
+	case *poolIdleTick:
+		p.idleTickSet = false
+		p.trimIdle(ctx)
 	}
 }
 
@@ -346,11 +383,15 @@ func (p *pool) checkDrained(ctx actor.Context) {
 }
 
 func (p *pool) status(draining bool) *messages.PoolStatus {
-	return &messages.PoolStatus{
+	st := &messages.PoolStatus{
 		Idle: len(p.idle), Busy: p.counts[memberBusy], Starting: p.counts[memberStarting],
 		Closing: p.counts[memberClosing], Waiting: len(p.waiters), Target: p.cfg.Target,
-		Failures: p.failures, Draining: draining,
+		Failures: p.failures, Draining: draining, RolloutAborted: p.rolloutAborted,
 	}
+	if p.rollout != nil {
+		st.RolloutFailures = p.rollout.failures
+	}
+	return st
 }
 
 // info is the pool's answer to GetSnapshot.

@@ -79,7 +79,8 @@ func BenchmarkAcquireWarm(b *testing.B) {
 // BenchmarkRollout: a rolling replacement of a pool of 8 ready processes (Rollout, the
 // same binary with another environment, MaxSurge 2) until it is done, against 8 cold
 // starts in the same iteration (a new pool of 8 until all are ready, under the same
-// limiter). x-cold is their ratio.
+// limiter). x-cold is their ratio. StableAfter is a millisecond: the figure is the
+// replacement's, not the time a new process must stay up before the rollout is done.
 func BenchmarkRollout(b *testing.B) {
 	const n = 8
 	system := actors.QuietSystem(b)
@@ -98,7 +99,8 @@ func BenchmarkRollout(b *testing.B) {
 	})
 	defer system.EventStream.Unsubscribe(sub)
 	readyPool := func() *actor.PID {
-		props, err := actors.NewPool(actors.PoolConfig{Process: echoConfig(b), Target: n, Reuse: true, MaxSurge: 2})
+		props, err := actors.NewPool(actors.PoolConfig{Process: echoConfig(b), Target: n, Reuse: true, MaxSurge: 2,
+			StableAfter: time.Millisecond})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -27,8 +27,12 @@ type member struct {
 	gen   int // the config it was started with: a rolling replacement retires the older ones
 	uses  int
 	// maxUses and retireAt are its recycling limits (jittered; 0 and zero never).
-	maxUses  int
-	retireAt time.Time
+	maxUses int
+	// idleSince is when it last became idle; stable, whether it stayed up StableAfter
+	// after it was ready.
+	idleSince time.Time
+	stable    bool
+	retireAt  time.Time
 }
 
 // memberGone: a member actor stopped, and every event it sent before is handled.
@@ -50,8 +54,8 @@ func (p *pool) event(ctx actor.Context, kind messages.PoolEventKind, mb *member)
 	p.system.EventStream.Publish(ev)
 }
 
-// refill starts processes until idle and starting ones cover the target and the
-// waiting callers, within MaxStarting and the backoff.
+// refill starts processes until idle and starting ones (and, with Reuse, busy ones) cover
+// the target and the waiting callers, within MaxStarting and the backoff.
 func (p *pool) refill(ctx actor.Context) {
 	if wait := time.Until(p.backoffUntil); wait > 0 {
 		if !p.refillSet {
@@ -63,7 +67,11 @@ func (p *pool) refill(ctx actor.Context) {
 	for {
 		starting := p.counts[memberStarting]
 		want := p.target() + len(p.waiters) + p.surge()
-		if len(p.idle)+starting >= want || starting >= p.cfg.MaxStarting {
+		have := len(p.idle) + starting
+		if p.cfg.Reuse {
+			have += p.counts[memberBusy] // they come back: the target counts them
+		}
+		if have >= want || starting >= p.cfg.MaxStarting {
 			return
 		}
 		if p.cfg.MaxProcesses > 0 && len(p.idle)+starting+p.counts[memberBusy] >= p.cfg.MaxProcesses {
@@ -125,10 +133,8 @@ func (p *pool) stateChanged(ctx actor.Context, m *messages.StateChanged) *member
 		if mb.state != memberStarting {
 			return nil
 		}
-		p.failures, p.backoffUntil = 0, time.Time{}
-		if p.rollout != nil && mb.gen == p.gen {
-			p.rollout.failures = 0
-		}
+		p.backoffUntil = time.Time{} // failures reset once it is stable (memberStable)
+		sendAfter(p.system, p.cfg.StableAfter, p.self, &memberStable{pid: mb.pid})
 		if p.cfg.MaxUses > 0 {
 			mb.maxUses = max(1, int(float64(p.cfg.MaxUses)*jitter()+0.5))
 		}
@@ -146,18 +152,44 @@ func (p *pool) stateChanged(ctx actor.Context, m *messages.StateChanged) *member
 // callers from it.
 func (p *pool) makeIdle(ctx actor.Context, mb *member) {
 	p.set(mb, memberIdle)
+	mb.idleSince = time.Now()
 	p.idle = append(p.idle, mb)
 	p.serveWaiters(ctx)
-	p.trim(ctx)
+	p.trimIdle(ctx)
 }
 
-// exited handles a process that ended: a failed start counts towards the backoff.
+// trimIdle closes idle processes beyond the target that have been idle IdleTimeout, the
+// least used first, and looks again later while some are beyond it.
+func (p *pool) trimIdle(ctx actor.Context) {
+	for len(p.idle) > p.target() {
+		i := -1
+		for j, mb := range p.idle {
+			if time.Since(mb.idleSince) >= p.cfg.IdleTimeout && (i < 0 || mb.uses <= p.idle[i].uses) {
+				i = j
+			}
+		}
+		if i < 0 {
+			break
+		}
+		mb := p.idle[i]
+		p.idle = append(p.idle[:i], p.idle[i+1:]...)
+		p.closeMember(ctx, mb)
+	}
+	if len(p.idle) > p.target() && !p.idleTickSet {
+		p.idleTickSet = true
+		sendAfter(p.system, p.cfg.IdleTimeout, p.self, &poolIdleTick{})
+	}
+}
+
+// exited handles a process that ended: a failed start (or an end unasked before it was
+// stable) counts towards the backoff.
 func (p *pool) exited(ctx actor.Context, m *messages.Exited) {
 	mb := p.members[m.PID.Id]
 	if mb == nil {
 		return
 	}
-	if mb.state == memberStarting {
+	// A failed start of a config no longer in use (an aborted rollout's) delays nothing.
+	if mb.gen == p.gen && (mb.state == memberStarting || p.failedAfterReady(mb, m)) {
 		p.failures++
 		p.lastErr = failureOf(m)
 		delay := p.cfg.Backoff.Jittered(p.failures)
@@ -169,6 +201,12 @@ func (p *pool) exited(ctx actor.Context, m *messages.Exited) {
 		p.system.EventStream.Publish(ev)
 	}
 	p.remove(ctx, mb)
+}
+
+// failedAfterReady reports whether mb, ready, ended unasked before it was stable: a
+// failed start all the same.
+func (p *pool) failedAfterReady(mb *member, m *messages.Exited) bool {
+	return mb.state != memberStarting && mb.state != memberClosing && !mb.stable && !m.Reason.Requested()
 }
 
 func (p *pool) remove(ctx actor.Context, mb *member) {

@@ -14,15 +14,18 @@ type rolloutRun struct {
 	oldGen   int
 	oldProps *actor.Props
 	switched bool // a new process is ready: no old one is handed out any more
-	failures int  // new processes in a row that failed to start
+	failures int  // new processes that failed: to start, or by ending unasked after ready
 }
 
 // Rollout starts a rolling replacement of pool's processes with cfg (a new binary, say):
 // the pool starts replacements (PoolConfig.MaxSurge at a time beyond its target), and as
 // each is ready retires an old idle process; busy ones are retired when released. From
 // the first new process ready on, Acquire hands out no old process. When
-// RolloutFailures new processes in a row fail to start, the pool aborts, closes the new
-// ones and keeps the old config. Progress comes as messages.Rollout events. A bad cfg is
+// RolloutFailures new processes fail (to start, or by ending unasked after they were
+// ready and before they were stable: PoolConfig.StableAfter), the pool aborts, closes the
+// new ones and keeps the old config; its status (and so its health) says so until a later
+// rollout is done. The rollout is done when no old process is left and every new one is
+// stable. Progress comes as messages.Rollout events. A bad cfg is
 // an error matching ErrBadConfig, and nothing changes.
 func Rollout(system *actor.ActorSystem, pool *actor.PID, cfg Config) error {
 	cfg.Restart = Temporary
@@ -86,11 +89,12 @@ func (p *pool) retire(ctx actor.Context, mb *member) {
 	}
 }
 
-// rolloutFailure counts a new process that failed to start; at RolloutFailures in a row
-// the rollout is aborted: the new ones go, the old config is back.
+// rolloutFailure counts a new process that failed: to start, or by ending unasked after
+// it was ready and before it was stable. At RolloutFailures the rollout is aborted: the
+// new ones go, the old config is back.
 func (p *pool) rolloutFailure(ctx actor.Context, m *messages.Exited) {
 	mb := p.members[m.PID.Id]
-	if p.rollout == nil || mb == nil || mb.state != memberStarting || mb.gen != p.gen {
+	if p.rollout == nil || mb == nil || mb.gen != p.gen || !(mb.state == memberStarting || p.failedAfterReady(mb, m)) {
 		return
 	}
 	p.rollout.failures++
@@ -107,15 +111,29 @@ func (p *pool) rolloutFailure(ctx actor.Context, m *messages.Exited) {
 		}
 	}
 	p.idle = slices.DeleteFunc(p.idle, func(x *member) bool { return x.gen != p.gen })
-	p.rolloutEvent(ctx, messages.RolloutAborted, fmt.Errorf("%d new processes in a row failed to start: %w", r.failures, failureOf(m)))
+	err := fmt.Errorf("%d new processes failed: %w", r.failures, failureOf(m))
+	p.rolloutAborted = err.Error()
+	p.rolloutEvent(ctx, messages.RolloutAborted, err)
 }
 
-// rolloutDone ends the rollout once no old process is left.
+// rolloutDone ends the rollout once no old process is left and new ones, every one
+// stable, are back at the target.
 func (p *pool) rolloutDone(ctx actor.Context) {
-	if p.rollout != nil && p.old() == 0 && p.counts[memberStarting] == 0 {
+	if p.rollout != nil && p.old() == 0 && p.counts[memberStarting] == 0 && p.allStable() &&
+		len(p.members)-p.counts[memberClosing] >= p.target() {
 		p.rolloutEvent(ctx, messages.RolloutDone, nil)
-		p.rollout = nil
+		p.rollout, p.rolloutAborted = nil, ""
 	}
+}
+
+// allStable reports whether every member not closing is stable.
+func (p *pool) allStable() bool {
+	for _, mb := range p.members {
+		if mb.state != memberClosing && !mb.stable {
+			return false
+		}
+	}
+	return true
 }
 
 func (p *pool) rolloutEvent(ctx actor.Context, kind messages.RolloutKind, err error) {

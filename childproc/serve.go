@@ -31,6 +31,10 @@ const (
 	LogFlushTimeout = 2 * time.Second
 	// runGrace is how long Serve waits for Run to return once the parent is gone.
 	runGrace = time.Second
+	// InitCancelGrace is how long [Serve] waits for Init to return once its context is
+	// cancelled (a ShutdownRequest came, or the parent is gone): an Init that ignores its
+	// context (a model load in C, a sleep) is left running, and Serve returns.
+	InitCancelGrace = 500 * time.Millisecond
 	// MessageQueueBytes bounds the one-way messages (their bodies' bytes) waiting for a
 	// slow message handler. Below it the read loop never waits, so pings are answered
 	// whatever the handler does; above it the read loop waits for the handler.
@@ -43,7 +47,7 @@ const (
 // slog records go to the parent through [Peer.Logger].
 //
 // A ShutdownRequest that comes while Init runs cancels Init's context; Serve then skips
-// Run and returns nil. A panic in Init or Run ends the child with a [*PanicError] (the
+// Run and returns nil, within [InitCancelGrace] even if Init has not returned. A panic in Init or Run ends the child with a [*PanicError] (the
 // panic and its stack go to the parent, in a log record and in Exiting); a panic in a
 // message or request handler is logged, a request gets an error reply, and the child
 // carries on.
@@ -161,7 +165,7 @@ func (s *session) serve(ctx context.Context) error {
 	var initFailed *wire.InitializeResponse // the last word instead of Exiting
 	var initErr error
 	if !initless {
-		initErr = s.callInit(runCtx, req)
+		initErr = s.initWithin(runCtx, req)
 	}
 	var panicErr *PanicError
 	switch cause := context.Cause(runCtx); {
@@ -204,6 +208,27 @@ func (s *session) serve(ctx context.Context) error {
 	<-readDone
 	s.peer.closePending()
 	return result
+}
+
+// initWithin calls the handler's Init and returns its error, or ctx's cause
+// InitCancelGrace after ctx is cancelled if Init has not returned by then (it goes on,
+// ignored: the program is about to exit).
+func (s *session) initWithin(ctx context.Context, req *wire.InitializeRequest) error {
+	done := make(chan error, 1)
+	go func() { done <- s.callInit(ctx, req) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	t := time.NewTimer(InitCancelGrace)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		return context.Cause(ctx)
+	}
 }
 
 // run runs the handler's Run until it returns, the parent asks for shutdown, or the

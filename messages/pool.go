@@ -41,6 +41,11 @@ type PoolStatus struct {
 	Target                        int
 	Failures                      int  // consecutive failed starts
 	Draining                      bool // draining, or the pool actor is stopping
+	// RolloutFailures counts the new processes of the rollout under way that failed:
+	// to start, or by ending unasked after they were ready.
+	RolloutFailures int
+	// RolloutAborted is why the last rollout was aborted, until a later one is done.
+	RolloutAborted string
 }
 
 // PoolEventKind says what happened to a pool's process.

@@ -88,8 +88,16 @@ func (s *Snapshot) Problems() []string {
 			out = append(out, fmt.Sprintf("%s did not answer: %s", n.ID, n.Error))
 		case len(n.Failed) > 0:
 			out = append(out, fmt.Sprintf("%s gave up on %v (restart limit)", n.ID, n.Failed))
-		case n.Pool != nil && n.Pool.Failures > 0:
-			out = append(out, fmt.Sprintf("%s: %d starts in a row failed", n.ID, n.Pool.Failures))
+		case n.Pool != nil:
+			if n.Pool.Failures > 0 {
+				out = append(out, fmt.Sprintf("%s: %d starts in a row failed", n.ID, n.Pool.Failures))
+			}
+			if n.Pool.RolloutFailures > 0 {
+				out = append(out, fmt.Sprintf("%s: %d new processes of its rollout failed", n.ID, n.Pool.RolloutFailures))
+			}
+			if n.Pool.RolloutAborted != "" {
+				out = append(out, fmt.Sprintf("%s: its rollout was aborted: %s", n.ID, n.Pool.RolloutAborted))
+			}
 		}
 		for _, c := range n.Children {
 			walk(c)
