@@ -70,6 +70,15 @@ func (n *Node) joined(m *memberlist.Node) {
 	}
 	n.mu.Lock()
 	p, known := n.peers[m.Name]
+	if known && md.Boot != "" && p.meta.Boot != "" && md.Boot != p.meta.Boot {
+		// Started again on the same name (and address): what was placed on the last start
+		// is gone with it, and its load is the new start's.
+		n.mu.Unlock()
+		n.log.Info("member restarted", "member", m.Name, "remote", md.Remote)
+		n.left(m)
+		n.joined(m)
+		return
+	}
 	if !known {
 		p = &peer{name: m.Name}
 		n.peers[m.Name] = p

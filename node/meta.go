@@ -3,6 +3,8 @@ package node
 import (
 	"bufio"
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -24,6 +26,16 @@ type meta struct {
 	Remote string   `json:"a"`
 	Specs  []string `json:"p,omitempty"`
 	Load   Load     `json:"l"`
+	// Boot tells one start of a node from the next on the same name and address: a
+	// restart is a leave and a join, its load taken fresh.
+	Boot string `json:"b,omitempty"`
+}
+
+// newBoot returns a boot id: random, 8 bytes in hex.
+func newBoot() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // metaLimit is memberlist's MetaMaxSize.

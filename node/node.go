@@ -99,6 +99,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.self.Remote = n.system.Address()
+	n.self.Boot = newBoot()
 	n.self.Load.FreeMB = freeMB()
 	if b, _ := json.Marshal(n.self); len(b) > metaLimit {
 		n.stopRemote(ctx)

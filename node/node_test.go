@@ -3,7 +3,9 @@ package node_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"slices"
 	"sort"
@@ -199,4 +201,91 @@ func TestMemberAddrWhilePublishing(t *testing.T) {
 			t.Fatalf("MemberAddr changed from %s to %s", addr, got)
 		}
 	}
+}
+
+// A node SIGKILLed and started again on the same name and address is seen as a leave
+// and a join: its proxies hear it lost, its load is the new start's.
+func TestNodeRestartedOnTheSameAddressIsANewMember(t *testing.T) {
+	o := owner(t)
+	actortest.CheckLeaks(t)
+	events := make(chan any, 64)
+	sub := o.System().EventStream.Subscribe(func(ev any) {
+		switch e := ev.(type) {
+		case *node.MemberJoined:
+			if e.Node == "restart-b" {
+				events <- e
+			}
+		case *node.MemberLost:
+			if e.Node == "restart-b" {
+				events <- e
+			}
+		}
+	})
+	defer o.System().EventStream.Unsubscribe(sub)
+	ports := fmt.Sprintf("%s=%d,%d", nodetest.EnvPorts, freePort(t), freePort(t))
+	b := nodetest.StartProcess(t, "restart-b", o.MemberAddr(), ports)
+	waitMembers(t, o, "owner", b.Name)
+	expectMemberEvent[*node.MemberJoined](t, events)
+	probe := actortest.NewProbe(t, o.System(), restarting())
+	spawnWorkers(t, o, probe, "before", 2, b.Name) // its load rises
+	b.Kill()
+	again := nodetest.StartProcess(t, "restart-b", o.MemberAddr(), ports)
+	if again.Remote != b.Remote {
+		t.Fatalf("started again on %s, was %s", again.Remote, b.Remote)
+	}
+	expectMemberEvent[*node.MemberLost](t, events)
+	expectMemberEvent[*node.MemberJoined](t, events)
+	deadline := time.Now().Add(wait)
+	for {
+		var load node.Load
+		for _, m := range o.Members() {
+			if m.Name == again.Name {
+				load = m.Load
+			}
+		}
+		if load.Workers == 0 {
+			break // the new start's figure, not the dead one's two workers
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the restarted node's load is still %+v", load)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func expectMemberEvent[T any](t *testing.T, events chan any) T {
+	t.Helper()
+	timeout := time.After(wait)
+	for {
+		select {
+		case ev := <-events:
+			if e, ok := ev.(T); ok {
+				return e
+			}
+		case <-timeout:
+			var zero T
+			t.Fatalf("no %T within %v", zero, wait)
+			return zero
+		}
+	}
+}
+
+// freePort is a TCP port free on 127.0.0.1 (and for UDP too, as membership needs).
+func freePort(t *testing.T) int {
+	t.Helper()
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		l.Close()
+		if err == nil {
+			u.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
 }

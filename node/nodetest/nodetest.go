@@ -28,6 +28,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -46,6 +47,9 @@ const (
 	EnvJoin = "PROCSUP_NODETEST_JOIN"
 	// EnvKey is its membership key (empty: none).
 	EnvKey = "PROCSUP_NODETEST_KEY"
+	// EnvPorts is its remote and membership ports, "REMOTE,MEMBER" (empty: any free ones),
+	// for a node started again on the same address.
+	EnvPorts = "PROCSUP_NODETEST_PORTS"
 )
 
 // Timeout bounds a node process's start and its close.
@@ -76,6 +80,11 @@ func runNode(name string, configure func(*node.Config)) int {
 	}
 	if k := os.Getenv(EnvKey); k != "" {
 		cfg.MembershipKey = []byte(k)
+	}
+	if p := os.Getenv(EnvPorts); p != "" {
+		remote, member, _ := strings.Cut(p, ",")
+		cfg.RemotePort, _ = strconv.Atoi(remote)
+		cfg.MemberPort, _ = strconv.Atoi(member)
 	}
 	if configure != nil {
 		configure(&cfg)
