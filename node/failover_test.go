@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"github.com/procsup/procsup/actors"
 	"github.com/procsup/procsup/actors/actortest"
 	"github.com/procsup/procsup/messages"
+	"github.com/procsup/procsup/messages/wire"
 	"github.com/procsup/procsup/node"
 	"github.com/procsup/procsup/node/nodetest"
 )
@@ -250,5 +252,42 @@ func assertOnce(t *testing.T, o *node.Node, proxies []*actor.PID) {
 			t.Fatalf("worker %d of %s: alive=%v, also %q's", pid, p.Id, actortest.Alive(pid), other)
 		}
 		seen[pid] = p.Id
+	}
+}
+
+// Messages of any size up to the worker's frame cap cross nodes, far over gRPC's default
+// 4 MiB; one over the cap fails its caller's own call before anything is sent. Neither
+// ends a worker, the asked one or its neighbour on the same node.
+func TestLargeMessagesBetweenNodes(t *testing.T) {
+	o := owner(t)
+	actortest.CheckLeaks(t)
+	b := nodetest.StartProcess(t, "large-b", o.MemberAddr())
+	waitMembers(t, o, "owner", b.Name)
+	probe := actortest.NewProbe(t, o.System(), restarting())
+	proxies, pids := spawnWorkers(t, o, probe, "large", 2, b.Name)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	big := make([]byte, 6<<20)
+	for i := range big {
+		big[i] = byte(i)
+	}
+	got, err := actors.Ask(ctx, o.System(), proxies[0], "echo", big)
+	if err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("a 6 MiB Ask: %d bytes back, %v", len(got), err)
+	}
+	_, err = actors.Ask(ctx, o.System(), proxies[0], "echo", make([]byte, wire.DefaultMaxFrame+1))
+	var fe *wire.FrameTooLargeError
+	if !errors.As(err, &fe) || fe.Max != wire.DefaultMaxFrame {
+		t.Fatalf("an Ask over the cap: %v, want a *wire.FrameTooLargeError naming the cap", err)
+	}
+	for i, p := range proxies {
+		if st := nodeOf(t, o, p); st.OSPid != pids[i] || st.State != messages.Running {
+			t.Fatalf("worker %d after the large messages: %+v (was pid %d)", i, st, pids[i])
+		}
+	}
+	for _, m := range probe.Drain() {
+		if e, ok := m.(*messages.Exited); ok {
+			t.Fatalf("a worker ended: %v", e)
+		}
 	}
 }

@@ -18,6 +18,8 @@ import (
 	"github.com/asynkron/protoactor-go/remote"
 	"github.com/hashicorp/memberlist"
 	"github.com/procsup/procsup/actors"
+	"github.com/procsup/procsup/messages/wire"
+	"google.golang.org/grpc"
 )
 
 // AgentName is the name of every node's agent actor: a node's agent is
@@ -46,6 +48,9 @@ type Node struct {
 	refused  sync.Map // refusals logged already
 	// memberAddr is this node's membership address, copied when membership started.
 	memberAddr string
+	// maxBody is the largest body a message between nodes carries: the largest frame cap
+	// of the workers (wire.DefaultMaxFrame, or a spec's larger MaxFrame).
+	maxBody int
 
 	publish chan struct{} // a new load to publish in membership (coalesced)
 	stop    chan struct{}
@@ -90,8 +95,10 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return cfg.Logger }))
 		n.ownSys = true
 	}
-	for s := range cfg.Specs {
+	n.maxBody = wire.DefaultMaxFrame
+	for s, spec := range cfg.Specs {
 		n.self.Specs = append(n.self.Specs, s)
+		n.maxBody = max(n.maxBody, spec.MaxFrame)
 	}
 	sort.Strings(n.self.Specs)
 	n.self.Schema = cfg.schema
@@ -122,6 +129,10 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	return n, nil
 }
 
+// envelopeRoom is what a message between nodes may carry beside its body: the largest
+// gRPC message is maxBody plus this.
+const envelopeRoom = 1 << 20
+
 // startRemote starts protoactor's remote on the configured host and port. remote.Start
 // panics when it cannot listen: that becomes an error, after a listen of our own shows
 // the port is free or not.
@@ -140,6 +151,14 @@ func (n *Node) startRemote() (err error) {
 		}
 	}()
 	rc := remote.Configure(n.cfg.Host, n.cfg.RemotePort, n.cfg.RemoteOptions...)
+	// gRPC's own limit (4 MiB to receive) would break the stream that carried a larger
+	// message, and with it every worker on that connection: the limit between nodes is
+	// the largest frame a worker takes, with room for the envelope.
+	limit := n.maxBody + envelopeRoom
+	rc.ServerOptions = append(rc.ServerOptions, grpc.MaxRecvMsgSize(limit), grpc.MaxSendMsgSize(limit))
+	rc.DialOptions = append(rc.DialOptions,
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(limit), grpc.MaxCallSendMsgSize(limit)))
+	rc.CallOptions = append(rc.CallOptions, grpc.MaxCallRecvMsgSize(limit), grpc.MaxCallSendMsgSize(limit))
 	// One connection attempt per endpoint: each retry of protoactor's endpoint writer
 	// dials a new gRPC connection and never closes the one before, which then reconnects
 	// forever to a dead node. A failed endpoint is dropped, and the next message to that

@@ -9,6 +9,7 @@ import (
 	"github.com/procsup/procsup/actors"
 	"github.com/procsup/procsup/messages"
 	"github.com/procsup/procsup/messages/nodepb"
+	"github.com/procsup/procsup/messages/wire"
 )
 
 // exitGrace is how long a proxy whose host stopped waits for the Exited that should have
@@ -243,8 +244,15 @@ func (p *proxy) running(ctx actor.Context) {
 	}
 }
 
-// forward sends a command to the host, with an id for its answer.
+// forward sends a command to the host, with an id for its answer. A body larger than any
+// message between nodes may carry fails its sender at once: nothing is sent.
 func (p *proxy) forward(ctx actor.Context, sender *actor.PID, msg any) {
+	if err := p.tooLarge(msg); err != nil {
+		if sender != nil {
+			ctx.Send(sender, &messages.Response{Err: err})
+		}
+		return
+	}
 	p.nextID++
 	id := p.nextID
 	switch m := msg.(type) {
@@ -408,4 +416,22 @@ func (p *proxy) publish(ev any) {
 		p.n.system.Root.Send(p.parent, ev)
 	}
 	p.n.system.EventStream.Publish(ev)
+}
+
+// tooLarge is the error of an Ask or Send whose body is over the largest a message
+// between nodes carries, or nil.
+func (p *proxy) tooLarge(msg any) error {
+	var n int
+	switch m := msg.(type) {
+	case *messages.Ask:
+		n = len(m.Kind) + len(m.Body)
+	case *messages.Send:
+		n = len(m.Kind) + len(m.Body)
+	default:
+		return nil
+	}
+	if n <= p.n.maxBody {
+		return nil
+	}
+	return &wire.FrameTooLargeError{Size: uint64(n), Max: p.n.maxBody, Direction: "to the worker's node"}
 }
