@@ -18,7 +18,11 @@ const (
 	DefaultHost          = "127.0.0.1"
 	DefaultLeaseInterval = 500 * time.Millisecond
 	DefaultLeaseTimeout  = 3 * time.Second
-	DefaultStartTimeout  = 10 * time.Second
+	// DefaultReconnectInterval and DefaultReconnectTimeout: how often a node tries to
+	// join the members it lost again, and for how long after it lost each.
+	DefaultReconnectInterval = 2 * time.Second
+	DefaultReconnectTimeout  = 24 * time.Hour
+	DefaultStartTimeout      = 10 * time.Second
 )
 
 // Config configures a [Node]. The zero value of every field but Specs is usable.
@@ -55,6 +59,13 @@ type Config struct {
 	// DefaultLeaseInterval). LeaseTimeout is how long a node keeps workers whose owner it
 	// has not heard from (zero: DefaultLeaseTimeout); it must exceed LeaseInterval.
 	LeaseInterval, LeaseTimeout time.Duration
+	// ReconnectInterval is how often the node joins again, through memberlist's Join, the
+	// members it lost (declared dead, or gone without a word), for ReconnectTimeout after
+	// it lost each: when a partition ends, members that declared each other dead merge
+	// again (memberlist alone stops talking to the dead once its gossip-to-the-dead time
+	// has passed). Zero: DefaultReconnectInterval and DefaultReconnectTimeout; a negative
+	// interval turns it off.
+	ReconnectInterval, ReconnectTimeout time.Duration
 	// Logger receives the node's logs, membership's included (at debug level). Zero:
 	// slog.Default().
 	Logger *slog.Logger
@@ -85,6 +96,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.ReconnectInterval == 0 {
+		cfg.ReconnectInterval = DefaultReconnectInterval
+	}
+	if cfg.ReconnectTimeout == 0 {
+		cfg.ReconnectTimeout = DefaultReconnectTimeout
 	}
 	switch {
 	case cfg.RemotePort < 0 || cfg.RemotePort > 65535 || cfg.MemberPort < 0 || cfg.MemberPort > 65535:

@@ -1,6 +1,8 @@
 package node
 
 import (
+	"net"
+	"strconv"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -107,6 +109,12 @@ func (n *Node) left(m *memberlist.Node) {
 		return
 	}
 	delete(n.peers, m.Name)
+	if m.State != memberlist.StateLeft { // not a member that left on purpose: it may come back
+		if n.lost == nil {
+			n.lost = map[string]lostMember{}
+		}
+		n.lost[m.Name] = lostMember{addr: net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port))), at: time.Now()}
+	}
 	var proxies []string
 	w := n.watchers[m.Name]
 	delete(n.watchers, m.Name)

@@ -48,6 +48,9 @@ type Node struct {
 	refused  sync.Map // refusals logged already
 	// memberAddr is this node's membership address, copied when membership started.
 	memberAddr string
+	// lost are the members lost and not back, by name: their membership address and when
+	// they were lost, for the reconnector.
+	lost map[string]lostMember
 	// maxBody is the largest body a message between nodes carries: the largest frame cap
 	// of the workers (wire.DefaultMaxFrame, or a spec's larger MaxFrame).
 	maxBody int
@@ -125,6 +128,10 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.done.Add(1)
 	go n.publisher()
+	if n.cfg.ReconnectInterval > 0 {
+		n.done.Add(1)
+		go n.reconnector()
+	}
 	n.log.Info("node started", "remote", n.self.Remote, "membership", n.MemberAddr(), "specs", n.self.Specs)
 	return n, nil
 }
@@ -332,6 +339,47 @@ func (n *Node) publisher() {
 			if err := n.list.UpdateNode(time.Second); err != nil {
 				n.log.Debug("publishing load", "err", err)
 			}
+		}
+	}
+}
+
+// lostMember is a member the node lost: where to join it again, and since when.
+type lostMember struct {
+	addr string
+	at   time.Time
+}
+
+// reconnector joins the lost members again every ReconnectInterval, as Serf's reconnect
+// does: a member that declared this one dead, and that this one declared dead, stop
+// gossiping to each other; a join after the partition merges them again.
+func (n *Node) reconnector() {
+	defer n.done.Done()
+	t := time.NewTicker(n.cfg.ReconnectInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		n.mu.Lock()
+		var addrs []string
+		for name, l := range n.lost {
+			switch {
+			case n.peers[name] != nil: // back already
+				delete(n.lost, name)
+			case time.Since(l.at) > n.cfg.ReconnectTimeout:
+				delete(n.lost, name)
+			default:
+				addrs = append(addrs, l.addr)
+			}
+		}
+		n.mu.Unlock()
+		if len(addrs) == 0 {
+			continue
+		}
+		if joined, err := n.list.Join(addrs); err != nil && joined == 0 {
+			n.log.Debug("rejoining lost members", "members", len(addrs), "err", err)
 		}
 	}
 }

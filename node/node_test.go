@@ -42,7 +42,7 @@ func TestMain(m *testing.M) {
 			return r.Body, nil
 		},
 	})
-	nodetest.RunIfNode(configureNode)
+	nodetest.RunIfNode(configureNode, partitionClient)
 	childproctest.Main(m)
 }
 

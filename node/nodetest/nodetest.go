@@ -28,6 +28,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,6 +48,11 @@ const (
 	EnvJoin = "PROCSUP_NODETEST_JOIN"
 	// EnvKey is its membership key (empty: none).
 	EnvKey = "PROCSUP_NODETEST_KEY"
+	// EnvHost is the address it listens on (empty: node.DefaultHost).
+	EnvHost = "PROCSUP_NODETEST_HOST"
+	// EnvViews, when set, makes it print "VIEW <name>,<name>..." (its live members, itself
+	// included, sorted) at the start and whenever a member joins or is lost.
+	EnvViews = "PROCSUP_NODETEST_VIEWS"
 	// EnvPorts is its remote and membership ports, "REMOTE,MEMBER" (empty: any free ones),
 	// for a node started again on the same address.
 	EnvPorts = "PROCSUP_NODETEST_PORTS"
@@ -58,23 +64,34 @@ var Timeout = 30 * time.Second
 // RunIfNode runs this binary as a node process when EnvName is set, and exits; otherwise
 // it returns at once. Call it first in TestMain. configure sets the node's config (its
 // Specs, mostly) after the name, the join address and the key from the environment.
+// Each of then, when given, runs on a goroutine of its own once the node started, until
+// ctx ends as the node process is asked to stop; say prints a line on its stdout.
 //
 // A node process prints one line, "NODE <name> <remote address> <membership address>",
 // and runs until SIGTERM or until its stdin closes (the test ended). On SIGTERM it closes
 // the node and checks that it left no goroutine, descriptor or child process behind: it
 // exits 0 when it left none, 3 when it did (its goroutines on stderr), 2 when the node
 // failed to start or close ("ERROR ..." on stdout).
-func RunIfNode(configure func(*node.Config)) {
+func RunIfNode(configure func(*node.Config), then ...func(ctx context.Context, n *node.Node, say func(string))) {
 	name := os.Getenv(EnvName)
 	if name == "" {
 		return
 	}
 	os.Unsetenv(EnvName) // the workers it starts may be this binary too
-	os.Exit(runNode(name, configure))
+	os.Exit(runNode(name, configure, then))
 }
 
-func runNode(name string, configure func(*node.Config)) int {
-	cfg := node.Config{Name: name}
+// stdout is a node process's stdout, a line at a time.
+var stdout sync.Mutex
+
+func say(line string) {
+	stdout.Lock()
+	defer stdout.Unlock()
+	fmt.Println(line)
+}
+
+func runNode(name string, configure func(*node.Config), then []func(context.Context, *node.Node, func(string))) int {
+	cfg := node.Config{Name: name, Host: os.Getenv(EnvHost)}
 	if j := os.Getenv(EnvJoin); j != "" {
 		cfg.Join = []string{j}
 	}
@@ -95,7 +112,30 @@ func runNode(name string, configure func(*node.Config)) int {
 		fmt.Println("ERROR", err)
 		return 2
 	}
-	fmt.Println("NODE", n.Name(), n.Address(), n.MemberAddr())
+	say(strings.Join([]string{"NODE", n.Name(), n.Address(), n.MemberAddr()}, " "))
+	if os.Getenv(EnvViews) != "" {
+		view := func() {
+			var names []string
+			for _, m := range n.Members() {
+				names = append(names, m.Name)
+			}
+			sort.Strings(names)
+			say("VIEW " + strings.Join(names, ","))
+		}
+		sub := n.System().EventStream.Subscribe(func(ev any) {
+			switch ev.(type) {
+			case *node.MemberJoined, *node.MemberLost:
+				view()
+			}
+		})
+		defer n.System().EventStream.Unsubscribe(sub)
+		view()
+	}
+	running, stopRunning := context.WithCancel(context.Background())
+	var ran sync.WaitGroup
+	for _, f := range then {
+		ran.Go(func() { f(running, n, say) })
+	}
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM)
 	eof := make(chan struct{})
@@ -106,8 +146,11 @@ func runNode(name string, configure func(*node.Config)) int {
 	select {
 	case <-term:
 	case <-eof:
+		stopRunning()
 		return 0
 	}
+	stopRunning()
+	ran.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
 	defer cancel()
 	if err := n.Close(ctx); err != nil {
@@ -140,6 +183,10 @@ type Process struct {
 	tb    testing.TB
 	stdin *os.File
 	once  sync.Once
+
+	mu    sync.Mutex
+	view  []string    // the last VIEW line's names
+	lines chan string // every line after NODE, but VIEW lines
 }
 
 // StartProcess starts a node process named name that joins join (empty: a new cluster),
@@ -148,12 +195,25 @@ type Process struct {
 // the test killed it. It dies with the test (parent-death signal) whatever happens.
 func StartProcess(tb testing.TB, name, join string, env ...string) *Process {
 	tb.Helper()
+	return start(tb, nil, name, join, env)
+}
+
+// StartProcessIn is StartProcess in the network namespace netns (ip netns exec): the
+// node listens on the address EnvHost gives it there.
+func StartProcessIn(tb testing.TB, netns, name, join string, env ...string) *Process {
+	tb.Helper()
+	return start(tb, []string{"ip", "netns", "exec", netns}, name, join, env)
+}
+
+func start(tb testing.TB, prefix []string, name, join string, env []string) *Process {
+	tb.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
 		tb.Fatal(err)
 	}
 	defer r.Close()
-	cmd := exec.Command(os.Args[0])
+	argv := append(append([]string(nil), prefix...), os.Args[0])
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), append(env, EnvName+"="+name, EnvJoin+"="+join)...)
 	cmd.Stdin = r
 	cmd.Stderr = os.Stderr
@@ -167,19 +227,55 @@ func StartProcess(tb testing.TB, name, join string, env ...string) *Process {
 		w.Close()
 		tb.Fatal(err)
 	}
-	p := &Process{Name: name, Cmd: cmd, tb: tb, stdin: w}
+	p := &Process{Name: name, Cmd: cmd, tb: tb, stdin: w, lines: make(chan string, 1<<16)}
 	tb.Cleanup(p.Stop)
 	// one that does not start in time fails the test with its goroutines on stderr
 	watchdog := time.AfterFunc(Timeout, func() { cmd.Process.Signal(syscall.SIGQUIT) })
-	line, err := bufio.NewReader(out).ReadString('\n')
+	lines := bufio.NewReader(out)
+	line, err := lines.ReadString('\n')
 	watchdog.Stop()
 	f := strings.Fields(line)
 	if err != nil || len(f) != 4 || f[0] != "NODE" {
 		tb.Fatalf("node process %s: %q, %v", name, line, err)
 	}
 	p.Remote, p.MemberAddr = f[2], f[3]
+	go p.read(lines)
 	return p
 }
+
+// read keeps the last VIEW and passes the other lines on, until the process's stdout ends.
+func (p *Process) read(r *bufio.Reader) {
+	defer close(p.lines)
+	for {
+		line, err := r.ReadString('\n')
+		line = strings.TrimSpace(line)
+		if v, ok := strings.CutPrefix(line, "VIEW "); ok {
+			p.mu.Lock()
+			p.view = strings.Split(v, ",")
+			p.mu.Unlock()
+		} else if line != "" {
+			select {
+			case p.lines <- line:
+			default: // nobody reads them: dropped
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// View returns the node's live members as it last printed them (EnvViews), itself
+// included, sorted.
+func (p *Process) View() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.view...)
+}
+
+// Lines returns the lines the node process prints after its NODE line (VIEW lines
+// excepted); it is closed when its stdout ends.
+func (p *Process) Lines() <-chan string { return p.lines }
 
 // Kill SIGKILLs the node process and reaps it.
 func (p *Process) Kill() {
