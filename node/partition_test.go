@@ -47,6 +47,7 @@ const (
 	duplicateBound = 70 * time.Second
 	runningBound   = 60 * time.Second
 	askTimeout     = 2 * time.Second
+	askEvery       = 10 * time.Millisecond // each worker is asked again this long after an answer
 	// longCut outlasts memberlist.DefaultLocalConfig's GossipToTheDeadTime (15 s).
 	longCut = 20 * time.Second
 )
@@ -437,9 +438,7 @@ func partitionClient(ctx context.Context, n *node.Node, say func(string)) {
 					late.Add(1)
 					complain(fmt.Sprintf("LATE %v %v", took, err))
 				}
-				if err != nil {
-					time.Sleep(20 * time.Millisecond)
-				}
+				time.Sleep(askEvery) // continuously, but not as a busy loop
 			}
 		})
 	}
