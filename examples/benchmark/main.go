@@ -162,7 +162,7 @@ func run(o options, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	sides := []side{floorSide{raw}, newProcsupSide(system, props), pluginSide{path: plug}, pluginSide{path: plug, grpc: true}}
+	sides := []side{floorSide{path: raw}, newProcsupSide(system, props), pluginSide{path: plug}, pluginSide{path: plug, grpc: true}}
 	var rows []row
 	progress := func(what string) { fmt.Fprintf(os.Stderr, "%s: %s\n", time.Now().Format("15:04:05"), what) }
 
@@ -186,6 +186,12 @@ func run(o options, out io.Writer) error {
 		return err
 	}
 	rows = append(rows, row{"the same, procsup's ctx with a 1 s deadline (< WriteTimeout)", "time", append(medians(rt), math.NaN(), math.NaN())})
+
+	pyRows, err := pythonRows(system, quiet, o, progress)
+	if err != nil {
+		return err
+	}
+	rows = append(rows, pyRows...)
 
 	progress("spawn+ready+kill cycles")
 	rates, err := cycles(sides, 2, 3, o.cycleFor)

@@ -50,9 +50,18 @@ type child interface {
 // program (rawminimal, built separately) with one end of a socket pair as descriptor 3;
 // it echoes what it reads with blocking reads; the parent writes a frame of procsup's
 // protocol and reads it back. Kill is a signal and a wait; close is closing the socket.
-type floorSide struct{ path string }
+type floorSide struct {
+	path string
+	args []string // after path
+	what string   // the name, when not the Go floor's
+}
 
-func (floorSide) name() string { return "floor (raw socket)" }
+func (s floorSide) name() string {
+	if s.what != "" {
+		return s.what
+	}
+	return "floor (raw socket)"
+}
 
 type floorChild struct {
 	cmd   *exec.Cmd
@@ -68,7 +77,7 @@ func (s floorSide) start() (child, error) {
 	}
 	syscall.SetNonblock(fds[0], true) // the parent's end in the netpoller, as a Go program would
 	conn, theirs := os.NewFile(uintptr(fds[0]), "control"), os.NewFile(uintptr(fds[1]), "child")
-	cmd := exec.Command(s.path)
+	cmd := exec.Command(s.path, s.args...)
 	cmd.Env = childEnv
 	cmd.ExtraFiles = []*os.File{theirs}
 	err = cmd.Start()
@@ -125,6 +134,7 @@ func (c *floorChild) close() error {
 type procsupSide struct {
 	system *actor.ActorSystem
 	props  *actor.Props
+	what   string // the name, when not "procsup"
 	n      atomic.Int64
 	// waiting holds each actor's event channel by its name.
 	waiting sync.Map
@@ -152,7 +162,12 @@ func newProcsupSide(system *actor.ActorSystem, props *actor.Props) *procsupSide 
 	return p
 }
 
-func (*procsupSide) name() string { return "procsup" }
+func (s *procsupSide) name() string {
+	if s.what != "" {
+		return s.what
+	}
+	return "procsup"
+}
 
 type procsupChild struct {
 	side   *procsupSide

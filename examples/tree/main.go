@@ -26,6 +26,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -40,6 +41,7 @@ import (
 	"github.com/procsup/procsup/actors/httpstatus"
 	"github.com/procsup/procsup/childproc"
 	"github.com/procsup/procsup/childproc/launch"
+	"github.com/procsup/procsup/childproc/python"
 	"github.com/procsup/procsup/examples/workload"
 	"github.com/procsup/procsup/messages"
 )
@@ -86,11 +88,38 @@ func workers(extra int) []worker {
 		c.Launcher = &launch.Command{Path: "/bin/sh", Args: []string{"-c", daemonScript}}
 		c.Plain = &actors.PlainConfig{}
 	}, shows: "a plain shell script (no procsup protocol) that forks a daemon out of its process group: with cgroups it dies with the script"})
+	if py, script, err := pythonWorker(); err == nil {
+		ws = append(ws, worker{name: "python", tune: func(c *actors.Config) {
+			c.Launcher = &launch.Command{Path: py, Args: []string{script}}
+		}, shows: "a Python worker (childproc/python): logs through logging, answers echo, upper and fail"})
+	}
 	for i := range extra {
 		ws = append(ws, worker{name: fmt.Sprintf("healthy-%d", i+2), args: []string{"-mode", "healthy"}, shows: "as healthy"})
 	}
 	return ws
 }
+
+// pythonWorker finds a python3 with msgpack and examples/pyworker/worker.py, or says why
+// the tree runs without a Python worker.
+func pythonWorker() (py, script string, err error) {
+	w := findPython()
+	return w.py, w.script, w.err
+}
+
+var findPython = sync.OnceValue(func() (w struct {
+	py, script string
+	err        error
+}) {
+	if w.py, w.err = python.Interpreter(); w.err != nil {
+		return w
+	}
+	_, here, _, _ := runtime.Caller(0)
+	w.script = filepath.Join(filepath.Dir(here), "..", "pyworker", "worker.py")
+	if _, err := os.Stat(w.script); err != nil {
+		w.err = fmt.Errorf("the example Python worker is not at %s", w.script)
+	}
+	return w
+})
 
 // about is what -h prints before the flags.
 const about = `tree: procsup's main example. A supervision tree of worker processes, each one
@@ -154,6 +183,9 @@ func run(args []string, out io.Writer) int {
 		p.line("-", "no cgroups (%s): the process group is the unit", *cgroupDir)
 	}
 
+	if _, _, err := pythonWorker(); err != nil {
+		p.line("-", "no Python worker: %v", err)
+	}
 	p.banner(workers(*extra), *duration)
 	var specs []actors.Spec
 	for _, w := range workers(*extra) {

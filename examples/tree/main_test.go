@@ -60,6 +60,11 @@ func TestTreeRunsAndShutsDownOnSIGTERM(t *testing.T) {
 		"child log":      regexp.MustCompile(`log INFO: worker ready`),
 		"plain output":   regexp.MustCompile(`daemon +log INFO: daemon forked, pid \d+`),
 	}
+	if _, _, err := pythonWorker(); err == nil {
+		want["python worker"] = regexp.MustCompile(`python +log INFO: worker ready`)
+	} else {
+		t.Logf("no Python worker in the tree: %v", err)
+	}
 	seen := map[string]bool{}
 	var out strings.Builder
 	pids := map[int]bool{}

@@ -1,0 +1,15 @@
+# The smallest worker on procsup's Python runtime: nothing to initialize, answers echo.
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "childproc", "python"))
+
+from procsup_child import Worker, run  # noqa: E402
+
+
+class Minimal(Worker):
+    async def on_request(self, peer, kind, body):
+        return body
+
+
+run(Minimal(), watchdog_threshold=0)

@@ -1,0 +1,105 @@
+// Command pyworker supervises the Python worker beside it (worker.py, on procsup's
+// Python runtime, childproc/python): two workers in a tree with restarts, asked to echo,
+// upper-case and fail, one of them crashed on purpose and restarted, then the tree shut
+// down gracefully:
+//
+//	go run ./examples/pyworker
+//
+// It needs a python3 with msgpack (Debian: apt-get install python3-msgpack).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/procsup/procsup/actors"
+	"github.com/procsup/procsup/childproc/launch"
+	"github.com/procsup/procsup/childproc/python"
+	"github.com/procsup/procsup/messages"
+)
+
+func main() { os.Exit(run(os.Stdout)) }
+
+func run(out io.Writer) int {
+	py, err := python.Interpreter()
+	if err != nil {
+		fmt.Fprintln(out, "pyworker:", err)
+		return 1
+	}
+	_, here, _, _ := runtime.Caller(0)
+	script := filepath.Join(filepath.Dir(here), "worker.py")
+	logger := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	quiet := slog.New(slog.DiscardHandler)
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }))
+	defer system.Shutdown()
+	system.EventStream.Subscribe(func(ev any) {
+		if e, ok := ev.(messages.Event); ok {
+			fmt.Fprintln(out, "event:", e)
+		}
+	})
+
+	cfg := actors.NewConfig(&launch.Command{Path: py, Args: []string{script}})
+	cfg.Logger = logger
+	props, err := actors.NewProcess(cfg)
+	if err != nil {
+		fmt.Fprintln(out, "pyworker:", err)
+		return 1
+	}
+	strategy := actors.NewStrategy(actors.Backoff{Initial: 100 * time.Millisecond, Max: time.Second, Multiplier: 2,
+		MaxRestarts: 3, Window: time.Minute})
+	tree := system.Root.Spawn(actors.NewTree(strategy,
+		actors.Spec{Name: "py-1", Props: props}, actors.Spec{Name: "py-2", Props: props}))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	defer actors.StopAndWait(ctx, system, tree)
+
+	one, two := actors.ChildPID(tree, "py-1"), actors.ChildPID(tree, "py-2")
+	for _, ask := range []struct{ kind, body string }{{"echo", "hello"}, {"upper", "hello"}, {"fail", ""}} {
+		reply, err := actors.Ask(ctx, system, one, ask.kind, []byte(ask.body))
+		var re *messages.RemoteError
+		switch {
+		case errors.As(err, &re):
+			fmt.Fprintf(out, "ask %s: error reply %q, code %q\n", ask.kind, re.Message, re.Code)
+		case err != nil:
+			fmt.Fprintf(out, "ask %s: %v\n", ask.kind, err)
+			return 1
+		default:
+			fmt.Fprintf(out, "ask %s: %q\n", ask.kind, reply)
+		}
+	}
+	before, err := actors.Status(ctx, system, two)
+	if err != nil {
+		fmt.Fprintln(out, "pyworker:", err)
+		return 1
+	}
+	_, err = actors.Ask(ctx, system, two, "crash", nil)
+	fmt.Fprintf(out, "ask crash: %v\n", err)
+	for {
+		st, err := actors.Status(ctx, system, two)
+		if err == nil && st.State == messages.Running && st.OSPid != before.OSPid {
+			fmt.Fprintf(out, "py-2 restarted: pid %d, then %d, restarts %d\n", before.OSPid, st.OSPid, st.Restarts)
+			break
+		}
+		if ctx.Err() != nil {
+			fmt.Fprintln(out, "pyworker: py-2 did not come back")
+			return 1
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	reply, err := actors.Ask(ctx, system, two, "echo", []byte("again"))
+	fmt.Fprintf(out, "ask echo after the restart: %q, %v\n", reply, err)
+	if err := actors.StopAndWait(ctx, system, tree); err != nil {
+		fmt.Fprintln(out, "pyworker:", err)
+		return 1
+	}
+	fmt.Fprintln(out, "done: the tree stopped, every worker exited")
+	return 0
+}
