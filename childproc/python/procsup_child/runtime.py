@@ -139,7 +139,14 @@ class Worker:
     Each hook may be ``async def`` (it runs on the event loop) or a plain ``def`` (it runs
     in a thread of its own, so it may block). A request runs as a task of its own and may
     itself await ``peer.request``; messages are handled one at a time, in order.
+
+    ``quick_requests = True`` with a plain ``def on_request`` says requests are quick and
+    never wait (no I/O that can block, no ``peer.request``): the runtime's reader thread
+    then answers each itself, in order, without a hand-off to the event loop. A request
+    that waits holds up everything behind it, pings included.
     """
+
+    quick_requests: bool = False
 
     async def init(self, peer: Peer) -> None:
         """Initializes the worker (loads its model, say) before it is ready. An exception
@@ -272,6 +279,22 @@ class _Session:
                 log.error("message handler failed: kind=%s", kind, exc_info=True)
 
 
+def _quick_reply(s: "_Session", m: dict[str, Any]) -> dict[str, Any]:
+    """Answers a request on the reader thread (Worker.quick_requests)."""
+    reply: dict[str, Any] = {"id": m["id"]}
+    try:
+        reply["body"] = bytes(s.worker.on_request(s.peer, m["kind"], m["body"] or b"") or b"")
+    except Exception as e:
+        reply["error"] = str(e) or type(e).__name__
+        reply["code"] = getattr(e, "code", "") or ""
+        if not isinstance(e, RemoteError):
+            log.error("request handler failed: kind=%s", m["kind"], exc_info=True)
+    if len(reply.get("body", b"")) > s.w.max_frame:
+        return {"id": m["id"], "error": f"reply not sent: {len(reply['body'])} bytes exceeds the parent's "
+                f"maximum of {s.w.max_frame}", "code": wire.CODE_FRAME_TOO_LARGE}
+    return reply
+
+
 class _Reader(threading.Thread):
     """Reads the control socket: answers pings at once, hands the rest to the loop."""
 
@@ -279,15 +302,21 @@ class _Reader(threading.Thread):
         super().__init__(name="procsup-reader", daemon=True)
         self.s, self.loop = s, loop
         self.max_frame = wire.DEFAULT_MAX_FRAME
+        self.ahead = bytearray()  # read from the socket, not yet taken
+        w = s.worker
+        self.quick = bool(getattr(w, "quick_requests", False)) and not inspect.iscoroutinefunction(w.on_request)
 
     def recv_exact(self, n: int) -> bytes:
-        buf = bytearray()
+        """The next n bytes: from what an earlier recv read ahead, then from the socket
+        (one recv usually brings a whole small frame, its length included)."""
+        buf = self.ahead
         while len(buf) < n:
-            chunk = self.s.control.recv(min(n - len(buf), 1 << 20))
+            chunk = self.s.control.recv(max(n - len(buf), 1 << 16))
             if not chunk:
                 raise EOFError
             buf += chunk
-        return bytes(buf)
+        out, self.ahead = bytes(buf[:n]), buf[n:]
+        return out
 
     def read(self) -> tuple[str, dict[str, Any]]:
         n = wire.frame_length(self.recv_exact(4), self.max_frame)
@@ -323,6 +352,9 @@ class _Reader(threading.Thread):
                     continue
                 if type_ in ("initialize_request", "initialize_response"):
                     raise wire.Malformed(f"unexpected {type_}")
+                if type_ == "request" and self.quick and not self.s.closing:
+                    self.s.w.write("reply", _quick_reply(self.s, m))
+                    continue
                 self.loop.call_soon_threadsafe(self.s.deliver, type_, m)
                 if type_ == "shutdown_request":
                     self.unless_loop_answers(EXIT_OK, "shutdown requested during initialization")

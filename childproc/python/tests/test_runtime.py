@@ -97,6 +97,20 @@ class Runtime(unittest.TestCase):
         self.assertGreaterEqual(ex["log_records"], 1)  # "worker ready"
         self.assertEqual(p.wait(), 0)
 
+    def test_quick_requests_are_answered_in_order(self):
+        p = self.parent("quick")
+        p.initialize()
+        for i in range(50):
+            p.send("request", {"id": i + 1, "kind": "echo", "body": str(i).encode()})
+        p.send("request", {"id": 99, "kind": "fail"})
+        for i in range(50):
+            self.assertEqual(p.recv(), ("reply", {"id": i + 1, "body": str(i).encode(), "error": "", "code": ""}))
+        _, r = p.recv()
+        self.assertEqual((r["id"], r["error"], r["code"]), (99, "quick failure", "failed"))
+        p.send("shutdown_request", {})
+        self.assertEqual(p.recv()[0], "exiting")
+        self.assertEqual(p.wait(), 0)
+
     def test_failed_initialization_exits_1(self):
         p = self.parent("initfail")
         type_, m = p.initialize()

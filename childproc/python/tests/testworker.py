@@ -67,5 +67,17 @@ class Test(Worker):
         raise RemoteError(f"unknown kind {kind!r}", code="unhandled")
 
 
+class Quick(Worker):
+    """Answers on the runtime's reader thread: echo, and fail with a code."""
+
+    quick_requests = True
+
+    def on_request(self, peer, kind, body):
+        if kind == "fail":
+            raise RemoteError("quick failure", code="failed")
+        return body
+
+
 if __name__ == "__main__":
-    run(Test(), watchdog_threshold=float(os.environ.get("WATCHDOG", "0.5")))
+    worker = Quick() if MODE == "quick" else Test()
+    run(worker, watchdog_threshold=float(os.environ.get("WATCHDOG", "0.5")))

@@ -1,4 +1,5 @@
-# The smallest worker on procsup's Python runtime: nothing to initialize, answers echo.
+# The smallest worker on procsup's Python runtime: nothing to initialize, answers echo on
+# its reader thread (quick_requests), as the Go benchmark's minimal child does.
 import os
 import sys
 
@@ -8,7 +9,9 @@ from procsup_child import Worker, run  # noqa: E402
 
 
 class Minimal(Worker):
-    async def on_request(self, peer, kind, body):
+    quick_requests = True
+
+    def on_request(self, peer, kind, body):
         return body
 
 
