@@ -31,19 +31,7 @@ func (h slowHandler) WithAttrs(as []slog.Attr) slog.Handler {
 // A burst far larger than the child's buffer, into a parent whose handler is slow: every
 // record is either delivered or counted, and the count is in Exited, Status and a warning.
 func TestLogBurstIntoSlowHandlerIsCounted(t *testing.T) {
-	system := newSystem(t)
-	rec := newRecorder()
-	cfg := workerConfig("healthy", slog.New(slowHandler{rec, 200 * time.Microsecond}))
-	cfg.LogRate = 0 // the parent's own cap is tested elsewhere: here every loss is the child's
-	probe, pid := spawn(t, system, cfg, nil)
-	running(probe)
-	const n = 20000
-	system.Root.Send(pid, &messages.Send{Kind: "log-burst", Body: []byte(strconv.Itoa(n))})
-	ex := exited(probe)
-	got := uint64(rec.count("burst"))
-	if got+ex.LogsDropped != n {
-		t.Fatalf("%d records delivered + %d counted as dropped = %d, want %d", got, ex.LogsDropped, got+ex.LogsDropped, n)
-	}
+	rec, ex, got := burstIntoSlowHandler(t, 200*time.Microsecond, 20000)
 	if ex.LogsDropped == 0 {
 		t.Fatalf("no record dropped: the burst did not outrun the handler (%d delivered)", got)
 	}
@@ -178,18 +166,26 @@ func TestUnreadableLogFramesAreSkipped(t *testing.T) {
 // from Run at once: the end does not wait for every record (logs are read for at most a
 // while after the exit), but every record is still delivered or counted.
 func TestLogBurstIntoAVerySlowHandlerIsCounted(t *testing.T) {
+	burstIntoSlowHandler(t, 2*time.Millisecond, 2000)
+}
+
+// burstIntoSlowHandler has a child log a burst of n records and return from Run, into a
+// handler that takes delay a record, and checks that every record was delivered or
+// counted as dropped; it returns the records, the end and how many were delivered.
+func burstIntoSlowHandler(t *testing.T, delay time.Duration, n uint64) (*recordingHandler, *messages.Exited, uint64) {
+	t.Helper()
 	system := newSystem(t)
 	rec := newRecorder()
-	cfg := workerConfig("healthy", slog.New(slowHandler{rec, 2 * time.Millisecond}))
-	cfg.LogRate = 0
+	cfg := workerConfig("healthy", slog.New(slowHandler{rec, delay}))
+	cfg.LogRate = 0 // the parent's own cap is tested elsewhere: here every loss is the child's
 	probe, pid := spawn(t, system, cfg, nil)
 	running(probe)
-	const n = 2000
-	system.Root.Send(pid, &messages.Send{Kind: "log-burst", Body: []byte(strconv.Itoa(n))})
+	system.Root.Send(pid, &messages.Send{Kind: "log-burst", Body: []byte(strconv.FormatUint(n, 10))})
 	ex := exited(probe)
 	terminated(probe, pid)
 	got := uint64(rec.count("burst"))
 	if got+ex.LogsDropped != n {
 		t.Fatalf("%d records delivered + %d counted as dropped = %d, want %d", got, ex.LogsDropped, got+ex.LogsDropped, n)
 	}
+	return rec, ex, got
 }

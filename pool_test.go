@@ -442,56 +442,39 @@ func TestPoolRollingReplacementUnderLoad(t *testing.T) {
 	}
 }
 
-// New processes that fail to start abort the rollout: the old config stays and serves.
+// New processes that fail abort the rollout, whether they fail to start or initialize
+// and then crash: the old config stays and serves, and the pool's health names the abort.
 func TestPoolRolloutAborts(t *testing.T) {
-	system := newSystem(t)
-	probe, pool := newPool(t, system, actors.PoolConfig{Process: genConfig("1"), Target: 2, Reuse: true,
-		Backoff: actors.Backoff{Initial: 10 * time.Millisecond}})
-	poolEvent(probe, messages.PoolReady)
-	poolEvent(probe, messages.PoolReady)
-	bad := genConfig("2")
-	bad.Launcher.(*launch.Command).Env = append(bad.Launcher.(*launch.Command).Env, "WORKER_MODE=initfail")
-	if err := actors.Rollout(system, pool, bad); err != nil {
-		t.Fatal(err)
-	}
-	aborted := actortest.ExpectType(probe, time.Minute, func(r *messages.Rollout) bool { return r.Kind == messages.RolloutAborted })
-	if !errors.Is(aborted.Err, messages.ReasonInitFailed) {
-		t.Fatalf("aborted: %v", aborted)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	proc := acquire(t, system, pool)
-	if gen, _ := actors.Ask(ctx, system, proc, "env", []byte("GEN")); string(gen) != "1" {
-		t.Fatalf("after the abort: generation %q", gen)
-	}
-}
-
-// New processes that initialize and then crash abort the rollout too, and the pool's
-// health names it: while they fail, and after the abort.
-func TestPoolRolloutOfProcessesThatCrashAfterReadyAborts(t *testing.T) {
-	system := newSystem(t)
-	probe, pool := newPool(t, system, actors.PoolConfig{Process: genConfig("1"), Target: 2, Reuse: true,
-		Backoff: actors.Backoff{Initial: 10 * time.Millisecond}})
-	poolEvent(probe, messages.PoolReady)
-	poolEvent(probe, messages.PoolReady)
-	bad := genConfig("2")
-	bad.Launcher.(*launch.Command).Env = append(bad.Launcher.(*launch.Command).Env, "WORKER_MODE=crash")
-	if err := actors.Rollout(system, pool, bad); err != nil {
-		t.Fatal(err)
-	}
-	aborted := actortest.ExpectType(probe, time.Minute, func(r *messages.Rollout) bool { return r.Kind == messages.RolloutAborted })
-	if !errors.Is(aborted.Err, messages.ReasonCrashed) {
-		t.Fatalf("aborted: %v", aborted)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	problems := actors.Snapshot(ctx, system, pool).Problems()
-	if !slices.ContainsFunc(problems, func(p string) bool { return strings.Contains(p, "rollout was aborted") }) {
-		t.Fatalf("problems after the abort: %v, want the abort among them", problems)
-	}
-	proc := acquire(t, system, pool)
-	if gen, _ := actors.Ask(ctx, system, proc, "env", []byte("GEN")); string(gen) != "1" {
-		t.Fatalf("after the abort: generation %q", gen)
+	for _, c := range []struct {
+		mode string
+		want messages.Reason
+	}{{"initfail", messages.ReasonInitFailed}, {"crash", messages.ReasonCrashed}} {
+		t.Run(c.mode, func(t *testing.T) {
+			system := newSystem(t)
+			probe, pool := newPool(t, system, actors.PoolConfig{Process: genConfig("1"), Target: 2, Reuse: true,
+				Backoff: actors.Backoff{Initial: 10 * time.Millisecond}})
+			poolEvent(probe, messages.PoolReady)
+			poolEvent(probe, messages.PoolReady)
+			bad := genConfig("2")
+			bad.Launcher.(*launch.Command).Env = append(bad.Launcher.(*launch.Command).Env, "WORKER_MODE="+c.mode)
+			if err := actors.Rollout(system, pool, bad); err != nil {
+				t.Fatal(err)
+			}
+			aborted := actortest.ExpectType(probe, time.Minute, func(r *messages.Rollout) bool { return r.Kind == messages.RolloutAborted })
+			if !errors.Is(aborted.Err, c.want) {
+				t.Fatalf("aborted: %v", aborted)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			problems := actors.Snapshot(ctx, system, pool).Problems()
+			if !slices.ContainsFunc(problems, func(p string) bool { return strings.Contains(p, "rollout was aborted") }) {
+				t.Fatalf("problems after the abort: %v, want the abort among them", problems)
+			}
+			proc := acquire(t, system, pool)
+			if gen, _ := actors.Ask(ctx, system, proc, "env", []byte("GEN")); string(gen) != "1" {
+				t.Fatalf("after the abort: generation %q", gen)
+			}
+		})
 	}
 }
 
