@@ -12,11 +12,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/procsup/procsup/actors"
+	"github.com/procsup/procsup/actors/actortest"
 	"github.com/procsup/procsup/messages"
 	"github.com/procsup/procsup/messages/wire"
 	"github.com/procsup/procsup/node"
@@ -274,18 +274,6 @@ func (w *watch) follow() {
 	}
 }
 
-func alive(pid int) bool { return syscall.Kill(pid, 0) == nil && !zombie(pid) }
-
-func zombie(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] == 'Z' || s[i+2] == 'X'
-}
-
 func (w *watch) sample() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -293,7 +281,7 @@ func (w *watch) sample() {
 	for name, pids := range w.pids {
 		n := 0
 		for _, p := range pids {
-			if alive(p) {
+			if actortest.Alive(p) {
 				n++
 			}
 		}
@@ -319,7 +307,7 @@ func (w *watch) onceEach(n int) bool {
 	}
 	for _, pids := range w.pids {
 		for i, p := range pids {
-			if alive(p) != (i == len(pids)-1) {
+			if actortest.Alive(p) != (i == len(pids)-1) {
 				return false
 			}
 		}
@@ -334,7 +322,7 @@ func (w *watch) alivePids() []int {
 		var live []int
 		for _, pids := range w.pids {
 			for _, p := range pids {
-				if alive(p) {
+				if actortest.Alive(p) {
 					live = append(live, p)
 				}
 			}
