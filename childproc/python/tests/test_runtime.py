@@ -111,6 +111,27 @@ class Runtime(unittest.TestCase):
         self.assertEqual(p.recv()[0], "exiting")
         self.assertEqual(p.wait(), 0)
 
+    def test_preload_runs_before_the_handshake(self):
+        marker = os.path.join(self.tmp(), "preloaded")
+        p = self.parent(env={"PRELOAD_FILE": marker})
+        deadline = time.monotonic() + 10
+        while not os.path.exists(marker):  # before anything was sent to it
+            self.assertLess(time.monotonic(), deadline, "preload did not run")
+            time.sleep(0.01)
+        self.assertEqual(p.initialize()[0], "initialize_response")
+
+    def test_importing_starts_no_thread(self):
+        out = subprocess.check_output([sys.executable, "-c",
+                                       "import sys, threading; sys.path.insert(0, %r); import procsup_child; "
+                                       "print(threading.active_count())" % os.path.join(HERE, "..")])
+        self.assertEqual(out.strip(), b"1")
+
+    def tmp(self):
+        import tempfile
+        d = tempfile.mkdtemp()
+        self.addCleanup(lambda: __import__("shutil").rmtree(d, ignore_errors=True))
+        return d
+
     def test_failed_initialization_exits_1(self):
         p = self.parent("initfail")
         type_, m = p.initialize()

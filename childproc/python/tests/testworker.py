@@ -78,6 +78,13 @@ class Quick(Worker):
         return body
 
 
+def preload():
+    """Says it ran, in the file PRELOAD_FILE names, before the handshake."""
+    if os.environ.get("PRELOAD_FILE"):
+        with open(os.environ["PRELOAD_FILE"], "w") as f:
+            f.write("preloaded")
+
+
 if __name__ == "__main__":
     worker = Quick() if MODE == "quick" else Test()
-    run(worker, watchdog_threshold=float(os.environ.get("WATCHDOG", "0.5")))
+    run(worker, preload=preload, watchdog_threshold=float(os.environ.get("WATCHDOG", "0.5")))
