@@ -26,7 +26,8 @@ import (
 // The partition soak: node processes, each in a network namespace of its own on one
 // bridge, a client node asking every worker continuously, and a nemesis that cuts nodes
 // off (both ways, one way, the cluster in halves), flaps a link or pauses a node, then
-// heals. PROCSUP_PARTITION_SOAK sets how long it runs (CI: about 2 minutes):
+// heals. PROCSUP_PARTITION_SOAK sets how long it runs (by default, and in CI, 60 s of
+// nemesis after the start):
 //
 //	PROCSUP_PARTITION_SOAK=30m go test -run TestPartitionSoak -v -timeout 60m ./node
 const envPartitionSoak = "PROCSUP_PARTITION_SOAK"
@@ -59,7 +60,7 @@ func TestPartitionSoak(t *testing.T) {
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Skip("the partition soak needs iproute2's ip to make network namespaces")
 	}
-	duration := 100 * time.Second
+	duration := 60 * time.Second
 	if d, err := time.ParseDuration(os.Getenv(envPartitionSoak)); err == nil && d > 0 {
 		duration = d
 	}
@@ -98,6 +99,9 @@ func TestPartitionSoak(t *testing.T) {
 		waitFor(t, runningBound, what+": every worker runs exactly once", func() bool {
 			if w.onceEach(workers) {
 				return true
+			}
+			if time.Since(began) > runningBound-time.Second {
+				t.Logf("workers and their OS pids (+ alive): %s", w.describe())
 			}
 			return false
 		})
@@ -313,6 +317,24 @@ func (w *watch) onceEach(n int) bool {
 		}
 	}
 	return true
+}
+
+// describe lists each worker's OS pids, + for a live one.
+func (w *watch) describe() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var b strings.Builder
+	for name, pids := range w.pids {
+		fmt.Fprintf(&b, " %s:", name)
+		for _, p := range pids {
+			mark := ""
+			if actortest.Alive(p) {
+				mark = "+"
+			}
+			fmt.Fprintf(&b, "%d%s,", p, mark)
+		}
+	}
+	return b.String()
 }
 
 func (w *watch) alivePids() []int {
