@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -28,7 +29,20 @@ import (
 
 func main() { os.Exit(run(os.Stdout)) }
 
-func run(out io.Writer) int {
+// lockedWriter lets the actors' goroutines and this one print to one writer.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func run(w io.Writer) int {
+	out := &lockedWriter{w: w}
 	py, err := python.Interpreter()
 	if err != nil {
 		fmt.Fprintln(out, "pyworker:", err)
