@@ -200,9 +200,13 @@ func (p *process) facts() endFacts {
 }
 
 // killed reports whether procsup's kill ended the process (not an exit of its own that
-// came first). A Go child answers the stack dump's SIGQUIT by exiting with code 2.
-func (f endFacts) killed() bool {
-	return f.killSent && (f.status.Signal != 0 || (f.stackDump && f.status.Code == 2))
+// came first).
+func (f endFacts) killed() bool { return killedBy(f.killSent, f.stackDump, f.status) }
+
+// killedBy reports whether procsup's kill, if it sent one, is what ended a process that
+// exited with st. A Go child answers the stack dump's SIGQUIT by exiting with code 2.
+func killedBy(killSent, stackDump bool, st launch.ExitStatus) bool {
+	return killSent && (st.Signal != 0 || (stackDump && st.Code == 2))
 }
 
 // classify decides an ending's reason and error from its facts: the one place that does.
@@ -268,7 +272,9 @@ func (p *process) logsLost() uint64 {
 }
 
 // killedIt reports whether procsup's kill ended the process.
-func (p *process) killedIt() bool { return p.facts().killed() }
+func (p *process) killedIt() bool {
+	return killedBy(p.killSent, p.cfg.StackDumpGrace > 0, p.status)
+}
 
 // endAsked answers protoactor's Stop or Restart (through holdEnd): with a process to end,
 // the actor takes it over, ends the process by the one ending path (a Close, unless an
