@@ -64,6 +64,10 @@ type proxy struct {
 	node   string // where the worker is placed
 	host   *actor.PID
 	timer  *time.Timer
+	// check asks the host, every 2 LeaseIntervals, whether it still answers; heard is
+	// when it last sent anything.
+	check *time.Timer
+	heard time.Time
 	held   []held
 	nextID uint64
 	// pending are the senders of Asks, Sends and GetStatus sent to the host, by id.
@@ -86,6 +90,9 @@ type placeTimeout struct{ gen uint64 }
 
 // exitTimeout: the host stopped and its Exited did not follow.
 type exitTimeout struct{}
+
+// hostCheck is the proxy's own timer: time to see whether its host still answers.
+type hostCheck struct{ gen uint64 }
 
 // Receive implements actor.Actor: lifecycle first, then the state's behavior.
 func (p *proxy) Receive(ctx actor.Context) {
@@ -149,6 +156,8 @@ func (p *proxy) placing(ctx actor.Context) {
 		}
 		p.host = m.Host
 		ctx.Watch(p.host)
+		p.heard = time.Now()
+		p.armCheck()
 		p.behavior.Become(p.running)
 		for _, h := range p.held {
 			p.forward(ctx, h.sender, h.msg)
@@ -198,6 +207,7 @@ func (p *proxy) running(ctx actor.Context) {
 		if !ctx.Sender().Equal(p.host) {
 			return
 		}
+		p.heard = time.Now()
 	}
 	switch m := ctx.Message().(type) {
 	case *nodepb.Event:
@@ -231,6 +241,19 @@ func (p *proxy) running(ctx actor.Context) {
 		p.timer = time.AfterFunc(exitGrace, func() { sys.Root.Send(self, &exitTimeout{}) })
 	case *exitTimeout:
 		p.lost(ctx, "its host stopped without reporting the worker's end")
+	case *hostCheck:
+		if m.gen != p.gen || p.exited != nil {
+			return
+		}
+		// Messages between nodes can be lost when a connection is cut: an end or a
+		// Terminated that never came must not leave the proxy waiting on a dead worker.
+		if silence := time.Since(p.heard); silence > 2*p.n.cfg.LeaseTimeout {
+			p.lost(ctx, fmt.Sprintf("its host did not answer for %v", silence.Round(time.Millisecond)))
+			return
+		}
+		p.nextID++
+		ctx.Send(p.host, &nodepb.GetStatus{Id: p.nextID}) // its answer only counts as heard
+		p.armCheck()
 	case *nodeLost:
 		p.lost(ctx, m.how)
 	case *messages.Close:
@@ -293,6 +316,12 @@ func (p *proxy) event(ctx actor.Context, m *nodepb.Event) {
 	p.publish(ev)
 }
 
+// armCheck sets the timer of the next hostCheck.
+func (p *proxy) armCheck() {
+	sys, self, gen := p.n.system, p.self, p.gen
+	p.check = time.AfterFunc(2*p.n.cfg.LeaseInterval, func() { sys.Root.Send(self, &hostCheck{gen: gen}) })
+}
+
 // lost ends a worker whose node was lost. The host is told to kill it anyway, for a node
 // that comes back.
 func (p *proxy) lost(ctx actor.Context, how string) {
@@ -308,6 +337,9 @@ func (p *proxy) end(ctx actor.Context, ev *messages.Exited) {
 	}
 	if p.timer != nil {
 		p.timer.Stop()
+	}
+	if p.check != nil {
+		p.check.Stop()
 	}
 	p.exited = ev
 	if ev.Uptime == 0 && !p.since.IsZero() {
@@ -372,6 +404,9 @@ func (p *proxy) status() *messages.Status {
 func (p *proxy) release(ctx actor.Context, end any) {
 	if p.timer != nil {
 		p.timer.Stop()
+	}
+	if p.check != nil {
+		p.check.Stop()
 	}
 	if p.host != nil && p.exited == nil {
 		ctx.Send(p.host, end)
