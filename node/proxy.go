@@ -60,14 +60,14 @@ type proxy struct {
 	restarts *atomic.Int64
 	gens     *atomic.Uint64 // placements of every instance: a late answer to an old one is known
 
-	gen    uint64 // this placement
-	node   string // where the worker is placed
-	host   *actor.PID
-	timer  *time.Timer
+	gen   uint64 // this placement
+	node  string // where the worker is placed
+	host  *actor.PID
+	timer *time.Timer
 	// check asks the host, every 2 LeaseIntervals, whether it still answers; heard is
 	// when it last sent anything.
-	check *time.Timer
-	heard time.Time
+	check  *time.Timer
+	heard  time.Time
 	held   []held
 	nextID uint64
 	// pending are the senders of Asks, Sends and GetStatus sent to the host, by id.
