@@ -99,18 +99,26 @@ func (p *pool) target() int {
 
 // trim closes idle processes above the target: the least used first (a process started
 // to keep the target while another was busy goes, the warm one that came back stays).
-func (p *pool) trim(ctx actor.Context) {
+func (p *pool) trim(ctx actor.Context) { p.closeSurplus(ctx, 0) }
+
+// closeSurplus closes idle processes above the target that have been idle for at least
+// idleFor, the least used first, and reports whether some above it are left.
+func (p *pool) closeSurplus(ctx actor.Context, idleFor time.Duration) bool {
 	for len(p.idle) > p.target() {
-		i := 0
+		i := -1
 		for j, mb := range p.idle {
-			if mb.uses <= p.idle[i].uses {
+			if time.Since(mb.idleSince) >= idleFor && (i < 0 || mb.uses <= p.idle[i].uses) {
 				i = j
 			}
+		}
+		if i < 0 {
+			return true
 		}
 		mb := p.idle[i]
 		p.idle = append(p.idle[:i], p.idle[i+1:]...)
 		p.closeMember(ctx, mb)
 	}
+	return false
 }
 
 func (p *pool) closeMember(ctx actor.Context, mb *member) {
@@ -161,21 +169,7 @@ func (p *pool) makeIdle(ctx actor.Context, mb *member) {
 // trimIdle closes idle processes beyond the target that have been idle IdleTimeout, the
 // least used first, and looks again later while some are beyond it.
 func (p *pool) trimIdle(ctx actor.Context) {
-	for len(p.idle) > p.target() {
-		i := -1
-		for j, mb := range p.idle {
-			if time.Since(mb.idleSince) >= p.cfg.IdleTimeout && (i < 0 || mb.uses <= p.idle[i].uses) {
-				i = j
-			}
-		}
-		if i < 0 {
-			break
-		}
-		mb := p.idle[i]
-		p.idle = append(p.idle[:i], p.idle[i+1:]...)
-		p.closeMember(ctx, mb)
-	}
-	if len(p.idle) > p.target() && !p.idleTickSet {
+	if p.closeSurplus(ctx, p.cfg.IdleTimeout) && !p.idleTickSet {
 		p.idleTickSet = true
 		sendAfter(p.system, p.cfg.IdleTimeout, p.self, &poolIdleTick{})
 	}
