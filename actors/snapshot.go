@@ -43,7 +43,7 @@ func snapshot(ctx context.Context, system *actor.ActorSystem, pid *actor.PID) (_
 		s.Kind, s.Process = "process", r.View()
 		s.Counts[s.Process.State]++
 	case *messages.TreeInfo:
-		s.Kind, s.Failed, below = "tree", r.Failed, r.Children
+		s.Kind, s.Failed, s.Stopped, below = "tree", r.Failed, r.Stopped, r.Children
 	case *messages.PoolInfo:
 		status := r.Status
 		s.Kind, s.Pool, below = "pool", &status, r.Members

@@ -1,7 +1,11 @@
 package actors
 
 import (
+	"fmt"
+	"strings"
 	"time"
+
+	"github.com/procsup/procsup/childproc/launch"
 
 	"github.com/procsup/procsup/messages"
 	"github.com/procsup/procsup/monitor"
@@ -14,6 +18,11 @@ func (p *process) statusNow() *messages.Status {
 	}
 	if s.LastError == nil {
 		s.LastError = p.previous.lastError
+	}
+	s.MemoryWarn, s.MemoryLimit = mb(p.cfg.MemoryWarnMB), mb(p.cfg.MemoryLimitMB)
+	s.Command = commandLine(p.cfg.Launcher)
+	if p.stderr != nil {
+		s.Stderr = p.stderr.String()
 	}
 	if p.logStats != nil {
 		s.LogsDropped = p.logStats.lost(0)
@@ -38,6 +47,7 @@ func (p *process) figures(s *messages.Status) {
 	}
 	if r := p.reading.Load(); r != nil {
 		s.Memory, s.MemoryFigure, s.CPUPercent = r.memory.Bytes, string(r.memory.Figure), r.cpuPercent
+		s.Sampled = true
 	}
 	s.CPU = p.status.CPU
 	if cg := p.proc.Cgroup(); cg != nil {
@@ -54,4 +64,15 @@ func (p *process) figures(s *messages.Status) {
 			c.Close()
 		}
 	}
+}
+
+// commandLine is the program and arguments a launcher starts, as a person reads them.
+func commandLine(l launch.Launcher) string {
+	switch c := l.(type) {
+	case *launch.Command:
+		return strings.Join(append([]string{c.Path}, c.Args...), " ")
+	case fmt.Stringer:
+		return c.String()
+	}
+	return ""
 }

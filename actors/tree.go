@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -48,7 +49,9 @@ func NewTree(strategy actor.SupervisorStrategy, specs ...Spec) *actor.Props {
 		<-ready
 		return pid, nil
 	}
-	return actor.PropsFromProducer(func() actor.Actor { return &tree{specs: specs, starting: starting, failed: map[string]bool{}} },
+	return actor.PropsFromProducer(func() actor.Actor {
+		return &tree{specs: specs, starting: starting, failed: map[string]bool{}, again: map[string]bool{}}
+	},
 		actor.WithSupervisor(strategy), actor.WithMailbox(lateMailbox(forwardStopped, nil, false)), actor.WithSpawnFunc(spawn))
 }
 
@@ -58,6 +61,8 @@ type tree struct {
 	specs    []Spec
 	starting *sync.Map
 	failed   map[string]bool // by name: stopped by the restart limit, until they run again
+	again    map[string]bool // by name: stopped by a RestartChild, to spawn again when gone
+	stopping bool
 }
 
 // Receive spawns the children, passes Close and Kill down to them, refuses the commands
@@ -70,7 +75,14 @@ func (t *tree) Receive(ctx actor.Context) {
 		if ready, ok := t.starting.LoadAndDelete(ctx.Self().Id); ok {
 			close(ready.(chan struct{}))
 		}
-	case *actor.Stopping, *actor.Stopped, *actor.Restarting, *actor.Terminated:
+	case *actor.Terminated:
+		if name, ok := strings.CutPrefix(m.Who.GetId(), ctx.Self().Id+"/"); ok && t.again[name] && !t.stopping {
+			delete(t.again, name)
+			t.spawnChildren(ctx, name)
+		}
+	case *actor.Stopping:
+		t.stopping = true
+	case *actor.Stopped, *actor.Restarting:
 	case *messages.Close, *messages.Kill:
 		for _, child := range ctx.Children() {
 			ctx.Send(child, m)
@@ -82,7 +94,9 @@ func (t *tree) Receive(ctx actor.Context) {
 	case *messages.GetSnapshot:
 		ctx.Respond(t.info(ctx))
 	case *messages.Respawn:
-		t.spawnChildren(ctx)
+		t.spawnChildren(ctx, m.Names...)
+	case *messages.RestartChild:
+		t.restartChild(ctx, m.Name)
 	case messages.Event:
 		t.note(ctx, m)
 		if ctx.Parent() != nil {
@@ -119,21 +133,40 @@ func (t *tree) info(ctx actor.Context) *messages.TreeInfo {
 		if pid := ChildPID(ctx.Self(), s.Name); live[pid.Id] {
 			info.Children = append(info.Children, pid)
 		}
-		if t.failed[s.Name] {
+		switch {
+		case t.failed[s.Name]:
 			info.Failed = append(info.Failed, s.Name)
+		case !live[ChildPID(ctx.Self(), s.Name).Id]:
+			info.Stopped = append(info.Stopped, s.Name)
 		}
 	}
 	return info
 }
 
-// spawnChildren spawns each spec that has no child yet.
-func (t *tree) spawnChildren(ctx actor.Context) {
+// restartChild stops the child named name (a graceful close for a process actor) and
+// spawns it again once it is gone; a child that is not there is spawned at once.
+func (t *tree) restartChild(ctx actor.Context, name string) {
+	pid := ChildPID(ctx.Self(), name)
+	if !slices.ContainsFunc(t.specs, func(s Spec) bool { return s.Name == name }) {
+		ctx.Logger().Warn("procsup: tree has no child of that name to restart", "tree", ctx.Self().Id, "name", name)
+		return
+	}
+	if !slices.ContainsFunc(ctx.Children(), func(c *actor.PID) bool { return c.Id == pid.Id }) {
+		t.spawnChildren(ctx, name)
+		return
+	}
+	t.again[name] = true
+	ctx.Stop(pid)
+}
+
+// spawnChildren spawns each spec that has no child yet (of those named, if any are).
+func (t *tree) spawnChildren(ctx actor.Context, names ...string) {
 	have := map[string]bool{}
 	for _, c := range ctx.Children() {
 		have[c.Id] = true
 	}
 	for _, s := range t.specs {
-		if have[ChildPID(ctx.Self(), s.Name).Id] {
+		if have[ChildPID(ctx.Self(), s.Name).Id] || len(names) > 0 && !slices.Contains(names, s.Name) {
 			continue
 		}
 		if _, err := ctx.SpawnNamed(s.Props, s.Name); err != nil {

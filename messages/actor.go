@@ -166,8 +166,19 @@ type Status struct {
 	MemoryFigure string
 	// PingRTT is the last ping's round trip (0 before the first pong).
 	PingRTT time.Duration
+	// MemoryWarn and MemoryLimit are the memory levels the process is held to, in
+	// bytes (0: none). Sampled says a monitor sampled the process: without it Memory may
+	// still be the cgroup's, and CPUPercent means nothing.
+	MemoryWarn, MemoryLimit uint64
+	Sampled                 bool
+	// Command is the program and its arguments as the launcher starts it ("" when the
+	// launcher does not say).
+	Command string
 	// Cgroup is the process's cgroup directory, when it has one.
 	Cgroup string
+	// Stderr is the end of what the process wrote to its stderr, when the config keeps
+	// it (actors.Config.StderrTail).
+	Stderr string
 	// Node is the name of the node the process runs on, for a remote process (package
 	// node); empty for a process of this node.
 	Node string

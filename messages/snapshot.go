@@ -14,8 +14,8 @@ type GetSnapshot struct{}
 type TreeInfo struct {
 	Children []*actor.PID // its children now, in the order of its specs
 	// Failed names the children its strategy gave up on (RestartLimit), until they run
-	// again.
-	Failed []string
+	// again; Stopped the others that have no actor (stopped on request, say).
+	Failed, Stopped []string
 }
 
 // PoolInfo answers GetSnapshot from a pool.
@@ -25,8 +25,14 @@ type PoolInfo struct {
 }
 
 // Respawn asks a tree to spawn again the children its strategy gave up on (or that
-// stopped otherwise): an operator's "start" once the cause is fixed.
-type Respawn struct{}
+// stopped otherwise): an operator's "start" once the cause is fixed. Names limits it to
+// those children; empty means all.
+type Respawn struct{ Names []string }
+
+// RestartChild asks a tree to restart its child named Name: to stop it (a process actor
+// closes its process gracefully) and, once it is gone, to spawn it again, as an operator
+// restarts one worker. A child that is not running is spawned.
+type RestartChild struct{ Name string }
 
 // Snapshot is the state of one actor of a supervision tree and of everything below it,
 // as actors.Snapshot gathers it. It is made for JSON (the status page serves it so).
@@ -38,7 +44,8 @@ type Snapshot struct {
 	Kind    string       `json:"kind"`
 	Process *ProcessView `json:"process,omitempty"`
 	Pool    *PoolStatus  `json:"pool,omitempty"`
-	Failed  []string     `json:"failed,omitempty"` // a tree's children given up on
+	Failed  []string     `json:"failed,omitempty"`  // a tree's children given up on
+	Stopped []string     `json:"stopped,omitempty"` // a tree's other children without an actor
 	Error   string       `json:"error,omitempty"`
 	// Children are a tree's children or a pool's processes.
 	Children []*Snapshot `json:"children,omitempty"`
@@ -59,15 +66,28 @@ type ProcessView struct {
 	MemoryFigure string  `json:"memory_figure,omitempty"`
 	CPU          float64 `json:"cpu_seconds"`
 	CPUPercent   float64 `json:"cpu_percent"`
-	PingRTT      float64 `json:"ping_rtt_seconds"` // the last ping's round trip
+	PingRTT      float64 `json:"ping_rtt_seconds"` // the last ping's round trip; 0 before the first
 	Cgroup       string  `json:"cgroup,omitempty"`
+	// Sampled says a monitor sampled the process: without it CPUPercent means nothing
+	// and MemoryBytes is the cgroup's or 0.
+	Sampled     bool    `json:"sampled"`
+	MemoryWarn  uint64  `json:"memory_warn_bytes,omitempty"`
+	MemoryLimit uint64  `json:"memory_limit_bytes,omitempty"`
+	Command     string  `json:"command,omitempty"`
+	Node        string  `json:"node,omitempty"` // where it runs, for a remote process
+	LogsDropped uint64  `json:"logs_dropped,omitempty"`
+	StartedAt   float64 `json:"started_at_unix,omitempty"` // when the current (or last) process started
 }
 
 // View turns a Status into a ProcessView.
 func (s *Status) View() *ProcessView {
 	v := &ProcessView{State: s.State.String(), OSPid: s.OSPid, Restarts: s.Restarts, Uptime: s.Uptime.Seconds(),
 		MemoryBytes: s.Memory, MemoryFigure: s.MemoryFigure, CPU: s.CPU.Seconds(), CPUPercent: s.CPUPercent,
-		PingRTT: s.PingRTT.Seconds(), Cgroup: s.Cgroup}
+		PingRTT: s.PingRTT.Seconds(), Cgroup: s.Cgroup, Sampled: s.Sampled, MemoryWarn: s.MemoryWarn,
+		MemoryLimit: s.MemoryLimit, Command: s.Command, Node: s.Node, LogsDropped: s.LogsDropped}
+	if !s.StartedAt.IsZero() {
+		v.StartedAt = float64(s.StartedAt.UnixNano()) / 1e9
+	}
 	if s.Reason != ReasonNone {
 		v.LastReason = s.Reason.String()
 	}

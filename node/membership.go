@@ -91,7 +91,7 @@ func (n *Node) joined(m *memberlist.Node) {
 	if md.Load.Seq < p.meta.Load.Seq && p.meta.Remote == md.Remote {
 		md.Load = p.meta.Load // an agent's answer told us a newer figure already
 	}
-	p.meta = md
+	p.meta, p.heard = md, time.Now()
 	n.mu.Unlock()
 	if !known {
 		n.log.Info("member joined", "member", m.Name, "remote", md.Remote)

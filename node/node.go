@@ -66,6 +66,7 @@ type peer struct {
 	meta    meta
 	pending int       // placements sent there and not answered yet
 	suspect time.Time // when a connection to it ended (zero: none since it was last seen)
+	heard   time.Time // when membership last brought its metadata
 }
 
 // suspectFor is how long a node whose connection ended gets no placement, unless
@@ -78,6 +79,10 @@ type Member struct {
 	Remote string // its remote address (its agent: actor.NewPID(Remote, AgentName))
 	Specs  []string
 	Load   Load
+	Schema int // its schema version (nodepb.SchemaVersion of its build): Members lists only this node's
+	// Heard is when membership last brought its metadata (its load changes it); now
+	// for this node.
+	Heard time.Time
 }
 
 // Start starts a node: remote, its agent, membership, and joins cfg.Join. Its errors wrap
@@ -249,7 +254,12 @@ func (n *Node) Members() []Member {
 	defer n.mu.Unlock()
 	out := make([]Member, 0, len(n.peers))
 	for _, p := range n.peers {
-		out = append(out, Member{Name: p.name, Remote: p.meta.Remote, Specs: p.meta.Specs, Load: p.meta.Load})
+		heard := p.heard
+		if p.name == n.cfg.Name {
+			heard = time.Now()
+		}
+		out = append(out, Member{Name: p.name, Remote: p.meta.Remote, Specs: p.meta.Specs, Load: p.meta.Load,
+			Schema: p.meta.Schema, Heard: heard})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out

@@ -21,8 +21,9 @@ const exitGrace = 2 * time.Second
 // wrap ErrBadConfig.
 //
 // The proxy places its worker (ProcessConfig.Node, or the least loaded live node offering
-// ProcessConfig.Spec), watches it, and answers Ask, Send, GetStatus, Close and Kill
-// (actors.Ask, actors.Status) as a process actor does, with the same errors. Its parent
+// ProcessConfig.Spec), watches it, and answers Ask, Send, GetStatus, GetSnapshot, Close
+// and Kill (actors.Ask, actors.Status, actors.Snapshot) as a process actor does, with the
+// same errors. Its parent
 // and the EventStream get the worker's events with the proxy's PID. An end it did not ask
 // for is a failure for its parent's strategy (see [ProcessConfig.Restart]), the loss of
 // the worker's node included (messages.ReasonNodeLost); a restart places the worker anew.
@@ -175,7 +176,7 @@ func (p *proxy) placing(ctx actor.Context) {
 		p.n.placed(p.node, nil)
 		p.end(ctx, &messages.Exited{PID: p.self, ExitCode: -1, Reason: messages.ReasonNodeLost,
 			Err: &NodeLostError{Node: m.node, How: m.how}})
-	case *messages.GetStatus:
+	case *messages.GetStatus, *messages.GetSnapshot: // a remote process is a process in a snapshot
 		ctx.Respond(p.status())
 	case *messages.Close:
 		p.endPlacing(ctx, messages.ReasonClosed)
@@ -283,7 +284,7 @@ func (p *proxy) forward(ctx actor.Context, sender *actor.PID, msg any) {
 		ctx.Send(p.host, &nodepb.Ask{Id: id, Kind: m.Kind, Body: m.Body})
 	case *messages.Send:
 		ctx.Send(p.host, &nodepb.Ask{Id: id, Kind: m.Kind, Body: m.Body, OneWay: true})
-	case *messages.GetStatus:
+	case *messages.GetStatus, *messages.GetSnapshot:
 		ctx.Send(p.host, &nodepb.GetStatus{Id: id})
 	default:
 		return
@@ -382,7 +383,7 @@ func (p *proxy) failure(r messages.Reason) bool {
 // dead: the worker ended; the proxy is stopping or about to restart.
 func (p *proxy) dead(ctx actor.Context) {
 	switch ctx.Message().(type) {
-	case *messages.GetStatus:
+	case *messages.GetStatus, *messages.GetSnapshot: // a remote process is a process in a snapshot
 		ctx.Respond(p.status())
 	case *messages.Ask, *messages.Send:
 		p.respond(ctx, ctx.Sender(), &messages.Response{Err: fmt.Errorf("%w: %s", actors.ErrNotRunning, p.exited.Reason)})
