@@ -44,8 +44,20 @@ func TestMain(m *testing.M) {
 			return nil
 		},
 	})
+	childproc.Register("leak", childproc.HandlerFuncs{
+		InitFunc: func(context.Context, *wire.InitializeRequest) error {
+			held = make([]byte, leakMB<<20)
+			for i := range held {
+				held[i] = byte(i) // touched: resident
+			}
+			return nil
+		},
+	})
 	childproctest.Main(m)
 }
+
+// held is what the "leak" worker holds.
+var held []byte
 
 func workerProps(t *testing.T, env ...string) *actor.Props {
 	t.Helper()
@@ -118,7 +130,9 @@ func TestHandlerOnARealTree(t *testing.T) {
 		defer cancel()
 		actors.StopAndWait(ctx, system, tree)
 	})
-	srv := httptest.NewServer(httpstatus.Handler(system, tree, httpstatus.Options{Metrics: metricsHandler, Timeout: 5 * time.Second}))
+	status := httpstatus.New(system, tree, httpstatus.Options{Metrics: metricsHandler, Timeout: 5 * time.Second})
+	defer status.Close()
+	srv := httptest.NewServer(status)
 	defer srv.Close()
 
 	// The flaky child fails three times in a row: the tree gives up on it.

@@ -221,11 +221,14 @@ func run(args []string, out io.Writer) int {
 			fmt.Fprintln(out, "error:", err)
 			return 1
 		}
-		srv := &http.Server{Handler: httpstatus.Handler(system, tree, httpstatus.Options{Metrics: metrics, Title: "procsup: examples/tree"}),
-			ReadHeaderTimeout: 5 * time.Second}
+		// PROCSUP_TOKEN, when set, lets `procsup restart|stop|respawn` act (cmd/procsup).
+		status := httpstatus.New(system, tree, httpstatus.Options{Metrics: metrics, Title: "procsup: examples/tree",
+			ControlToken: os.Getenv("PROCSUP_TOKEN")})
+		defer status.Close()
+		srv := &http.Server{Handler: status, ReadHeaderTimeout: 5 * time.Second}
 		go srv.Serve(ln)
 		defer srv.Close()
-		p.line("-", "status page at http://%s/ (and /healthz, /status, /metrics)", ln.Addr())
+		p.line("-", "status page at http://%s/ (and /healthz, /status, /events, /metrics)", ln.Addr())
 	}
 
 	sig := make(chan os.Signal, 1)

@@ -88,7 +88,7 @@ func TestTreeRunsAndShutsDownOnSIGTERM(t *testing.T) {
 			asking.Add(1)
 			go func() { // the status page while the tree runs
 				defer asking.Done()
-				for _, path := range []string{"healthz", "status", "metrics", ""} {
+				for _, path := range []string{"healthz", "status", "metrics", "events", ""} {
 					res, err := http.Get(m[1] + path)
 					if err == nil {
 						io.Copy(io.Discard, res.Body)
@@ -124,7 +124,7 @@ func TestTreeRunsAndShutsDownOnSIGTERM(t *testing.T) {
 	}
 	err := cmd.Wait()
 	asking.Wait()
-	for _, path := range []string{"status", "metrics", ""} {
+	for _, path := range []string{"status", "metrics", "events", ""} {
 		if served[path] != http.StatusOK {
 			t.Errorf("GET /%s while the tree ran: %d", path, served[path])
 		}
