@@ -356,3 +356,73 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// A pool's process restarted from the command: the pool closes it and starts another in
+// its place.
+func TestRestartAPoolsProcess(t *testing.T) {
+	actortest.CheckLeaks(t)
+	child := childproctest.Build(t, childproctest.Minimal)
+	bin := childproctest.Build(t, "github.com/procsup/procsup/cmd/procsup")
+	quiet := slog.New(slog.DiscardHandler)
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }))
+	t.Cleanup(system.Shutdown)
+	cfg := actors.NewConfig(&launch.Command{Path: child})
+	cfg.Logger = quiet
+	props, err := actors.NewPool(actors.PoolConfig{Process: cfg, Target: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready, closed := make(chan *actor.PID, 8), make(chan *actor.PID, 8)
+	sub := system.EventStream.Subscribe(func(ev any) {
+		e, ok := ev.(*messages.PoolEvent)
+		if !ok {
+			return
+		}
+		if to := map[messages.PoolEventKind]chan *actor.PID{messages.PoolReady: ready, messages.PoolClosed: closed}[e.Kind]; to != nil {
+			select {
+			case to <- e.Process:
+			default: // more than the test reads: never block the pool
+			}
+		}
+	})
+	defer system.EventStream.Unsubscribe(sub)
+	pool, err := system.Root.SpawnNamed(props, "pool")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		actors.StopAndWait(ctx, system, pool)
+	})
+	status := httpstatus.New(system, pool, httpstatus.Options{ControlToken: token, Logger: quiet})
+	srv := httptest.NewServer(status)
+	t.Cleanup(func() { srv.Close(); status.Close() })
+	var first *actor.PID
+	for range 2 {
+		select {
+		case first = <-ready:
+		case <-time.After(time.Minute):
+			t.Fatal("the pool's processes were not ready")
+		}
+	}
+	f := &fixture{system: system, tree: pool, srv: srv, bin: bin}
+	out, code := f.procsup(t, token, "restart", first.Id)
+	if code != 0 || !strings.Contains(out, "its pool starts a replacement") {
+		t.Fatalf("restart of a pool's process: exit %d: %s", code, out)
+	}
+	for replaced, gone := false, false; !replaced || !gone; {
+		select {
+		case p := <-ready:
+			replaced = p.Id != first.Id
+		case p := <-closed:
+			gone = gone || p.Id == first.Id
+		case <-time.After(time.Minute):
+			t.Fatalf("the pool did not replace the restarted process (replaced %v, closed %v)", replaced, gone)
+		}
+	}
+	table, _ := f.procsup(t, "", "status")
+	if strings.Contains(table, first.Id+" ") {
+		t.Fatalf("the restarted process is still listed:\n%s", table)
+	}
+}
