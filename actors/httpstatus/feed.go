@@ -1,6 +1,7 @@
 package httpstatus
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -24,7 +25,7 @@ type Events struct {
 
 // feedQuery reads since, actor and limit; a bad one is an error a person reads.
 func (s *Server) feedQuery(r *http.Request) (since uint64, keep func(*Event) bool, limit int, err error) {
-	if v := cmpOr(r.FormValue("since"), r.Header.Get("Last-Event-ID")); v != "" {
+	if v := cmp.Or(r.FormValue("since"), r.Header.Get("Last-Event-ID")); v != "" {
 		if since, err = strconv.ParseUint(v, 10, 64); err != nil {
 			return 0, nil, 0, fmt.Errorf("since: %q is not an event's seq", v)
 		}
@@ -38,13 +39,6 @@ func (s *Server) feedQuery(r *http.Request) (since uint64, keep func(*Event) boo
 		keep = func(e *Event) bool { return e.Actor == id || strings.HasPrefix(e.Actor, id+"/") }
 	}
 	return since, keep, limit, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
