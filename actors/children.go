@@ -347,6 +347,7 @@ type reading struct {
 	memory     monitor.Sample
 	cpu        time.Duration
 	cpuPercent float64
+	hasCPU     bool // cpu was sampled
 }
 
 // monitorActor samples the process's memory and CPU on the batched clock and applies
@@ -415,7 +416,7 @@ func (a *monitorActor) Receive(ctx actor.Context) {
 				ctx.Send(a.owner, &cpuWarning{about: about{a.ospid}, percent: a.cpuState.Percent,
 					above: now.Sub(a.cpuState.AboveSince), cpu: cpu})
 			}
-			r.cpu, r.cpuPercent = cpu, a.cpuState.Percent
+			r.cpu, r.cpuPercent, r.hasCPU = cpu, a.cpuState.Percent, true
 		}
 		a.last.Store(r)
 		a.ticks.next(a.system, a.interval, ctx.Self(), &monitorTick{})

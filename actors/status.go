@@ -40,14 +40,16 @@ func (p *process) statusNow() *messages.Status {
 }
 
 // figures adds the process's CPU and memory to s: the monitor's last sample, and the
-// CPU time read now (the cgroup's, or /proc's while the process runs, or its exit's).
+// CPU time: the cgroup's read now; without a cgroup, the monitor's last sample while one
+// runs, else /proc's read now while the process runs, else its exit's.
 func (p *process) figures(s *messages.Status) {
 	if p.pongs != nil {
 		s.PingRTT = time.Duration(p.pongs.rtt.Load())
 	}
-	if r := p.reading.Load(); r != nil {
+	r := p.reading.Load()
+	if r != nil {
 		s.Memory, s.MemoryFigure, s.CPUPercent = r.memory.Bytes, string(r.memory.Figure), r.cpuPercent
-		s.Sampled = true
+		s.CPUSampled = r.hasCPU
 	}
 	s.CPU = p.status.CPU
 	if cg := p.proc.Cgroup(); cg != nil {
@@ -58,6 +60,8 @@ func (p *process) figures(s *messages.Status) {
 				s.Memory, s.MemoryFigure = st.Memory, string(monitor.Cgroup)
 			}
 		}
+	} else if !p.exited && r != nil && r.hasCPU {
+		s.CPU = r.cpu
 	} else if !p.exited {
 		if c, err := monitor.NewCPUSampler(p.proc.Pid(), ""); err == nil {
 			s.CPU, _ = c.Sample()

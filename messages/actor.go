@@ -155,7 +155,9 @@ type Status struct {
 	// logger: dropped by the child (its buffer was full), over LogRate, or unreadable.
 	LogsDropped uint64
 	// CPU is the CPU time the current (or last) process used, user and system: with a
-	// cgroup, it and all its descendants; without, it and the children it waited for.
+	// cgroup, it and all its descendants, read when asked; without, it and the children
+	// it waited for, as of the monitor's last sample while a monitor runs (at most
+	// MemorySampleInterval old), else read when asked.
 	CPU time.Duration
 	// CPUPercent is its use over the last sample interval, in percent of one core (0
 	// until the monitor has taken two samples, or when no monitor runs).
@@ -167,10 +169,11 @@ type Status struct {
 	// PingRTT is the last ping's round trip (0 before the first pong).
 	PingRTT time.Duration
 	// MemoryWarn and MemoryLimit are the memory levels the process is held to, in
-	// bytes (0: none). Sampled says a monitor sampled the process: without it Memory may
-	// still be the cgroup's, and CPUPercent means nothing.
+	// bytes (0: none).
 	MemoryWarn, MemoryLimit uint64
-	Sampled                 bool
+	// CPUSampled says CPUPercent was measured: the monitor samples CPU where
+	// Config.CPUWarnPercent turns its check on.
+	CPUSampled bool
 	// Command is the program and its arguments as the launcher starts it ("" when the
 	// launcher does not say).
 	Command string

@@ -68,9 +68,9 @@ type ProcessView struct {
 	CPUPercent   float64 `json:"cpu_percent"`
 	PingRTT      float64 `json:"ping_rtt_seconds"` // the last ping's round trip; 0 before the first
 	Cgroup       string  `json:"cgroup,omitempty"`
-	// Sampled says a monitor sampled the process: without it CPUPercent means nothing
-	// and MemoryBytes is the cgroup's or 0.
-	Sampled     bool    `json:"sampled"`
+	// CPUSampled says CPUPercent was measured (see Status.CPUSampled); MemoryFigure ""
+	// says MemoryBytes was not.
+	CPUSampled  bool    `json:"cpu_sampled,omitempty"`
 	MemoryWarn  uint64  `json:"memory_warn_bytes,omitempty"`
 	MemoryLimit uint64  `json:"memory_limit_bytes,omitempty"`
 	Command     string  `json:"command,omitempty"`
@@ -83,7 +83,7 @@ type ProcessView struct {
 func (s *Status) View() *ProcessView {
 	v := &ProcessView{State: s.State.String(), OSPid: s.OSPid, Restarts: s.Restarts, Uptime: s.Uptime.Seconds(),
 		MemoryBytes: s.Memory, MemoryFigure: s.MemoryFigure, CPU: s.CPU.Seconds(), CPUPercent: s.CPUPercent,
-		PingRTT: s.PingRTT.Seconds(), Cgroup: s.Cgroup, Sampled: s.Sampled, MemoryWarn: s.MemoryWarn,
+		PingRTT: s.PingRTT.Seconds(), Cgroup: s.Cgroup, CPUSampled: s.CPUSampled, MemoryWarn: s.MemoryWarn,
 		MemoryLimit: s.MemoryLimit, Command: s.Command, Node: s.Node, LogsDropped: s.LogsDropped}
 	if !s.StartedAt.IsZero() {
 		v.StartedAt = float64(s.StartedAt.UnixNano()) / 1e9

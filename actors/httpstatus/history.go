@@ -17,7 +17,8 @@ const recentMinutes = 10
 
 // point is one sample of a process for its chart, in small units so that an hour of them
 // stays within a couple of KB: seconds since the history began, memory in KiB (0: not
-// measured), CPU in tenths of a percent of one core (math.MaxUint16: not measured).
+// measured), and its CPU since the sample before in tenths of a percent of one core
+// (math.MaxUint16: not measured: its first sample, or a new process).
 type point struct {
 	at     uint32
 	memKiB uint32
@@ -40,6 +41,11 @@ type procHistory struct {
 	head   int
 	recent minuteCounts
 	seen   bool // in the last snapshot
+	// The last sample's process (its pid and start) and CPU time: the next sample's CPU
+	// share is measured against them.
+	pid     int
+	started float64
+	cpu     float64
 }
 
 // history keeps, per process actor below the root, its memory and CPU over the last hour
@@ -94,9 +100,10 @@ func (h *history) add(snap *messages.Snapshot, now time.Time) {
 		p := h.of(s.ID)
 		p.seen = true
 		pt := point{at: at, memKiB: uint32(min(v.MemoryBytes>>10, math.MaxUint32)), cpu: noCPU}
-		if v.Sampled {
-			pt.cpu = uint16(min(v.CPUPercent*10, noCPU-1))
+		if last := p.last(); last != nil && p.pid == v.OSPid && p.started == v.StartedAt && v.OSPid != 0 && at > last.at {
+			pt.cpu = uint16(math.Round(min(max(v.CPU-p.cpu, 0)/float64(at-last.at)*1000, noCPU-1)))
 		}
+		p.pid, p.started, p.cpu = v.OSPid, v.StartedAt, v.CPU
 		if len(p.points) < h.capPoints {
 			p.points = append(p.points, pt)
 		} else {
@@ -113,6 +120,14 @@ func (h *history) add(snap *messages.Snapshot, now time.Time) {
 			delete(h.procs, id)
 		}
 	}
+}
+
+// last is the newest point, nil when there is none.
+func (p *procHistory) last() *point {
+	if len(p.points) == 0 {
+		return nil
+	}
+	return &p.points[(p.head+len(p.points)-1)%len(p.points)]
 }
 
 // event counts a restart or a high ping as it happens.
@@ -137,10 +152,12 @@ func (h *history) event(e *Event, ev messages.Event) {
 	}
 }
 
-// recent are a process's restarts and worst ping over the last recentMinutes minutes.
+// recent are a process's restarts and worst ping over the last recentMinutes minutes,
+// and its CPU share between the last two samples (negative: not measured).
 type recent struct {
 	Restarts  int
 	WorstPing time.Duration
+	CPU       float64
 }
 
 // recentOf returns every process's recent counts, by actor id.
@@ -150,7 +167,10 @@ func (h *history) recentOf(now time.Time) map[string]recent {
 	m := h.minute(now)
 	out := make(map[string]recent, len(h.procs))
 	for id, p := range h.procs {
-		var r recent
+		r := recent{CPU: -1}
+		if last := p.last(); last != nil && last.cpu != noCPU {
+			r.CPU = float64(last.cpu) / 10
+		}
 		for i := range recentMinutes {
 			if p.recent.minute[i]+recentMinutes > m && (p.recent.restarts[i] > 0 || p.recent.worstUs[i] > 0) {
 				r.Restarts += int(p.recent.restarts[i])

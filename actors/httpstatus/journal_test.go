@@ -63,7 +63,7 @@ func TestHistoryCostsAtMost2KBAProcess(t *testing.T) {
 	snap := &messages.Snapshot{ID: "t", Kind: "tree"}
 	for i := range procs {
 		snap.Children = append(snap.Children, &messages.Snapshot{ID: fmt.Sprintf("t/w%04d", i), Kind: "process",
-			Process: &messages.ProcessView{State: "running", MemoryBytes: 3 << 20, Sampled: true, CPUPercent: 1.5, PingRTT: 0.001}})
+			Process: &messages.ProcessView{State: "running", OSPid: 100 + i, StartedAt: 1, MemoryBytes: 3 << 20, PingRTT: 0.001}})
 	}
 	var before, after runtime.MemStats
 	runtime.GC()
@@ -71,6 +71,9 @@ func TestHistoryCostsAtMost2KBAProcess(t *testing.T) {
 	h := newHistory(DefaultHistoryInterval)
 	now := time.Now()
 	for i := range int(historyWindow/DefaultHistoryInterval) + 10 {
+		for _, c := range snap.Children {
+			c.Process.CPU = float64(i) * 0.015 * DefaultHistoryInterval.Seconds() // 1.5% of a core
+		}
 		h.add(snap, now.Add(time.Duration(i)*DefaultHistoryInterval))
 	}
 	runtime.GC()

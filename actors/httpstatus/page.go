@@ -25,11 +25,11 @@ var funcs = template.FuncMap{
 		}
 		return fmt.Sprintf("%.1f", float64(v.MemoryBytes)/(1<<20))
 	},
-	"cpu": func(v *messages.ProcessView) string {
-		if !v.Sampled {
+	"cpu": func(p *proc) string {
+		if p.CPU < 0 {
 			return ""
 		}
-		return fmt.Sprintf("%.1f", v.CPUPercent)
+		return fmt.Sprintf("%.1f", p.CPU)
 	},
 	"ping": func(d time.Duration) string {
 		if d <= 0 {
@@ -73,6 +73,9 @@ type proc struct {
 	// Memory is its memory against its warning level (or its limit, without one): 1 is
 	// at the level; 0 when either is unknown.
 	Memory float64
+	// CPU is its share of a core in percent: the monitor's, or between the history's
+	// last two samples; negative when neither measured it.
+	CPU float64
 }
 
 // Ping is its worst recent ping round trip, or its last one when that is worse.
@@ -148,7 +151,7 @@ var columns = map[string]struct {
 	"recent":   {true, func(a, b *proc) int { return cmp.Compare(a.Recent.Restarts, b.Recent.Restarts) }},
 	"uptime":   {true, func(a, b *proc) int { return cmp.Compare(a.V.Uptime, b.V.Uptime) }},
 	"memory":   {true, func(a, b *proc) int { return cmp.Compare(a.V.MemoryBytes, b.V.MemoryBytes) }},
-	"cpu":      {true, func(a, b *proc) int { return cmp.Compare(a.V.CPUPercent, b.V.CPUPercent) }},
+	"cpu":      {true, func(a, b *proc) int { return cmp.Compare(a.CPU, b.CPU) }},
 	"ping":     {true, func(a, b *proc) int { return cmp.Compare(a.Ping(), b.Ping()) }},
 	"node":     {false, func(a, b *proc) int { return cmp.Compare(a.V.Node, b.V.Node) }},
 }
@@ -248,7 +251,13 @@ func (s *Server) view(snap *messages.Snapshot, q query) *view {
 	gather = func(n *messages.Snapshot, depth int, owners []*group) {
 		switch {
 		case n.Process != nil:
-			p := &proc{ID: n.ID, Name: n.Name, Depth: depth, V: n.Process, Recent: recents[n.ID]}
+			p := &proc{ID: n.ID, Name: n.Name, Depth: depth, V: n.Process, CPU: -1}
+			if r, ok := recents[n.ID]; ok {
+				p.Recent, p.CPU = r, r.CPU
+			}
+			if n.Process.CPUSampled {
+				p.CPU = n.Process.CPUPercent
+			}
 			if len(owners) > 0 {
 				p.Group = owners[len(owners)-1].ID
 			}
@@ -357,7 +366,7 @@ func (s *Server) attention(procs []*proc) attention {
 	a.Restarts = top(func(p *proc) bool { return p.Recent.Restarts > 0 }, columns["recent"].less)
 	a.Memory = top(func(p *proc) bool { return p.Memory >= memoryAttention },
 		func(a, b *proc) int { return cmp.Compare(a.Memory, b.Memory) })
-	a.CPU = top(func(p *proc) bool { return p.V.Sampled && p.V.CPUPercent >= cpuAttention }, columns["cpu"].less)
+	a.CPU = top(func(p *proc) bool { return p.CPU >= cpuAttention }, columns["cpu"].less)
 	var pings []time.Duration
 	for _, p := range procs {
 		if d := p.Ping(); d > 0 {

@@ -22,6 +22,7 @@ type processView struct {
 	Title, ID, Up string // Up leads back to the status page
 	Error         string // why its status could not be had: gone, say
 	Stderr        string // the end of its stderr: now, or at its last ending
+	CPUShare      string // its share of a core, in percent, where measured
 	Refresh       int
 	Status        *messages.Status
 	V             *messages.ProcessView
@@ -64,12 +65,18 @@ func (s *Server) processPage(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	if st.CPUSampled {
+		v.CPUShare = fmt.Sprintf("%.1f", st.CPUPercent)
+	}
 	if !st.StartedAt.IsZero() {
 		v.Started = st.StartedAt.Format(time.DateTime)
 	}
 	if s.history != nil {
 		samples := s.history.samples(id)
 		v.Samples = len(samples)
+		if n := len(samples); v.CPUShare == "" && n > 0 && samples[n-1].CPU >= 0 {
+			v.CPUShare = fmt.Sprintf("%.1f", samples[n-1].CPU)
+		}
 		v.Memory = memoryChart(samples, st.MemoryWarn, st.MemoryLimit)
 		v.CPU = cpuChart(samples)
 	}

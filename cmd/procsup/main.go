@@ -8,7 +8,9 @@
 //	go run ./cmd/procsup stop NAME                                  close a process, leave it stopped
 //	go run ./cmd/procsup respawn TREE                               start a tree's stopped children
 //
-// -addr (or $PROCSUP_ADDR) is where the handler is mounted. The actions need the token
+// The table's CPU column is the share of a core where the process's monitor samples CPU,
+// else with -w the share since the table before, else the CPU time so far. -addr (or
+// $PROCSUP_ADDR) is where the handler is mounted. The actions need the token
 // the program gave the handler (httpstatus.Options.ControlToken), as -token or
 // $PROCSUP_TOKEN. NAME is an actor's id or its last part. Exit status: 0 done, 1 the
 // handler refused or failed, 2 a bad command line.

@@ -47,6 +47,7 @@ func status(ctx context.Context, c *client, args []string, out, errOut io.Writer
 		fmt.Fprintln(errOut, "procsup: -every must be positive")
 		return errUsage
 	}
+	var before map[string]cpuMark
 	for {
 		snap, err := c.snapshot(ctx)
 		if err != nil {
@@ -56,7 +57,7 @@ func status(ctx context.Context, c *client, args []string, out, errOut io.Writer
 			fmt.Fprint(out, "\x1b[H\x1b[2J") // home, clear: the table in place
 			fmt.Fprintf(out, "%s  every %v, ^C to stop\n", time.Now().Format(time.TimeOnly), *every)
 		}
-		printTable(out, snap, *by)
+		before = printTable(out, snap, *by, before)
 		if !*watch {
 			return nil
 		}
@@ -68,9 +69,21 @@ func status(ctx context.Context, c *client, args []string, out, errOut io.Writer
 	}
 }
 
+// cpuMark is a process's CPU time at a table's making, for the next one's CPU share.
+type cpuMark struct {
+	pid     int
+	started float64
+	cpu     float64
+	at      time.Time
+}
+
 // printTable writes the processes of snap as a table, sorted by (none: the tree's
-// order), with a summary line and the problems under it.
-func printTable(out io.Writer, snap *messages.Snapshot, by string) {
+// order), with a summary line and the problems under it. Its CPU column is the share of
+// a core the monitor measured; else the share since the table before (-w); else the CPU
+// time so far. It returns the marks for the next table.
+func printTable(out io.Writer, snap *messages.Snapshot, by string, before map[string]cpuMark) map[string]cpuMark {
+	now := time.Now()
+	marks := map[string]cpuMark{}
 	var rows []row
 	var walk func(*messages.Snapshot)
 	walk = func(s *messages.Snapshot) {
@@ -89,10 +102,17 @@ func printTable(out io.Writer, snap *messages.Snapshot, by string) {
 	fmt.Fprintln(tw, "NAME\tSTATE\tPID\tRESTARTS\tUPTIME\tMEMORY\tCPU\tNODE\tLAST END")
 	for _, r := range rows {
 		v := r.v
+		marks[r.id] = cpuMark{v.OSPid, v.StartedAt, v.CPU, now}
+		cpu := fmt.Sprintf("%.2fs", v.CPU)
+		if b, ok := before[r.id]; v.CPUSampled {
+			cpu = fmt.Sprintf("%.1f%%", v.CPUPercent)
+		} else if ok && b.pid == v.OSPid && b.started == v.StartedAt && now.After(b.at) {
+			cpu = fmt.Sprintf("%.1f%%", 100*(v.CPU-b.cpu)/now.Sub(b.at).Seconds())
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.id, v.State, blank(v.OSPid != 0, fmt.Sprint(v.OSPid)), v.Restarts,
 			blank(v.State != "dead" && v.Uptime > 0, (time.Duration(v.Uptime*float64(time.Second))).Round(time.Second).String()),
 			blank(v.MemoryBytes > 0, fmt.Sprintf("%.1f MB", float64(v.MemoryBytes)/(1<<20))),
-			blank(v.Sampled, fmt.Sprintf("%.1f%%", v.CPUPercent)), blank(v.Node != "", v.Node), lastEnd(v))
+			blank(v.OSPid != 0, cpu), blank(v.Node != "", v.Node), lastEnd(v))
 	}
 	tw.Flush()
 	var counts []string
@@ -104,6 +124,7 @@ func printTable(out io.Writer, snap *messages.Snapshot, by string) {
 	for _, p := range snap.Problems() {
 		fmt.Fprintln(out, "problem:", p)
 	}
+	return marks
 }
 
 // blank is s where a figure was measured, "-" where it was not.
