@@ -76,6 +76,8 @@ func (s *Server) live(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprint(w, ": procsup events\n\n")
 	flusher.Flush()
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
 	beat := time.NewTicker(feedHeartbeat)
 	defer beat.Stop()
 	for {
@@ -84,8 +86,9 @@ func (s *Server) live(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(w, "event: lost\ndata: {\"after\": %d}\n\n", since)
 		}
 		for i := range evs {
-			data, _ := json.Marshal(&evs[i])
-			fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", evs[i].Seq, evs[i].Type, data)
+			fmt.Fprintf(w, "id: %d\nevent: %s\ndata: ", evs[i].Seq, evs[i].Type)
+			enc.Encode(&evs[i]) // one line, and its newline
+			fmt.Fprint(w, "\n")
 		}
 		since = next
 		if len(evs) > 0 || lost {
