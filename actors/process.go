@@ -187,8 +187,10 @@ func (p *process) Receive(ctx actor.Context) {
 		p.reg.stopped(p.self.Id)
 		gatesOf(p.system).m.CompareAndDelete(p.self.Id, p.gate)
 		p.metrics.track(p, false)
-	case *messages.GetStatus, *messages.GetSnapshot:
-		ctx.Respond(p.statusNow())
+	case *messages.GetStatus:
+		ctx.Respond(p.statusNow(true))
+	case *messages.GetSnapshot:
+		ctx.Respond(p.statusNow(false)) // a snapshot of many processes carries no stderr
 	case *actor.Terminated:
 	case *messages.Ask, *messages.Send:
 		if p.cfg.Plain != nil {

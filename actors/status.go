@@ -6,12 +6,12 @@ import (
 	"time"
 
 	"github.com/procsup/procsup/childproc/launch"
-
 	"github.com/procsup/procsup/messages"
 	"github.com/procsup/procsup/monitor"
 )
 
-func (p *process) statusNow() *messages.Status {
+// statusNow is the process's Status, with its stderr tail if withStderr.
+func (p *process) statusNow(withStderr bool) *messages.Status {
 	s := &messages.Status{State: p.state, Restarts: p.restarts, Reason: p.reason, LastError: p.lastError}
 	if !p.finished {
 		s.Reason = p.previous.reason // the current process has not ended: the last one's
@@ -21,7 +21,7 @@ func (p *process) statusNow() *messages.Status {
 	}
 	s.MemoryWarn, s.MemoryLimit = mb(p.cfg.MemoryWarnMB), mb(p.cfg.MemoryLimitMB)
 	s.Command = commandLine(p.cfg.Launcher)
-	if p.stderr != nil {
+	if p.stderr != nil && withStderr {
 		s.Stderr = p.stderr.String()
 	}
 	if p.logStats != nil {

@@ -130,13 +130,14 @@ func (t *tree) info(ctx actor.Context) *messages.TreeInfo {
 	}
 	info := &messages.TreeInfo{}
 	for _, s := range t.specs {
-		if pid := ChildPID(ctx.Self(), s.Name); live[pid.Id] {
+		pid := ChildPID(ctx.Self(), s.Name)
+		if live[pid.Id] {
 			info.Children = append(info.Children, pid)
 		}
 		switch {
 		case t.failed[s.Name]:
 			info.Failed = append(info.Failed, s.Name)
-		case !live[ChildPID(ctx.Self(), s.Name).Id]:
+		case !live[pid.Id]:
 			info.Stopped = append(info.Stopped, s.Name)
 		}
 	}

@@ -180,7 +180,8 @@ type Status struct {
 	// Cgroup is the process's cgroup directory, when it has one.
 	Cgroup string
 	// Stderr is the end of what the process wrote to its stderr, when the config keeps
-	// it (actors.Config.StderrTail).
+	// it (actors.Config.StderrTail), in the answer to GetStatus; the answer to
+	// GetSnapshot, one of many in a snapshot, leaves it out.
 	Stderr string
 	// Node is the name of the node the process runs on, for a remote process (package
 	// node); empty for a process of this node.
