@@ -291,8 +291,8 @@ func screenshot(t *testing.T, url string, w, h int) image.Image {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, path, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-		fmt.Sprintf("--window-size=%d,%d", w, h), "--screenshot="+file, url).CombinedOutput()
+	out, err := exec.CommandContext(ctx, path, append(chromiumFlags(t), "--hide-scrollbars",
+		fmt.Sprintf("--window-size=%d,%d", w, h), "--screenshot="+file, url)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("chromium --screenshot: %v\n%s", err, out)
 	}

@@ -236,6 +236,13 @@ func TestHandlerOnARealTree(t *testing.T) {
 	waitFor(t, srv, "/healthz", "health after the respawn", func(code int, _ string) bool { return code == http.StatusOK })
 }
 
+// chromiumFlags are the flags of every headless chromium a test runs: a profile of its
+// own (no lock shared with another chromium), and nothing started beside the page.
+func chromiumFlags(t *testing.T) []string {
+	return []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+		"--disable-extensions", "--disable-background-networking", "--user-data-dir=" + t.TempDir()}
+}
+
 func label(m *dto.Metric, name string) string {
 	for _, l := range m.Label {
 		if l.GetName() == name {
@@ -256,7 +263,7 @@ func renderedPage(t *testing.T, url string) string {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		out, err := exec.CommandContext(ctx, path, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", url).Output()
+		out, err := exec.CommandContext(ctx, path, append(chromiumFlags(t), "--dump-dom", url)...).Output()
 		if err != nil {
 			t.Fatalf("%s --dump-dom: %v", name, err)
 		}

@@ -66,7 +66,6 @@ var (
 // proc is a process of the snapshot as the page lists it.
 type proc struct {
 	ID, Name string
-	Group    string // the tree or pool it belongs to ("" at the root)
 	Depth    int
 	V        *messages.ProcessView
 	Recent   recent
@@ -246,7 +245,6 @@ func (s *Server) view(snap *messages.Snapshot, q query) *view {
 	// Every process and group, in the tree's order.
 	var procs []*proc
 	var tree []line
-	groups := map[string]*group{}
 	var gather func(n *messages.Snapshot, depth int, owners []*group)
 	gather = func(n *messages.Snapshot, depth int, owners []*group) {
 		switch {
@@ -257,9 +255,6 @@ func (s *Server) view(snap *messages.Snapshot, q query) *view {
 			}
 			if n.Process.CPUSampled {
 				p.CPU = n.Process.CPUPercent
-			}
-			if len(owners) > 0 {
-				p.Group = owners[len(owners)-1].ID
 			}
 			if level := cmp.Or(n.Process.MemoryWarn, n.Process.MemoryLimit); level > 0 && n.Process.MemoryBytes > 0 {
 				p.Memory = float64(n.Process.MemoryBytes) / float64(level)
@@ -278,7 +273,6 @@ func (s *Server) view(snap *messages.Snapshot, q query) *view {
 			if n.Pool != nil {
 				g.Note = fmt.Sprintf("idle %d, busy %d, starting %d, waiting %d", n.Pool.Idle, n.Pool.Busy, n.Pool.Starting, n.Pool.Waiting)
 			}
-			groups[g.ID] = g
 			v.Groups = append(v.Groups, g)
 			tree = append(tree, line{Group: g})
 			owners = append(owners, g)
