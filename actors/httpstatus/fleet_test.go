@@ -138,7 +138,9 @@ func TestFleetPageFindsTheProblemChild(t *testing.T) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		actors.StopAndWait(ctx, system, tree)
+		if err := actors.StopAndWait(ctx, system, tree); err != nil {
+			t.Errorf("stopping the fleet: %v", err)
+		}
 	})
 
 	// The slow child is stopped 1.5 s of every 1.6 s until the test ends: its pings are
@@ -170,6 +172,7 @@ func TestFleetPageFindsTheProblemChild(t *testing.T) {
 	}
 	select {
 	case <-allReady:
+		t.Log("the fleet runs, with its three problems")
 	case <-time.After(5 * time.Minute):
 		mu.Lock()
 		t.Fatalf("after 5 minutes: %d healthy running, %d restarts, warned %v, %d slow pings", len(running), restarts, warned, slowPings)
@@ -243,7 +246,10 @@ func TestFleetPageFindsTheProblemChild(t *testing.T) {
 	}
 
 	// The live feed over a real HTTP connection: crashy's next ending arrives.
-	res, err := http.Get(srv.URL + "/events/live?actor=ops/crashy")
+	feedCtx, feedDone := context.WithTimeout(context.Background(), time.Minute)
+	defer feedDone()
+	req, _ := http.NewRequestWithContext(feedCtx, http.MethodGet, srv.URL+"/events/live?actor=ops/crashy", nil)
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
