@@ -80,15 +80,7 @@ func newFixture(t *testing.T, control string) *fixture {
 		srv.Close()
 		status.Close()
 	})
-	tree, err := system.Root.SpawnNamed(actors.NewTree(nil, actors.Spec{Name: "a", Props: props()}, actors.Spec{Name: "b", Props: props()}), "fleet")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		actors.StopAndWait(ctx, system, tree)
-	})
+	tree := spawnNamed(t, system, actors.NewTree(nil, actors.Spec{Name: "a", Props: props()}, actors.Spec{Name: "b", Props: props()}), "fleet")
 	select {
 	case <-up:
 	case <-time.After(time.Minute):
@@ -96,6 +88,23 @@ func newFixture(t *testing.T, control string) *fixture {
 	}
 	system.EventStream.Unsubscribe(sub)
 	return &fixture{system: system, tree: tree, srv: srv, bin: bin, log: log}
+}
+
+// spawnNamed spawns props as name, stopped when the test ends.
+func spawnNamed(t *testing.T, system *actor.ActorSystem, props *actor.Props, name string) *actor.PID {
+	t.Helper()
+	pid, err := system.Root.SpawnNamed(props, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := actors.StopAndWait(ctx, system, pid); err != nil {
+			t.Errorf("stopping %s: %v", name, err)
+		}
+	})
+	return pid
 }
 
 // procsup runs the command against the handler and returns its output and exit status.
@@ -386,15 +395,7 @@ func TestRestartAPoolsProcess(t *testing.T) {
 		}
 	})
 	defer system.EventStream.Unsubscribe(sub)
-	pool, err := system.Root.SpawnNamed(props, "pool")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		actors.StopAndWait(ctx, system, pool)
-	})
+	pool := spawnNamed(t, system, props, "pool")
 	status := httpstatus.New(system, pool, httpstatus.Options{ControlToken: token, Logger: quiet})
 	srv := httptest.NewServer(status)
 	t.Cleanup(func() { srv.Close(); status.Close() })
