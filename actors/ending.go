@@ -284,10 +284,8 @@ func (p *process) endAsked(ctx actor.Context, restart bool) bool {
 	if p.proc == nil || p.finished {
 		return false
 	}
-	switch {
-	case !restart:
-		p.then = thenStop
-	case p.then != thenStop: // a Stop asked for earlier still wins
+	p.then = thenStop
+	if restart { // never after a Stop: the mailbox drops such a Restart (lateInvoker)
 		p.then = thenRestart
 	}
 	if p.reason == messages.ReasonNone && !p.exited {

@@ -60,18 +60,26 @@ type lateInvoker struct {
 	late     func(c actor.Context, envelope any)
 	hold     func(invoke func(msg any), sys any) bool
 	gate     *gate
-	stopping bool // a Stop came: from then on, check whether the actor has stopped
+	stopping bool // a Stop came: no Restart after it; check whether the actor has stopped
 }
 
 func (i *lateInvoker) InvokeSystemMessage(m any) {
+	switch m.(type) {
+	case *actor.Stop:
+		i.stopping = true
+	case *actor.Restart:
+		if i.stopping {
+			// A supervisor's restart that comes after a Stop (a strategy restarts a failed
+			// child after a delay; its parent may be stopping meanwhile) would revive the
+			// actor: protoactor's restart does not look for a stop under way. The Stop wins.
+			return
+		}
+	}
 	switch m.(type) {
 	case *actor.Stop, *actor.Restart:
 		if i.hold != nil && i.hold(i.MessageInvoker.InvokeUserMessage, m) {
 			return
 		}
-	}
-	if _, ok := m.(*actor.Stop); ok {
-		i.stopping = true
 	}
 	i.MessageInvoker.InvokeSystemMessage(m)
 }
