@@ -97,12 +97,19 @@ func (s *Status) View() *ProcessView {
 	return v
 }
 
+// Walk calls f on s and on everything below it, each before its children, in order.
+func (s *Snapshot) Walk(f func(*Snapshot)) {
+	f(s)
+	for _, c := range s.Children {
+		c.Walk(f)
+	}
+}
+
 // Problems lists what makes this subtree unhealthy, one line each: a tree's children
 // given up on, a pool whose starts fail, an actor that did not answer. None is healthy.
 func (s *Snapshot) Problems() []string {
 	var out []string
-	var walk func(*Snapshot)
-	walk = func(n *Snapshot) {
+	s.Walk(func(n *Snapshot) {
 		switch {
 		case n.Kind == "unanswered":
 			out = append(out, fmt.Sprintf("%s did not answer: %s", n.ID, n.Error))
@@ -119,10 +126,6 @@ func (s *Snapshot) Problems() []string {
 				out = append(out, fmt.Sprintf("%s: its rollout was aborted: %s", n.ID, n.Pool.RolloutAborted))
 			}
 		}
-		for _, c := range n.Children {
-			walk(c)
-		}
-	}
-	walk(s)
+	})
 	return out
 }

@@ -140,6 +140,13 @@ func TestFleetPageFindsTheProblemChild(t *testing.T) {
 		defer cancel()
 		if err := actors.StopAndWait(ctx, system, tree); err != nil {
 			t.Errorf("stopping the fleet: %v", err)
+			sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer scancel()
+			actors.Snapshot(sctx, system, tree).Walk(func(s *messages.Snapshot) {
+				if s.Kind != "process" || !strings.HasPrefix(s.ID, "ops/healthy/") {
+					t.Logf("after the stop's deadline: %s (%s) %+v %s", s.ID, s.Kind, s.Process, s.Error)
+				}
+			})
 		}
 	})
 

@@ -92,7 +92,7 @@ func (h *history) add(snap *messages.Snapshot, now time.Time) {
 		p.seen = false
 	}
 	at, minute := uint32(now.Sub(h.began)/time.Second), h.minute(now)
-	walk(snap, func(s *messages.Snapshot) {
+	snap.Walk(func(s *messages.Snapshot) {
 		v := s.Process
 		if v == nil {
 			return
@@ -208,12 +208,4 @@ func (h *history) samples(id string) []sample {
 		out = append(out, s)
 	}
 	return out
-}
-
-// walk calls f on s and everything below it.
-func walk(s *messages.Snapshot, f func(*messages.Snapshot)) {
-	f(s)
-	for _, c := range s.Children {
-		walk(c, f)
-	}
 }

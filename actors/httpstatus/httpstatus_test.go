@@ -151,14 +151,7 @@ func TestHandlerOnARealTree(t *testing.T) {
 		t.Fatalf("snapshot %s", body)
 	}
 	names := map[string]*messages.Snapshot{}
-	var walk func(*messages.Snapshot)
-	walk = func(s *messages.Snapshot) {
-		names[s.Name] = s
-		for _, c := range s.Children {
-			walk(c)
-		}
-	}
-	walk(&snap)
+	snap.Walk(func(s *messages.Snapshot) { names[s.Name] = s })
 	for _, n := range []string{"good", "sub", "inner"} {
 		if names[n] == nil {
 			t.Fatalf("snapshot lacks %s: %s", n, body)

@@ -85,16 +85,11 @@ func printTable(out io.Writer, snap *messages.Snapshot, by string, before map[st
 	now := time.Now()
 	marks := map[string]cpuMark{}
 	var rows []row
-	var walk func(*messages.Snapshot)
-	walk = func(s *messages.Snapshot) {
+	snap.Walk(func(s *messages.Snapshot) {
 		if s.Process != nil {
 			rows = append(rows, row{s.ID, s.Process})
 		}
-		for _, c := range s.Children {
-			walk(c)
-		}
-	}
-	walk(snap)
+	})
 	if f := sorts[by]; f != nil {
 		slices.SortStableFunc(rows, f)
 	}
