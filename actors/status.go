@@ -2,7 +2,6 @@ package actors
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/procsup/procsup/childproc/launch"
@@ -70,13 +69,11 @@ func (p *process) figures(s *messages.Status) {
 	}
 }
 
-// commandLine is the program and arguments a launcher starts, as a person reads them.
+// commandLine is what a launcher says it starts (*launch.Command: the program and its
+// arguments), "" when it says nothing.
 func commandLine(l launch.Launcher) string {
-	switch c := l.(type) {
-	case *launch.Command:
-		return strings.Join(append([]string{c.Path}, c.Args...), " ")
-	case fmt.Stringer:
-		return c.String()
+	if s, ok := l.(fmt.Stringer); ok {
+		return s.String()
 	}
 	return ""
 }

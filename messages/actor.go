@@ -174,8 +174,8 @@ type Status struct {
 	// CPUSampled says CPUPercent was measured: the monitor samples CPU where
 	// Config.CPUWarnPercent turns its check on.
 	CPUSampled bool
-	// Command is the program and its arguments as the launcher starts it ("" when the
-	// launcher does not say).
+	// Command is what the launcher says it starts, when it is a fmt.Stringer (a
+	// *launch.Command is: its program and arguments); "" otherwise.
 	Command string
 	// Cgroup is the process's cgroup directory, when it has one.
 	Cgroup string

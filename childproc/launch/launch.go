@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 	"time"
 
@@ -88,6 +89,11 @@ type Command struct {
 	Stdout, Stderr io.Writer
 	// ParentDeathSignal is sent to the child when the parent dies; 0 means SIGKILL.
 	ParentDeathSignal syscall.Signal
+}
+
+// String is the program and its arguments, as a person reads them.
+func (c *Command) String() string {
+	return strings.Join(append([]string{c.Path}, c.Args...), " ")
 }
 
 // Launch starts the command.
