@@ -40,7 +40,9 @@ type fixture struct {
 
 const token = "correct horse battery staple"
 
-func newFixture(t *testing.T, control string) *fixture {
+// setup checks the test for leaks and returns a quiet actor system, the config of the
+// smallest procsup child (built), and the procsup command (built).
+func setup(t *testing.T) (*actor.ActorSystem, actors.Config, string) {
 	t.Helper()
 	actortest.CheckLeaks(t)
 	child := childproctest.Build(t, childproctest.Minimal)
@@ -48,9 +50,15 @@ func newFixture(t *testing.T, control string) *fixture {
 	quiet := slog.New(slog.DiscardHandler)
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }))
 	t.Cleanup(system.Shutdown)
+	cfg := actors.NewConfig(&launch.Command{Path: child})
+	cfg.Logger = quiet
+	return system, cfg, bin
+}
+
+func newFixture(t *testing.T, control string) *fixture {
+	t.Helper()
+	system, cfg, bin := setup(t)
 	props := func() *actor.Props {
-		cfg := actors.NewConfig(&launch.Command{Path: child})
-		cfg.Logger = quiet
 		p, err := actors.NewProcess(cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -369,14 +377,7 @@ func (l *lockedBuffer) String() string {
 // A pool's process restarted from the command: the pool closes it and starts another in
 // its place.
 func TestRestartAPoolsProcess(t *testing.T) {
-	actortest.CheckLeaks(t)
-	child := childproctest.Build(t, childproctest.Minimal)
-	bin := childproctest.Build(t, "github.com/procsup/procsup/cmd/procsup")
-	quiet := slog.New(slog.DiscardHandler)
-	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }))
-	t.Cleanup(system.Shutdown)
-	cfg := actors.NewConfig(&launch.Command{Path: child})
-	cfg.Logger = quiet
+	system, cfg, bin := setup(t)
 	props, err := actors.NewPool(actors.PoolConfig{Process: cfg, Target: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -396,7 +397,7 @@ func TestRestartAPoolsProcess(t *testing.T) {
 	})
 	defer system.EventStream.Unsubscribe(sub)
 	pool := spawnNamed(t, system, props, "pool")
-	status := httpstatus.New(system, pool, httpstatus.Options{ControlToken: token, Logger: quiet})
+	status := httpstatus.New(system, pool, httpstatus.Options{ControlToken: token, Logger: cfg.Logger})
 	srv := httptest.NewServer(status)
 	t.Cleanup(func() { srv.Close(); status.Close() })
 	var first *actor.PID
