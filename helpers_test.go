@@ -43,6 +43,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childproc.EnvEntry) == "listen" {
 		listenProgram()
 	}
+	if os.Getenv(childproc.EnvEntry) == "adopter" {
+		adopterProgram()
+	}
 	childproctest.Main(m)
 }
 
@@ -97,6 +100,17 @@ func workerHandler() childproc.Handler {
 					hog = append(hog, b)
 					select {
 					case <-time.After(20 * time.Millisecond):
+					case <-ctx.Done():
+						return nil
+					}
+				}
+			case "tick": // a record every 20 ms
+				t := time.NewTicker(20 * time.Millisecond)
+				defer t.Stop()
+				for {
+					select {
+					case <-t.C:
+						childlog.New(p).Info("tick")
 					case <-ctx.Done():
 						return nil
 					}

@@ -113,9 +113,22 @@ type logReader struct {
 // logStats counts what became of the child's log records, for Status and Exited: written
 // by the log reader's goroutine, read by the process actor.
 type logStats struct {
-	lastSeq     atomic.Uint64 // the highest record number received
-	gapDropped  atomic.Uint64 // numbers skipped: dropped by the child, or unreadable here
-	rateDropped atomic.Uint64 // over LogRate
+	lastSeq     *atomic.Uint64 // the highest record number received
+	gapDropped  *atomic.Uint64 // numbers skipped: dropped by the child, or unreadable here
+	rateDropped *atomic.Uint64 // over LogRate
+	own         [3]atomic.Uint64
+}
+
+// newLogStats returns counts kept in the logStats itself, or, for a process a keeper
+// holds, in counters shared with the keeper (launch.Marks.Counter): the counts of the
+// program before carry over to the one that adopts the process.
+func newLogStats(shared *launch.Marks) *logStats {
+	s := &logStats{}
+	s.lastSeq, s.gapDropped, s.rateDropped = &s.own[0], &s.own[1], &s.own[2]
+	if shared != nil {
+		s.lastSeq, s.gapDropped, s.rateDropped = shared.Counter(0), shared.Counter(1), shared.Counter(2)
+	}
+	return s
 }
 
 // received counts a record; seq is its number (0 from a child that does not number its

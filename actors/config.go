@@ -122,6 +122,16 @@ type Config struct {
 	// down is left out, and said so once in the log.
 	CgroupLimits launch.CgroupLimits
 
+	// Keeper, when set, starts the process through this keeper (see launch.Keeper),
+	// which outlives this program: when the program dies or is replaced, the process goes
+	// on running, and the first instance of an actor of the same name in the next program
+	// to open the keeper adopts it (an Adopted event, Status.Adopted) instead of starting
+	// one: running, with its pid, sockets, checks and logs, as if it had started it. A
+	// kept process that had not initialized, was closing, or whose stream the program
+	// before left in the middle of a frame is ended instead, and a new one started. The
+	// Launcher must be a *launch.Command. Nil: the process dies with this program.
+	Keeper *launch.Keeper
+
 	// StackDumpGrace, when positive, makes every kill send SIGQUIT first (a Go child
 	// prints its goroutines to stderr) and SIGKILL this long after.
 	StackDumpGrace time.Duration
@@ -246,6 +256,11 @@ func (c Config) Validate() error {
 	}
 	if (c.MemoryWarnMB > 0 || c.MemoryLimitMB > 0 || c.CPUWarnPercent > 0) && c.MemorySampleInterval == 0 {
 		bad("a memory or CPU check is on but MemorySampleInterval is 0")
+	}
+	if c.Keeper != nil {
+		if _, ok := c.Launcher.(*launch.Command); !ok && c.Launcher != nil {
+			bad("a Keeper starts only a *launch.Command, not a %T", c.Launcher)
+		}
 	}
 	if c.Cgroups == nil && c.CgroupLimits != (launch.CgroupLimits{}) {
 		bad("CgroupLimits are set but Cgroups is nil")

@@ -23,39 +23,13 @@ import (
 
 // launchPlain starts a plain program and waits for it to be ready.
 func (p *process) launchPlain(ctx actor.Context) {
-	launcher := p.cfg.Launcher
-	var out, errOut *lineLog
-	if cmd, ok := launcher.(*launch.Command); ok {
-		c := *cmd // the config's Command is shared by every start: change a copy
-		if c.Stdout == nil {
-			out = newLineLog("stdout", p.cfg.LogRate)
-			c.Stdout = out
-		}
-		if c.Stderr == nil {
-			errOut = newLineLog("stderr", p.cfg.LogRate)
-			c.Stderr = errOut
-			if p.cfg.StderrTail > 0 {
-				p.stderr = &tail{max: p.cfg.StderrTail}
-				errOut.tee = p.stderr
-			}
-		}
-		launcher = &c
-	}
+	launcher, lines := p.plainOutput()
 	started := p.start(ctx, launcher, launch.WithoutProtocol())
-	for _, l := range []*lineLog{out, errOut} {
-		if l != nil {
-			l.begin(p.log, p.logStats) // with the pid, or (not started) the actor alone
-			p.output = append(p.output, l)
-		}
-	}
+	p.beginOutput(lines)
 	if !started {
 		return
 	}
-	// No sockets: nothing to read to its end.
-	p.logsDone, p.controlDone = make(chan struct{}), make(chan struct{})
-	close(p.logsDone)
-	close(p.controlDone)
-	p.spawnChild(ctx, "joiner", &joiner{system: p.system, owner: p.self, proc: p.proc})
+	p.attachPlain(ctx)
 	pc := p.cfg.Plain
 	if pc.ReadyTCP != "" || len(pc.ReadyCommand) > 0 {
 		p.spawnChild(ctx, "ready", &readiness{system: p.system, owner: p.self, ospid: p.proc.Pid(), cfg: *pc})
@@ -69,6 +43,51 @@ func (p *process) launchPlain(ctx actor.Context) {
 	p.become(messages.Starting, messages.Initializing, p.awaitingReady)
 }
 
+// plainOutput returns the launcher of a plain program, with its stdout and stderr lines
+// logged where the config's Command has no writer of its own (and the stderr's tail kept
+// when the config says so), and those line logs.
+func (p *process) plainOutput() (launch.Launcher, []*lineLog) {
+	cmd, ok := p.cfg.Launcher.(*launch.Command)
+	if !ok {
+		return p.cfg.Launcher, nil
+	}
+	c := *cmd // the config's Command is shared by every start: change a copy
+	var lines []*lineLog
+	if c.Stdout == nil {
+		out := newLineLog("stdout", p.cfg.LogRate)
+		c.Stdout = out
+		lines = append(lines, out)
+	}
+	if c.Stderr == nil {
+		errOut := newLineLog("stderr", p.cfg.LogRate)
+		c.Stderr = errOut
+		if p.cfg.StderrTail > 0 {
+			p.stderr = &tail{max: p.cfg.StderrTail}
+			errOut.tee = p.stderr
+		}
+		lines = append(lines, errOut)
+	}
+	return &c, lines
+}
+
+// beginOutput lets a plain program's output lines through to the actor's logger (with
+// the pid, or, not started, the actor alone).
+func (p *process) beginOutput(lines []*lineLog) {
+	for _, l := range lines {
+		l.begin(p.log, p.logStats)
+		p.output = append(p.output, l)
+	}
+}
+
+// attachPlain spawns what a plain program needs once it runs: the joiner (it has no
+// sockets: nothing to read to its end).
+func (p *process) attachPlain(ctx actor.Context) {
+	p.logsDone, p.controlDone = make(chan struct{}), make(chan struct{})
+	close(p.logsDone)
+	close(p.controlDone)
+	p.spawnChild(ctx, "joiner", &joiner{system: p.system, owner: p.self, proc: p.proc})
+}
+
 // awaitingReady is a plain program's initializing state: it waits for the readiness
 // check.
 func (p *process) awaitingReady(ctx actor.Context) {
@@ -80,6 +99,7 @@ func (p *process) awaitingReady(ctx actor.Context) {
 		p.metrics.ready(p.metricName, time.Since(p.startedAt))
 		p.startChecks(ctx)
 		p.ran = true
+		p.noteKept(keptRunning, 0, false)
 		p.become(messages.Initializing, messages.Running, p.running)
 	case *initTimedOut:
 		p.log.Error("the program was not ready in time, killing process")

@@ -120,7 +120,7 @@ func NewPool(cfg PoolConfig) (*actor.Props, error) {
 	}
 	stop := actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive { return actor.StopDirective })
 	return actor.PropsFromProducer(func() actor.Actor {
-		p := &pool{cfg: cfg, props: props, members: map[string]*member{}}
+		p := &pool{cfg: cfg, props: props, members: map[string]*member{}, print: configPrint(cfg.Process)}
 		p.behavior.Become(p.serving)
 		return p
 	}, actor.WithSupervisor(stop)), nil
@@ -151,6 +151,9 @@ type pool struct {
 	drainStop func()
 
 	gen     int         // the current config's generation (props are that config's)
+	print   string      // configPrint of the current config
+	started time.Time   // when the pool started: kept members' names begin with it
+	named   int         // kept members named so far
 	rollout *rolloutRun // the rolling replacement under way, or nil
 	// rolloutAborted is why the last rollout was aborted, until a later one is done.
 	rolloutAborted string
@@ -168,7 +171,10 @@ type (
 	poolIdleTick    struct{}                 // idle processes beyond the target may have timed out
 	memberStable    struct{ pid *actor.PID } // a member has been up StableAfter since it was ready
 	// rolloutStart brings a rolling replacement's new config (Rollout).
-	rolloutStart struct{ props *actor.Props }
+	rolloutStart struct {
+		props *actor.Props
+		print string
+	}
 )
 
 func (p *pool) Receive(ctx actor.Context) {
@@ -188,15 +194,16 @@ func (p *pool) Receive(ctx actor.Context) {
 func (p *pool) serving(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		p.system, p.self = ctx.ActorSystem(), ctx.Self()
+		p.system, p.self, p.started = ctx.ActorSystem(), ctx.Self(), time.Now()
 		if p.cfg.Load != nil {
 			sendAfter(p.system, p.cfg.LoadInterval, p.self, &poolLoadTick{})
 		}
+		p.adoptMembers(ctx)
 	case *poolLoadTick:
 		p.trim(ctx)
 		sendAfter(p.system, p.cfg.LoadInterval, p.self, &poolLoadTick{})
 	case *rolloutStart:
-		p.startRollout(ctx, m.props)
+		p.startRollout(ctx, m.props, m.print)
 	case *messages.Acquire:
 		p.acquire(ctx, m)
 	case *messages.Release:

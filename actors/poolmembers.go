@@ -1,11 +1,14 @@
 package actors
 
 import (
+	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/procsup/procsup/messages"
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // memberState is where one process of the pool is; a member moves only through
@@ -80,11 +83,64 @@ func (p *pool) refill(ctx actor.Context) {
 			}
 			continue
 		}
-		pid := ctx.Spawn(p.props)
-		mb := &member{pid: pid, state: memberStarting, gen: p.gen}
-		p.members[pid.Id] = mb
-		p.counts[memberStarting]++
-		p.event(ctx, messages.PoolCreated, mb)
+		p.spawnMember(ctx, "", p.gen)
+	}
+}
+
+// spawnMember spawns a member of config generation gen, named name ("" for a new name).
+// A pool whose processes are kept names its members itself, uniquely across programs,
+// so that the next program adopts each under its name (adoptMembers).
+func (p *pool) spawnMember(ctx actor.Context, name string, gen int) {
+	var pid *actor.PID
+	switch {
+	case name != "":
+		var err error
+		if pid, err = ctx.SpawnNamed(p.props, name); err != nil {
+			return
+		}
+	case p.cfg.Process.Keeper != nil:
+		p.named++
+		var err error
+		if pid, err = ctx.SpawnNamed(p.props, fmt.Sprintf("m%x-%d", p.started.UnixNano(), p.named)); err != nil {
+			return
+		}
+	default:
+		pid = ctx.Spawn(p.props)
+	}
+	mb := &member{pid: pid, state: memberStarting, gen: gen}
+	p.members[pid.Id] = mb
+	p.counts[memberStarting]++
+	p.event(ctx, messages.PoolCreated, mb)
+}
+
+// adoptMembers spawns a member for each process the pool's keeper holds under a member's
+// name of this pool: it adopts the process. One of another config (an earlier build)
+// counts as old, as in a rolling replacement: it is retired when idle, as new ones are
+// ready.
+func (p *pool) adoptMembers(ctx actor.Context) {
+	k := p.cfg.Process.Keeper
+	if k == nil {
+		return
+	}
+	prefix := p.self.Id + "/"
+	old := 0
+	for _, o := range k.Orphans() {
+		name, ok := strings.CutPrefix(o.Name, prefix)
+		if !ok || strings.Contains(name, "/") {
+			continue
+		}
+		var note keptNote
+		msgpack.Unmarshal(o.Note, &note)
+		gen := p.gen
+		if note.Config != p.print {
+			gen = p.gen - 1
+			old++
+		}
+		p.spawnMember(ctx, name, gen)
+	}
+	if old > 0 {
+		p.rollout = &rolloutRun{oldGen: p.gen - 1, oldProps: p.props, oldPrint: p.print}
+		p.rolloutEvent(ctx, messages.RolloutStarted, nil)
 	}
 }
 
@@ -141,6 +197,7 @@ func (p *pool) stateChanged(ctx actor.Context, m *messages.StateChanged) *member
 		if mb.state != memberStarting {
 			return nil
 		}
+		mb.ospid = m.OSPid           // an adopted member was not seen initializing
 		p.backoffUntil = time.Time{} // failures reset once it is stable (memberStable)
 		sendAfter(p.system, p.cfg.StableAfter, p.self, &memberStable{pid: mb.pid})
 		if p.cfg.MaxUses > 0 {

@@ -45,8 +45,9 @@ func NewProcess(cfg Config) (*actor.Props, error) {
 		cfg = plainDefaults(cfg)
 	}
 	reg := &incarnations{m: map[string]*incarnation{}}
+	print := configPrint(cfg)
 	return actor.PropsFromProducer(func() actor.Actor {
-		return &process{cfg: cfg, reg: reg}
+		return &process{cfg: cfg, reg: reg, print: print}
 	}, actor.WithMailbox(lateMailbox(answerStopped, holdEnd, true))), nil
 }
 
@@ -98,6 +99,7 @@ func (r *incarnations) stopped(id string) {
 // method each: starting (in Started), initializing, running, closing and dead.
 type process struct {
 	cfg      Config
+	print    string // configPrint(cfg)
 	reg      *incarnations
 	behavior actor.Behavior
 	metrics  *instruments // nil without a MeterProvider
@@ -131,6 +133,7 @@ type process struct {
 	stderr   *tail      // the end of the child's stderr, when the config keeps it
 	output   []*lineLog // a plain program's stdout and stderr, logged line by line
 	ran      bool       // it reached running
+	adopted  bool       // it was adopted from a keeper, not started
 
 	// How it ends: decided when procsup intervenes, completed when the exit is known.
 	reason    messages.Reason
@@ -240,6 +243,9 @@ func (p *process) starting(ctx actor.Context) {
 		from = messages.Dead
 	}
 	p.become(from, messages.Starting, p.queued)
+	if p.adoptKept(ctx) {
+		return
+	}
 	p.limiter = p.cfg.InitLimiter
 	if p.limiter == nil {
 		p.limiter = DefaultLimiter
@@ -288,29 +294,11 @@ func (p *process) launch(ctx actor.Context) {
 		p.launchPlain(ctx)
 		return
 	}
-	launcher := p.cfg.Launcher
-	if cmd, ok := launcher.(*launch.Command); ok && p.cfg.StderrTail > 0 && cmd.Stderr == nil {
-		c := *cmd // the config's Command is shared by every start: change a copy
-		p.stderr = &tail{max: p.cfg.StderrTail}
-		c.Stderr = p.stderr
-		launcher = &c
-	}
-	if !p.start(ctx, launcher) {
+	if !p.start(ctx, p.protocolOutput()) {
 		return
 	}
+	p.attach(ctx, 0, false) // until the child announces its cap in the handshake, it is taken to accept the default
 	proc := p.proc
-	// Until the child announces its cap in the handshake, it is taken to accept the default.
-	p.w = wire.NewWriter(deadlineConn{proc.Control(), p.cfg.WriteTimeout}, 0)
-	p.w.SetLimit(0, "to the child")
-	p.handle = &handle{system: p.system, owner: p.self, ospid: proc.Pid(), w: p.w, pending: p.pending, wake: reply.NewWaker()}
-	p.w.SetLateFailure(p.handle.lateFailure)
-	p.logsDone, p.controlDone = make(chan struct{}), make(chan struct{})
-	p.pongs = newPongs(p.system, p.self, proc.Pid(), p.cfg.HighPingThreshold)
-	p.pongs.metrics, p.pongs.name = p.metrics, p.metricName
-	p.spawnChild(ctx, "reader", &reader{socketActor: p.socketActor(proc.Control()), pending: p.pending, pongs: p.pongs,
-		done: p.controlDone, heard: p.heard})
-	p.spawnChild(ctx, "logs", &logReader{socketActor: p.socketActor(proc.Logs()), rate: p.cfg.LogRate, done: p.logsDone, stats: p.logStats})
-	p.spawnChild(ctx, "joiner", &joiner{system: p.system, owner: p.self, proc: proc})
 
 	p.log.Info("initializing process")
 	err := p.send(&wire.InitializeRequest{
@@ -327,11 +315,52 @@ func (p *process) launch(ctx actor.Context) {
 	p.become(messages.Starting, messages.Initializing, p.initializing)
 }
 
-// start starts the process with launcher (in its cgroup, with the config's), or
-// finishes the actor with ReasonStartFailed; it reports whether the process runs.
+// protocolOutput returns the launcher of a protocol child, with the tail of its stderr
+// kept where the config says so and its Command has no writer of its own.
+func (p *process) protocolOutput() launch.Launcher {
+	launcher := p.cfg.Launcher
+	if cmd, ok := launcher.(*launch.Command); ok && p.cfg.StderrTail > 0 && cmd.Stderr == nil {
+		c := *cmd // the config's Command is shared by every start: change a copy
+		p.stderr = &tail{max: p.cfg.StderrTail}
+		c.Stderr = p.stderr
+		launcher = &c
+	}
+	return launcher
+}
+
+// attach sets up what talks with a protocol child: the writer (to a child that accepts
+// maxFrame, with fragments or not), the request handle, and the child actors that read
+// its sockets and wait for its exit.
+func (p *process) attach(ctx actor.Context, maxFrame int, fragments bool) {
+	proc := p.proc
+	p.w = wire.NewWriter(deadlineConn{proc.Control(), p.cfg.WriteTimeout}, 0)
+	p.w.SetLimit(maxFrame, "to the child")
+	p.w.SetFragments(fragments)
+	var readMark, logsMark *atomic.Uint32
+	if m := proc.Marks(); m != nil {
+		p.w.SetMarks(m.ControlWrite(), m.ControlBulk())
+		readMark, logsMark = m.ControlRead(), m.LogsRead()
+	}
+	p.handle = &handle{system: p.system, owner: p.self, ospid: proc.Pid(), w: p.w, pending: p.pending, wake: reply.NewWaker()}
+	p.w.SetLateFailure(p.handle.lateFailure)
+	p.logsDone, p.controlDone = make(chan struct{}), make(chan struct{})
+	p.pongs = newPongs(p.system, p.self, proc.Pid(), p.cfg.HighPingThreshold)
+	p.pongs.metrics, p.pongs.name = p.metrics, p.metricName
+	p.spawnChild(ctx, "reader", &reader{socketActor: p.socketActor(proc.Control(), readMark), pending: p.pending, pongs: p.pongs,
+		done: p.controlDone, heard: p.heard})
+	p.spawnChild(ctx, "logs", &logReader{socketActor: p.socketActor(proc.Logs(), logsMark), rate: p.cfg.LogRate, done: p.logsDone, stats: p.logStats})
+	p.spawnChild(ctx, "joiner", &joiner{system: p.system, owner: p.self, proc: proc})
+}
+
+// start starts the process with launcher (in its cgroup, with the config's; through
+// the keeper, with the config's), or finishes the actor with ReasonStartFailed; it
+// reports whether the process runs.
 func (p *process) start(ctx actor.Context, launcher launch.Launcher, opts ...launch.Option) bool {
 	if p.cfg.Cgroups != nil {
 		opts = append(opts, launch.InCgroup(p.cfg.Cgroups, p.self.Id, p.cfg.CgroupLimits))
+	}
+	if p.cfg.Keeper != nil {
+		opts = append(opts, p.kept())
 	}
 	proc, err := launch.Start(context.Background(), launcher, opts...)
 	if err != nil {
@@ -340,6 +369,12 @@ func (p *process) start(ctx actor.Context, launcher launch.Launcher, opts ...lau
 		p.finish(ctx)
 		return false
 	}
+	p.took(proc)
+	return true
+}
+
+// took makes proc, started or adopted, the actor's process.
+func (p *process) took(proc *launch.Process) {
 	p.proc, p.startedAt = proc, proc.StartTime()
 	p.metrics.started(p.metricName)
 	p.log = p.log.With("pid", proc.Pid())
@@ -347,14 +382,17 @@ func (p *process) start(ctx actor.Context, launcher launch.Launcher, opts ...lau
 		p.log = p.log.With("cgroup", cg.Dir())
 	}
 	p.heard = &heard{}
-	p.logStats = &logStats{}
-	return true
+	p.logStats = newLogStats(proc.Marks())
 }
 
-// socketActor is the common part of the actors that read conn.
-func (p *process) socketActor(conn net.Conn) socketActor {
+// socketActor is the common part of the actors that read conn; mark, when not nil, is
+// its stream's mark (see launch.Marks).
+func (p *process) socketActor(conn net.Conn, mark *atomic.Uint32) socketActor {
 	r := wire.NewReader(conn, p.cfg.MaxFrame)
 	r.SetDirection("from the child")
+	if mark != nil {
+		r.SetMark(mark)
+	}
 	return socketActor{system: p.system, owner: p.self, ospid: p.proc.Pid(), conn: conn, r: r, log: p.log}
 }
 
@@ -392,6 +430,7 @@ func (p *process) initializing(ctx actor.Context) {
 			p.metrics.ready(p.metricName, time.Since(p.startedAt))
 			p.startChecks(ctx)
 			p.ran = true
+			p.noteKept(keptRunning, resp.MaxFrame, resp.Fragments)
 			p.become(messages.Initializing, messages.Running, p.running)
 			p.sendHeld()
 			p.publishHandle() // after what was held: nothing overtakes it
@@ -597,6 +636,7 @@ func (p *process) common(ctx actor.Context) {
 // close starts a graceful shutdown: ShutdownRequest, then a kill after CloseTimeout.
 func (p *process) close(ctx actor.Context, why string) {
 	p.setReason(messages.ReasonClosed, nil)
+	p.noteKept(keptClosing, 0, false)
 	if p.cfg.CloseTimeout == 0 {
 		p.kill()
 	} else {

@@ -13,6 +13,7 @@ import (
 type rolloutRun struct {
 	oldGen   int
 	oldProps *actor.Props
+	oldPrint string
 	switched bool // a new process is ready: no old one is handed out any more
 	failures int  // new processes that failed: to start, or by ending unasked after ready
 }
@@ -33,18 +34,18 @@ func Rollout(system *actor.ActorSystem, pool *actor.PID, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	system.Root.Send(pool, &rolloutStart{props: props})
+	system.Root.Send(pool, &rolloutStart{props: props, print: configPrint(cfg)})
 	return nil
 }
 
-func (p *pool) startRollout(ctx actor.Context, props *actor.Props) {
+func (p *pool) startRollout(ctx actor.Context, props *actor.Props, print string) {
 	if p.rollout != nil { // a new config during a rollout: the older new ones go too
 		p.rollout.switched = false
 	} else {
-		p.rollout = &rolloutRun{oldGen: p.gen, oldProps: p.props}
+		p.rollout = &rolloutRun{oldGen: p.gen, oldProps: p.props, oldPrint: p.print}
 	}
 	p.gen++
-	p.props = props
+	p.props, p.print = props, print
 	p.rolloutEvent(ctx, messages.RolloutStarted, nil)
 }
 
@@ -103,7 +104,7 @@ func (p *pool) rolloutFailure(ctx actor.Context, m *messages.Exited) {
 	}
 	r := p.rollout
 	p.rollout = nil
-	p.gen, p.props = r.oldGen, r.oldProps
+	p.gen, p.props, p.print = r.oldGen, r.oldProps, r.oldPrint
 	p.failures, p.backoffUntil = 0, time.Time{} // the old config starts
 	for _, x := range p.members {
 		if x.gen != p.gen && x != mb && (x.state == memberIdle || x.state == memberStarting) {

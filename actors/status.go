@@ -27,7 +27,7 @@ func (p *process) statusNow(withStderr bool) *messages.Status {
 		s.LogsDropped = p.logStats.lost(0)
 	}
 	if p.proc != nil {
-		s.OSPid, s.StartedAt = p.proc.Pid(), p.startedAt
+		s.OSPid, s.StartedAt, s.Adopted = p.proc.Pid(), p.startedAt, p.adopted
 		s.ExitCode, s.Signal = p.status.Code, p.status.Signal
 		s.Killed = p.exited && p.killedIt()
 		if p.state != messages.Dead {

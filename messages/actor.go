@@ -186,6 +186,9 @@ type Status struct {
 	// Node is the name of the node the process runs on, for a remote process (package
 	// node); empty for a process of this node.
 	Node string
+	// Adopted says the current process was adopted from a keeper (actors.Config.Keeper):
+	// an earlier program started it.
+	Adopted bool
 	// CPUPressure and MemoryPressure are the cgroup's pressure figures where the kernel
 	// keeps them: the share of the last 10 s in which some task of the cgroup waited for
 	// CPU or memory ("some avg10" of cpu.pressure and memory.pressure, 0 to 100).
@@ -200,6 +203,17 @@ type (
 		PID      *actor.PID
 		OSPid    int
 		From, To State
+	}
+	// Adopted: the actor took over a process an earlier program started through a
+	// keeper (actors.Config.Keeper), running since StartedAt. Outdated says it was
+	// started with another config (another build of the program, say). Refused, when
+	// not empty, says why the actor did not take it over: it ended it and starts a new one.
+	Adopted struct {
+		PID       *actor.PID
+		OSPid     int
+		StartedAt time.Time
+		Outdated  bool
+		Refused   string
 	}
 	// HighPing: a ping's round trip, measured on the parent's clock, exceeded the
 	// threshold.

@@ -12,7 +12,7 @@ import (
 // actor system's EventStream, and by nothing else: subscribe once, print each with %v,
 // and switch on the types you care about. The events:
 //
-//   - from a process actor: [StateChanged], [HighPing], [MemoryWarning],
+//   - from a process actor: [StateChanged], [Adopted], [HighPing], [MemoryWarning],
 //     [MemoryLimitExceeded], [CPUWarning], [ChildMessage], [Exited];
 //   - from a supervisor strategy (actors.NewStrategy): [Restarting], [RestartLimit];
 //   - from a pool: [PoolEvent], [PoolBackoff], [Rollout].
@@ -28,6 +28,7 @@ type Event interface {
 
 var (
 	_ Event = (*StateChanged)(nil)
+	_ Event = (*Adopted)(nil)
 	_ Event = (*HighPing)(nil)
 	_ Event = (*MemoryWarning)(nil)
 	_ Event = (*MemoryLimitExceeded)(nil)
@@ -50,6 +51,24 @@ func (e *StateChanged) OSProcess() int { return e.OSPid }
 // String implements Event.
 func (e *StateChanged) String() string {
 	return fmt.Sprintf("%s: %s -> %s%s", e.PID.GetId(), e.From, e.To, pidNote(e.OSPid))
+}
+
+// Actor implements Event.
+func (e *Adopted) Actor() *actor.PID { return e.PID }
+
+// OSProcess implements Event.
+func (e *Adopted) OSProcess() int { return e.OSPid }
+
+// String implements Event.
+func (e *Adopted) String() string {
+	if e.Refused != "" {
+		return fmt.Sprintf("%s: not adopted (%s): ended%s", e.PID.GetId(), e.Refused, pidNote(e.OSPid))
+	}
+	old := ""
+	if e.Outdated {
+		old = ", of an older config"
+	}
+	return fmt.Sprintf("%s: adopted, running since %s%s%s", e.PID.GetId(), e.StartedAt.Format(time.RFC3339), old, pidNote(e.OSPid))
 }
 
 // Actor implements Event.

@@ -141,6 +141,18 @@ func Start(ctx context.Context, launcher Launcher, opts ...Option) (*Process, er
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if o.keeper != nil {
+		c, ok := launcher.(*Command)
+		if !ok || c == nil || c.Path == "" {
+			return nil, fmt.Errorf("%w: a kept child needs a *Command with a Path", ErrBadCommand)
+		}
+		if o.cgroups != nil {
+			if err := o.cgroups.Check(o.limits); err != nil {
+				return nil, &StartError{Path: c.Path, Err: err}
+			}
+		}
+		return o.keeper.spawn(ctx, c, &o)
+	}
 	var cg *Cgroup
 	if o.cgroups != nil {
 		var err error
@@ -167,6 +179,11 @@ type options struct {
 	name    string
 	limits  CgroupLimits
 	plain   bool
+
+	keeper   *Keeper // see Kept
+	keptName string
+	keptNote []byte
+	keptStop syscall.Signal
 }
 
 // WithoutProtocol starts a program that does not speak procsup's protocol (ffmpeg, a
@@ -242,6 +259,7 @@ func start(ctx context.Context, launcher Launcher, cg *Cgroup, plain bool) (*Pro
 	}
 	p := &Process{
 		cmd:     cmd,
+		pid:     cmd.Process.Pid,
 		control: control,
 		logs:    logs,
 		pidfd:   openPidfd(cmd.Process.Pid),

@@ -7,8 +7,9 @@ import (
 )
 
 const (
-	sysPidfdOpen = 434 // the same number on every Linux architecture
-	pPidfd       = 3   // idtype P_PIDFD for waitid
+	sysPidfdOpen       = 434 // the same number on every Linux architecture
+	sysPidfdSendSignal = 424
+	pPidfd             = 3 // idtype P_PIDFD for waitid
 )
 
 // openPidfd returns a non-blocking pidfd for pid as a pollable file, so that waiting for
@@ -52,4 +53,43 @@ func waitPidfd(f *os.File) error {
 		return err
 	}
 	return werr
+}
+
+// pidfdSignal sends sig to the process behind f: never to another process that took its
+// pid after it was reaped.
+func pidfdSignal(f *os.File, sig syscall.Signal) error {
+	if f == nil {
+		return os.ErrProcessDone
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	rc.Control(func(fd uintptr) {
+		if _, _, errno := syscall.Syscall6(sysPidfdSendSignal, fd, uintptr(sig), 0, 0, 0, 0); errno != 0 {
+			serr = errno
+		}
+	})
+	if serr == syscall.ESRCH {
+		return os.ErrProcessDone
+	}
+	return serr
+}
+
+// pollPidfd blocks the calling goroutine, not its thread, until the process behind f
+// has exited; f need not be of a child of this program.
+func pollPidfd(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	return rc.Read(func(fd uintptr) bool {
+		pfd := []struct {
+			fd             int32
+			events, revent int16
+		}{{int32(fd), 1 /* POLLIN */, 0}}
+		n, _, _ := syscall.Syscall(syscall.SYS_POLL, uintptr(unsafe.Pointer(&pfd[0])), 1, 0)
+		return n > 0
+	})
 }

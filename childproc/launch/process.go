@@ -39,7 +39,8 @@ func (s ExitStatus) String() string {
 // Process is a started child: its pid, the parent's ends of its sockets and its exit.
 // Its methods are safe for concurrent use.
 type Process struct {
-	cmd     *exec.Cmd
+	cmd     *exec.Cmd // nil for a worker a keeper started
+	pid     int
 	control net.Conn
 	logs    net.Conn
 	pidfd   *os.File
@@ -53,10 +54,19 @@ type Process struct {
 
 	mu        sync.Mutex
 	afterExit []func(ExitStatus)
+
+	// A worker a keeper started (see Kept) or this program adopted.
+	keeper  *Keeper
+	keptID  uint64
+	note    []byte
+	adopted bool
+	marks   *Marks
+	copiers sync.WaitGroup // copying its captured output
+	ended   sync.Once
 }
 
 // Pid is the child's process ID, also its process group ID.
-func (p *Process) Pid() int { return p.cmd.Process.Pid }
+func (p *Process) Pid() int { return p.pid }
 
 // StartTime is when the child was started.
 func (p *Process) StartTime() time.Time { return p.started }
@@ -107,6 +117,11 @@ func (p *Process) reap() {
 		}
 		p.status.CPU = st.UserTime() + st.SystemTime()
 	}
+	p.exit(err)
+}
+
+// exit records the end (p.status is set) and calls the AfterExit functions, once.
+func (p *Process) exit(err error) {
 	p.waitErr = err
 	p.mu.Lock()
 	fs := p.afterExit
@@ -140,6 +155,9 @@ func (p *Process) Signal(sig syscall.Signal) error {
 	case <-p.done:
 		return os.ErrProcessDone
 	default:
+	}
+	if p.cmd == nil {
+		return pidfdSignal(p.pidfd, sig)
 	}
 	return p.cmd.Process.Signal(sig)
 }
@@ -213,6 +231,13 @@ func (p *Process) Close() error {
 	if p.control != nil { // nil for a program started WithoutProtocol
 		err = errors.Join(p.control.Close(), p.logs.Close())
 	}
+	if p.keeper != nil {
+		select {
+		case <-p.done:
+		default: // the keeper closes its copies too: the child sees the end
+			p.keeper.conn.send(&kmsg{T: kmForget, ID: p.keptID})
+		}
+	}
 	if p.cgroup != nil {
 		p.closed.Do(func() {
 			select {
@@ -239,3 +264,59 @@ func (p *Process) removeCgroup() error {
 
 // cgroupWait bounds the wait for a killed cgroup to be empty.
 const cgroupWait = 10 * time.Second
+
+// Adopted reports whether this program adopted the process from a keeper (see
+// [Keeper.Adopt]) rather than started it.
+func (p *Process) Adopted() bool { return p.adopted }
+
+// Note is what was noted of the process with its keeper ([Process.SetNote]), as the
+// program that adopted it found it; nil for a process no keeper holds.
+func (p *Process) Note() []byte { return p.note }
+
+// SetNote has the keeper keep note with the process, for the next program to adopt it
+// to read ([Process.Note]): what it needs to take the process over (the state it was
+// in, what its handshake agreed). It does nothing for a process no keeper holds.
+func (p *Process) SetNote(note []byte) {
+	if p.keeper == nil {
+		return
+	}
+	p.note = note
+	p.keeper.conn.send(&kmsg{T: kmNote, ID: p.keptID, Note: note})
+}
+
+// Marks are the process's stream marks, in memory its keeper holds; nil for a process
+// no keeper holds.
+func (p *Process) Marks() *Marks { return p.marks }
+
+// keptExit ends a kept process with the status its keeper reported, once its captured
+// output is read to its end (at most a second after the exit, as for exec.Cmd.Wait).
+func (p *Process) keptExit(st ExitStatus, err error) {
+	p.ended.Do(func() {
+		if p.cgroup != nil {
+			writeFile(p.cgroup.dir+"/cgroup.kill", "1") // what it left behind goes at once
+		}
+		copied := make(chan struct{})
+		go func() { p.copiers.Wait(); close(copied) }()
+		select {
+		case <-copied:
+		case <-time.After(time.Second):
+		}
+		p.status = st
+		if p.pidfd != nil {
+			defer p.pidfd.Close()
+		}
+		p.exit(err)
+	})
+}
+
+// keeperLost ends a kept process whose keeper died: the parent-death signal kills it
+// (and here it is killed all the same); its exit status is not known, and is reported
+// as a SIGKILL.
+func (p *Process) keeperLost() {
+	pidfdSignal(p.pidfd, syscall.SIGKILL)
+	syscall.Kill(-p.pid, syscall.SIGKILL)
+	if p.pidfd != nil {
+		pollPidfd(p.pidfd)
+	}
+	p.keptExit(ExitStatus{Code: -1, Signal: syscall.SIGKILL}, nil)
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 )
@@ -27,7 +28,8 @@ type lazyBuffer struct {
 	// The raw read's callback (readRaw, made once: a closure made at each read would be
 	// allocated with the variables it sets) and what its last call found.
 	readRaw func(fd uintptr) bool
-	quiet   bool // the descriptor is non-blocking: read with rawCall
+	quiet   bool           // the descriptor is non-blocking: read with rawCall
+	mark    *atomic.Uint32 // see Reader.SetMark
 	got     *[]byte
 	n       int
 	errno   error
@@ -99,6 +101,9 @@ func (b *lazyBuffer) fill() error {
 	buf := readBuffers.Get().(*[]byte)
 	var n int
 	var err error
+	if b.mark != nil {
+		b.mark.Store(1)
+	}
 	for n == 0 && err == nil {
 		n, err = b.src.Read(*buf)
 	}
@@ -117,6 +122,10 @@ func (b *lazyBuffer) readFd(fd uintptr) bool {
 	buf := readBuffers.Get().(*[]byte)
 	var n int
 	var err error
+	var was uint32
+	if b.mark != nil {
+		was = b.mark.Swap(1) // before the read: it may take part of a frame
+	}
 	for {
 		if b.quiet {
 			n, err = rawCall(syscall.SYS_READ, fd, *buf)
@@ -128,6 +137,9 @@ func (b *lazyBuffer) readFd(fd uintptr) bool {
 		}
 	}
 	if err == syscall.EAGAIN {
+		if b.mark != nil {
+			b.mark.Store(was) // nothing taken
+		}
 		readBuffers.Put(buf) // nothing yet: wait holding nothing
 		return false
 	}

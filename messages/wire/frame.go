@@ -168,6 +168,14 @@ func NewReader(r io.Reader, maxFrame int) *Reader {
 // Limit returns the largest body r accepts.
 func (r *Reader) Limit() int { return r.max }
 
+// SetMark has r keep m non-zero whenever the stream may have been read into the middle
+// of a frame (a fragmented frame counts as one): from before a read that may take part
+// of a frame until r is between frames again with nothing of the next one taken. A
+// supervising program that dies leaves m as it was, in memory that outlives it (see
+// launch.Marks), and the next one tells from it whether the stream can be read on. Set
+// it before the first Read.
+func (r *Reader) SetMark(m *atomic.Uint32) { r.r.mark = m }
+
 // SetDirection names the way this reader's frames go ("from the child", say), for its
 // [FrameTooLargeError]s.
 func (r *Reader) SetDirection(direction string) { r.dir = direction }
@@ -191,6 +199,7 @@ func (r *Reader) Read() (Wire, error) {
 		m, err := decodeWith(&r.dec, body)
 		f, ok := m.(*Fragment)
 		if !ok {
+			r.between()
 			return m, err
 		}
 		whole, err := r.assemble(f)
@@ -200,6 +209,7 @@ func (r *Reader) Read() (Wire, error) {
 			}
 			continue
 		}
+		r.between()
 		m, err = decodeWith(&r.dec, whole)
 		if _, nested := m.(*Fragment); nested {
 			return nil, &DecodeError{Type: string(TypeFragment), Err: errors.New("a fragment inside a fragmented frame")}
@@ -246,7 +256,16 @@ const scratchMax = FragmentSize + 1024
 
 // readFrame reads the next frame's body, into the reader's reused buffer when scratch is
 // set and the frame fits.
+// between clears the mark when the stream is between frames with nothing of the next
+// one taken: the frames read are off the stream, whatever becomes of them.
+func (r *Reader) between() {
+	if r.r.mark != nil && r.r.buf == nil && r.partial == nil {
+		r.r.mark.Store(0)
+	}
+}
+
 func (r *Reader) readFrame(scratch bool) ([]byte, error) {
+	r.between()
 	hdr := r.hdr[:]
 	if _, err := io.ReadFull(r.r, hdr); err != nil {
 		switch {
@@ -304,7 +323,17 @@ type Writer struct {
 	rawBuf   []byte
 	rawN     int
 	late     atomic.Pointer[func(error)] // SetLateFailure's
+	// SetMarks': non-zero while a frame, and a fragmented frame, is on its way.
+	markFrame, markBulk *atomic.Uint32
 }
+
+// SetMarks has w keep frame non-zero from before the first byte of a frame is written
+// until after its last, and bulk likewise for the whole of a fragmented frame. A write
+// that fails leaves them set: the stream may hold half a frame. A supervising program
+// that dies leaves them as they were, in memory that outlives it (see launch.Marks), and
+// the next one tells from them whether the stream can be written on. Set them before the
+// first Write.
+func (w *Writer) SetMarks(frame, bulk *atomic.Uint32) { w.markFrame, w.markBulk = frame, bulk }
 
 func (w *Writer) lock()   { w.mu <- struct{}{} }
 func (w *Writer) unlock() { <-w.mu }
@@ -514,6 +543,9 @@ func (w *Writer) writeFragmented(m Wire) error {
 	if len(body) > max {
 		return &FrameTooLargeError{Size: uint64(len(body)), Max: max, Direction: dir}
 	}
+	if w.markBulk != nil {
+		w.markBulk.Store(1)
+	}
 	for off := 0; off < len(body); off += FragmentSize {
 		end := min(off+FragmentSize, len(body))
 		f := &Fragment{More: end < len(body), Part: body[off:end]}
@@ -526,6 +558,9 @@ func (w *Writer) writeFragmented(m Wire) error {
 		if err != nil {
 			return err
 		}
+	}
+	if w.markBulk != nil {
+		w.markBulk.Store(0)
 	}
 	return nil
 }
@@ -552,6 +587,9 @@ func (w *Writer) encodeLocked(m Wire) ([]byte, error) {
 	if len(b)-4 > w.max {
 		return nil, &FrameTooLargeError{Size: uint64(len(b) - 4), Max: w.max, Direction: w.dir}
 	}
+	if w.markFrame != nil {
+		w.markFrame.Store(1) // the frame's first byte goes next
+	}
 	return b, nil
 }
 
@@ -561,6 +599,9 @@ func (w *Writer) writeRest(b []byte) error {
 	var err error
 	if len(b) > 0 {
 		_, err = w.w.Write(b)
+	}
+	if err == nil && w.markFrame != nil {
+		w.markFrame.Store(0) // its last byte went
 	}
 	if cap(w.buf) > 1<<20 {
 		w.buf = nil // do not keep a huge buffer after one large message

@@ -1,0 +1,236 @@
+//go:build linux
+
+package launch
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// KeeperVersion is the version of the protocol between a supervising program and its
+// keeper. A supervisor adopts the workers of a keeper whose version is the same; a keeper
+// of another version refuses it with [ErrKeeperVersion]. It changes only when the
+// messages below change in a way an older build cannot read.
+const KeeperVersion = 1
+
+// keeperMaxMsg bounds one message between a supervisor and its keeper (a spawn carries
+// an environment). The socket keeps message boundaries (SOCK_SEQPACKET).
+const keeperMaxMsg = 256 << 10
+
+// keeperMaxFds bounds the descriptors that come with one message.
+const keeperMaxFds = 16
+
+// The message types.
+const (
+	kmHello   = "hello"   // supervisor → keeper: the first message (Version, Pid, AdoptWithin)
+	kmWelcome = "welcome" // keeper → supervisor: accepted (Pid), then one kmWorker per live worker, then kmReady
+	kmRefused = "refused" // keeper → supervisor: not accepted (Err), and the connection ends
+	kmWorker  = "worker"  // keeper → supervisor: a live worker, with its descriptors
+	kmReady   = "ready"   // keeper → supervisor: the end of the list of workers
+	kmSpawn   = "spawn"   // supervisor → keeper: start a worker (Seq, the command), with its output files
+	kmSpawned = "spawned" // keeper → supervisor: the worker runs (Seq, ID, Pid...), with its descriptors
+	kmFailed  = "failed"  // keeper → supervisor: the spawn failed (Seq, Err)
+	kmNote    = "note"    // supervisor → keeper: keep Note for worker ID
+	kmForget  = "forget"  // supervisor → keeper: close your copies of worker ID's sockets
+	kmEnd     = "end"     // supervisor → keeper: end worker ID gracefully, killed after Grace
+	kmExit    = "exit"    // keeper → supervisor: worker ID exited (Code, Signal, CPU)
+)
+
+// The descriptors that come with a worker, in this order, each when Fds names it.
+const (
+	fdControl = "control"
+	fdLogs    = "logs"
+	fdStdout  = "stdout"
+	fdStderr  = "stderr"
+	fdPidfd   = "pidfd"
+	fdMarks   = "marks"
+)
+
+// kmsg is one message of the keeper's protocol: a msgpack map whose fields are named;
+// each message uses some of them.
+type kmsg struct {
+	T       string   `msgpack:"t"`
+	Version int      `msgpack:"v,omitempty"`
+	Seq     uint64   `msgpack:"seq,omitempty"`
+	ID      uint64   `msgpack:"id,omitempty"`
+	Pid     int      `msgpack:"pid,omitempty"`
+	Err     string   `msgpack:"err,omitempty"`
+	Name    string   `msgpack:"name,omitempty"`
+	Note    []byte   `msgpack:"note,omitempty"`
+	Fds     []string `msgpack:"fds,omitempty"` // what the descriptors that come with it are
+	Started int64    `msgpack:"started,omitempty"`
+	Grace   int64    `msgpack:"grace,omitempty"` // ns
+	Within  int64    `msgpack:"within,omitempty"`
+	Cgroup  string   `msgpack:"cgroup,omitempty"`
+
+	// A spawn's command.
+	Path   string   `msgpack:"path,omitempty"`
+	Args   []string `msgpack:"args,omitempty"`
+	Env    []string `msgpack:"env,omitempty"`
+	Dir    string   `msgpack:"dir,omitempty"`
+	Plain  bool     `msgpack:"plain,omitempty"`
+	Stop   int      `msgpack:"stop,omitempty"` // the signal that starts a graceful end of a plain program
+	Outs   []string `msgpack:"outs,omitempty"` // stdout and stderr: "" (discard), "file" (comes with it), "pipe"
+	CgDir  string   `msgpack:"cgdir,omitempty"`
+	Limits *kLimits `msgpack:"limits,omitempty"`
+	Exit   *kExit   `msgpack:"exit,omitempty"`
+}
+
+// kLimits are CgroupLimits on the keeper's protocol.
+type kLimits struct {
+	MemoryMax  int64   `msgpack:"memory_max,omitempty"`
+	MemoryHigh int64   `msgpack:"memory_high,omitempty"`
+	PidsMax    int64   `msgpack:"pids_max,omitempty"`
+	CPUMax     float64 `msgpack:"cpu_max,omitempty"`
+}
+
+// kExit is an exit status on the keeper's protocol.
+type kExit struct {
+	Code   int   `msgpack:"code"`
+	Signal int   `msgpack:"signal,omitempty"`
+	CPU    int64 `msgpack:"cpu,omitempty"`
+}
+
+func (e *kExit) status() ExitStatus {
+	if e == nil {
+		return ExitStatus{Code: -1, Signal: syscall.SIGKILL}
+	}
+	return ExitStatus{Code: e.Code, Signal: syscall.Signal(e.Signal), CPU: time.Duration(e.CPU)}
+}
+
+// ErrKeeperVersion reports a keeper whose protocol version is not this program's.
+var ErrKeeperVersion = errors.New("procsup/launch: the keeper speaks another protocol version")
+
+// ErrKeeperBusy reports a keeper that serves another supervising program.
+var ErrKeeperBusy = errors.New("procsup/launch: the keeper serves another supervising program")
+
+// ErrKeeperGone reports a keeper that ended, or a connection to it that broke.
+var ErrKeeperGone = errors.New("procsup/launch: the keeper is gone")
+
+// kconn is one end of a keeper connection: whole messages, with descriptors.
+type kconn struct {
+	c *net.UnixConn
+}
+
+// send writes m with the descriptors fds (duplicated into the receiver).
+func (k kconn) send(m *kmsg, fds ...int) error {
+	m.Version = KeeperVersion
+	b, err := msgpack.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if len(b) > keeperMaxMsg {
+		return fmt.Errorf("procsup/launch: a %s message of %d bytes is over the keeper's %d", m.T, len(b), keeperMaxMsg)
+	}
+	var oob []byte
+	if len(fds) > 0 {
+		oob = syscall.UnixRights(fds...)
+	}
+	_, _, err = k.c.WriteMsgUnix(b, oob, nil)
+	return err
+}
+
+// recv reads the next message and the descriptors that came with it, as files named for
+// m.Fds. A descriptor beyond those named is closed.
+func (k kconn) recv() (*kmsg, []*os.File, error) {
+	b := make([]byte, keeperMaxMsg)
+	oob := make([]byte, syscall.CmsgSpace(keeperMaxFds*4))
+	n, oobn, flags, _, err := k.c.ReadMsgUnix(b, oob)
+	if err != nil {
+		return nil, nil, err
+	}
+	var fds []int
+	if oobn > 0 {
+		scms, err := syscall.ParseSocketControlMessage(oob[:oobn])
+		if err == nil {
+			for _, scm := range scms {
+				if got, err := syscall.ParseUnixRights(&scm); err == nil {
+					fds = append(fds, got...)
+				}
+			}
+		}
+	}
+	closeAll := func() {
+		for _, fd := range fds {
+			syscall.Close(fd)
+		}
+	}
+	if n == 0 {
+		closeAll()
+		return nil, nil, errEOF
+	}
+	if flags&(syscall.MSG_TRUNC|syscall.MSG_CTRUNC) != 0 {
+		closeAll()
+		return nil, nil, errors.New("procsup/launch: a keeper message over the size bound")
+	}
+	m := new(kmsg)
+	if err := msgpack.Unmarshal(b[:n], m); err != nil {
+		closeAll()
+		return nil, nil, fmt.Errorf("procsup/launch: a malformed keeper message: %w", err)
+	}
+	if m.Version != KeeperVersion {
+		closeAll()
+		return m, nil, fmt.Errorf("%w: it speaks %d, this program %d", ErrKeeperVersion, m.Version, KeeperVersion)
+	}
+	files := make([]*os.File, 0, len(fds))
+	for i, fd := range fds {
+		syscall.CloseOnExec(fd)
+		if i < len(m.Fds) {
+			files = append(files, os.NewFile(uintptr(fd), m.Fds[i]))
+		} else {
+			syscall.Close(fd)
+		}
+	}
+	return m, files, nil
+}
+
+// errEOF is the end of a keeper connection.
+var errEOF = errors.New("procsup/launch: the keeper connection ended")
+
+// fileNamed returns the file named name among files, or nil.
+func fileNamed(files []*os.File, name string) *os.File {
+	for _, f := range files {
+		if f.Name() == name {
+			return f
+		}
+	}
+	return nil
+}
+
+// rawFd is f's descriptor, as it is: f.Fd would put it in blocking mode, and the mode
+// belongs to the open file, which the receiver of a copy shares. -1 for a nil f.
+func rawFd(f *os.File) int {
+	if f == nil {
+		return -1
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return -1
+	}
+	fd := -1
+	rc.Control(func(d uintptr) { fd = int(d) })
+	return fd
+}
+
+// connFd is c's descriptor, valid while c is open; -1 for a nil or closed c.
+func connFd(c net.Conn) int {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return -1
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1
+	}
+	fd := -1
+	if rc.Control(func(d uintptr) { fd = int(d) }) != nil {
+		return -1
+	}
+	return fd
+}
