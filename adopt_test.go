@@ -86,6 +86,8 @@ func adopterProgram() {
 	cfg := workerConfig(os.Getenv("WORKER_MODE"), logger)
 	cfg.Keeper = k
 	cfg.Restart = actors.Permanent
+	// Quiet streams: a kill lands between frames, but for the tests that cut one.
+	cfg.PingInterval, cfg.PingTimeout = time.Second, 10*time.Second
 	if dir := os.Getenv("ADOPT_CGROUPS"); dir != "" {
 		if cfg.Cgroups, err = launch.OpenCgroups(dir, logger); err != nil {
 			panic(err)
@@ -174,7 +176,7 @@ func (h *childLogs) Enabled(context.Context, slog.Level) bool { return true }
 
 func (h *childLogs) Handle(ctx context.Context, r slog.Record) error {
 	switch r.Message {
-	case "hanging", "tick":
+	case "hanging", "tick", "worker started":
 		h.say("CHILDLOG %s", r.Message)
 	}
 	if h.Handler.Enabled(ctx, r.Level) {
@@ -277,6 +279,23 @@ func (a *adopter) running(n int) (map[string]int, map[string]bool) {
 	return pids, adopted
 }
 
+// settled reads n RUNNING lines and the n child records that follow ("worker
+// started"): the streams are quiet, and a kill lands between frames.
+func (a *adopter) settled(n int) (map[string]int, map[string]bool) {
+	a.t.Helper()
+	pids, adopted := a.running(n)
+	started := 0
+	for _, line := range a.seen {
+		if line == "CHILDLOG worker started" {
+			started++
+		}
+	}
+	for ; started < n; started++ {
+		a.expect("CHILDLOG")
+	}
+	return pids, adopted
+}
+
 func (a *adopter) do(action string) {
 	fmt.Fprintln(a.stdin, action)
 }
@@ -307,7 +326,7 @@ func TestAdoptionAfterACrash(t *testing.T) {
 	actortest.CheckLeaks(t)
 	dir := keeperDir(t)
 	first := startAdopter(t, dir, "crash", "healthy", 3)
-	pids, adopted := first.running(3)
+	pids, adopted := first.settled(3)
 	for name, was := range adopted {
 		if was {
 			t.Fatalf("%s adopted by the first program", name)
@@ -393,7 +412,7 @@ func TestAdoptionWithARequestInFlight(t *testing.T) {
 	actortest.CheckLeaks(t)
 	dir := keeperDir(t)
 	first := startAdopter(t, dir, "inflight", "healthy", 1)
-	pids, _ := first.running(1)
+	pids, _ := first.settled(1)
 	first.do("inflight tree/w0")
 	first.expect("CHILDLOG") // the child took the request: "hanging"
 	first.kill()
@@ -443,7 +462,7 @@ func TestAdoptedWorkerRestartsUnderItsTree(t *testing.T) {
 	actortest.CheckLeaks(t)
 	dir := keeperDir(t)
 	first := startAdopter(t, dir, "restart", "healthy", 2)
-	pids, _ := first.running(2)
+	pids, _ := first.settled(2)
 	first.kill()
 	second := startAdopter(t, dir, "restart", "healthy", 2)
 	second.running(2)
@@ -576,7 +595,7 @@ func TestPoolAdoptsAndRetiresOldMembers(t *testing.T) {
 	actortest.CheckLeaks(t)
 	dir := keeperDir(t)
 	first := startAdopter(t, dir, "pool", "healthy", 2, "ADOPT_POOL=v1")
-	pids, _ := first.running(2)
+	pids, _ := first.settled(2)
 	first.kill()
 	same := startAdopter(t, dir, "pool", "healthy", 2, "ADOPT_POOL=v1")
 	again, adopted := same.running(2)
@@ -606,7 +625,7 @@ func TestAdoptionWithCgroups(t *testing.T) {
 	cg := childproctest.Cgroups(t)
 	dir := keeperDir(t)
 	first := startAdopter(t, dir, "cgroups", "grandchild", 1, "ADOPT_CGROUPS="+cg.Dir())
-	pids, _ := first.running(1)
+	pids, _ := first.settled(1)
 	first.do("status tree/w0")
 	f := first.expect("STATUS")
 	cgroup := strings.TrimPrefix(f[5], "cgroup=")

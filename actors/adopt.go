@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -103,7 +104,7 @@ func (p *process) adoptKept(ctx actor.Context) bool {
 	case note.Plain != (p.cfg.Plain != nil):
 		why = "the config does not say whether it speaks the protocol as it does"
 	case proc.Marks() != nil && proc.Marks().Cut():
-		why = "the program before left one of its streams in the middle of a frame"
+		why = "the program before left one of its streams in the middle of a frame (" + cutStreams(proc.Marks()) + ")"
 	}
 	if why != "" {
 		log := p.log.With("pid", proc.Pid())
@@ -136,6 +137,21 @@ func (p *process) adoptKept(ctx actor.Context) bool {
 		p.publishHandle()
 	}
 	return true
+}
+
+// cutStreams names the streams whose marks are set.
+func cutStreams(m *launch.Marks) string {
+	var cut []string
+	for _, s := range []struct {
+		name string
+		mark *atomic.Uint32
+	}{{"reading control", m.ControlRead()}, {"writing control", m.ControlWrite()},
+		{"writing a fragmented frame", m.ControlBulk()}, {"reading logs", m.LogsRead()}} {
+		if s.mark.Load() != 0 {
+			cut = append(cut, s.name)
+		}
+	}
+	return strings.Join(cut, ", ")
 }
 
 // endProcess ends a process no actor took: it may exit within grace (it was asked to),

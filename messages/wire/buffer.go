@@ -1,6 +1,8 @@
 package wire
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"sync"
@@ -30,9 +32,12 @@ type lazyBuffer struct {
 	readRaw func(fd uintptr) bool
 	quiet   bool           // the descriptor is non-blocking: read with rawCall
 	mark    *atomic.Uint32 // see Reader.SetMark
-	got     *[]byte
-	n       int
-	errno   error
+	// fresh: the reader is between frames with nothing buffered, so a read that takes
+	// whole frames leaves the stream between frames (see wholeFrames).
+	fresh bool
+	got   *[]byte
+	n     int
+	errno error
 }
 
 func newLazyBuffer(src io.Reader) *lazyBuffer {
@@ -143,6 +148,10 @@ func (b *lazyBuffer) readFd(fd uintptr) bool {
 		readBuffers.Put(buf) // nothing yet: wait holding nothing
 		return false
 	}
+	if b.mark != nil && b.fresh && n > 0 && wholeFrames((*buf)[:n]) {
+		b.mark.Store(0) // whole frames taken: the stream is between frames again
+	}
+	b.fresh = false
 	b.got, b.n, b.errno = buf, n, err
 	return true
 }
@@ -177,4 +186,26 @@ func nonblocking(raw syscall.RawConn) bool {
 		nb = e == 0 && fl&syscall.O_NONBLOCK != 0
 	})
 	return nb
+}
+
+// fragmentType is the msgpack string "fragment", as a frame's type is written.
+var fragmentType = []byte("\xa8fragment")
+
+// wholeFrames reports whether b is whole frames, none of them perhaps a fragment (whose
+// frame would go on after it): a read of b leaves the stream between frames.
+func wholeFrames(b []byte) bool {
+	for len(b) > 0 {
+		if len(b) < 4 {
+			return false
+		}
+		n := int(binary.BigEndian.Uint32(b))
+		if n > len(b)-4 {
+			return false
+		}
+		if bytes.Contains(b[4:4+n], fragmentType) {
+			return false
+		}
+		b = b[4+n:]
+	}
+	return true
 }

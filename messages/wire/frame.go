@@ -261,6 +261,7 @@ const scratchMax = FragmentSize + 1024
 func (r *Reader) between() {
 	if r.r.mark != nil && r.r.buf == nil && r.partial == nil {
 		r.r.mark.Store(0)
+		r.r.fresh = true
 	}
 }
 

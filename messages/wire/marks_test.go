@@ -113,3 +113,23 @@ func waitMark(t *testing.T, m *atomic.Uint32, want uint32) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+func TestWholeFrames(t *testing.T) {
+	small, _ := Encode(&Message{Kind: "k", Body: []byte("fragmentary")})
+	frag, _ := Encode(&Fragment{Size: 10, More: true, Part: []byte("0123")})
+	for _, c := range []struct {
+		name string
+		b    []byte
+		want bool
+	}{
+		{"one", small, true},
+		{"two", append(append([]byte{}, small...), small...), true},
+		{"cut header", append(append([]byte{}, small...), small[:3]...), false},
+		{"cut body", small[:len(small)-1], false},
+		{"a fragment", append(append([]byte{}, small...), frag...), false},
+	} {
+		if got := wholeFrames(c.b); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
