@@ -129,6 +129,16 @@ func (b *lazyBuffer) readFd(fd uintptr) bool {
 	var err error
 	var was uint32
 	if b.mark != nil {
+		if b.fresh {
+			if n, ok := b.readWhole(fd, *buf); ok {
+				if n < 0 { // nothing yet
+					readBuffers.Put(buf)
+					return false
+				}
+				b.got, b.n, b.errno, b.fresh = buf, n, nil, false
+				return true
+			}
+		}
 		was = b.mark.Swap(1) // before the read: it may take part of a frame
 	}
 	for {
@@ -147,9 +157,6 @@ func (b *lazyBuffer) readFd(fd uintptr) bool {
 		}
 		readBuffers.Put(buf) // nothing yet: wait holding nothing
 		return false
-	}
-	if b.mark != nil && b.fresh && n > 0 && wholeFrames((*buf)[:n]) {
-		b.mark.Store(0) // whole frames taken: the stream is between frames again
 	}
 	b.fresh = false
 	b.got, b.n, b.errno = buf, n, err
@@ -188,24 +195,61 @@ func nonblocking(raw syscall.RawConn) bool {
 	return nb
 }
 
+// readWhole is a read that leaves the stream between frames, for a reader with a mark
+// that is between frames with nothing buffered: it looks at what is there (MSG_PEEK) and
+// takes only whole frames, none a fragment, so that the mark need not be set. It reports
+// ok false when what is there does not begin with such a frame (a large one, or a
+// fragment, or an error or the end: the caller reads as usual); n is -1 when nothing is
+// there yet.
+func (b *lazyBuffer) readWhole(fd uintptr, buf []byte) (n int, ok bool) {
+	var peeked int
+	var err error
+	for {
+		peeked, _, err = syscall.Recvfrom(int(fd), buf, syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if err == syscall.EAGAIN {
+		return -1, true
+	}
+	if err != nil || peeked <= 0 {
+		return 0, false
+	}
+	whole := wholePrefix(buf[:peeked])
+	if whole == 0 {
+		return 0, false
+	}
+	for {
+		n, err = syscall.Read(int(fd), buf[:whole]) // this reader alone reads: all of it
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if err != nil || n != whole {
+		// Cannot happen with one reader; read on as usual, marked.
+		b.mark.Store(1)
+		if n < 0 {
+			n = 0
+		}
+		return n, n > 0
+	}
+	return n, true
+}
+
+// wholePrefix is the length of the longest prefix of b that is whole frames, none of
+// them perhaps a fragment.
+func wholePrefix(b []byte) int {
+	n := 0
+	for len(b)-n >= 4 {
+		size := int(binary.BigEndian.Uint32(b[n:]))
+		if size > len(b)-n-4 || bytes.Contains(b[n+4:n+4+size], fragmentType) {
+			break
+		}
+		n += 4 + size
+	}
+	return n
+}
+
 // fragmentType is the msgpack string "fragment", as a frame's type is written.
 var fragmentType = []byte("\xa8fragment")
-
-// wholeFrames reports whether b is whole frames, none of them perhaps a fragment (whose
-// frame would go on after it): a read of b leaves the stream between frames.
-func wholeFrames(b []byte) bool {
-	for len(b) > 0 {
-		if len(b) < 4 {
-			return false
-		}
-		n := int(binary.BigEndian.Uint32(b))
-		if n > len(b)-4 {
-			return false
-		}
-		if bytes.Contains(b[4:4+n], fragmentType) {
-			return false
-		}
-		b = b[4+n:]
-	}
-	return true
-}

@@ -326,15 +326,43 @@ type Writer struct {
 	late     atomic.Pointer[func(error)] // SetLateFailure's
 	// SetMarks': non-zero while a frame, and a fragmented frame, is on its way.
 	markFrame, markBulk *atomic.Uint32
+	whole               int // a frame up to this size goes in one piece or not at all
 }
 
 // SetMarks has w keep frame non-zero from before the first byte of a frame is written
-// until after its last, and bulk likewise for the whole of a fragmented frame. A write
-// that fails leaves them set: the stream may hold half a frame. A supervising program
-// that dies leaves them as they were, in memory that outlives it (see launch.Marks), and
-// the next one tells from them whether the stream can be written on. Set them before the
-// first Write.
-func (w *Writer) SetMarks(frame, bulk *atomic.Uint32) { w.markFrame, w.markBulk = frame, bulk }
+// until after its last, and bulk likewise for the whole of a fragmented frame. A frame
+// the socket takes in one piece or not at all (a unix stream socket takes a write that
+// fits in one of its buffers so) needs no mark: whenever the program dies, the stream is
+// between frames. A write that fails leaves the marks set: the stream may hold half a
+// frame. A supervising program that dies leaves them as they were, in memory that
+// outlives it (see launch.Marks), and the next one tells from them whether the stream can
+// be written on. Set them before the first Write.
+func (w *Writer) SetMarks(frame, bulk *atomic.Uint32) {
+	w.markFrame, w.markBulk = frame, bulk
+	w.whole = 0
+	if w.raw != nil {
+		w.raw.Control(func(fd uintptr) { w.whole = wholeWrite(fd) })
+	}
+}
+
+// wholeWrite is the largest write a unix stream socket takes in one piece or not at
+// all: what fits in one of its buffers (half its send buffer, less the kernel's
+// overhead), at most 32 KiB; 0 for another kind of socket.
+func wholeWrite(fd uintptr) int {
+	if sa, err := syscall.Getsockname(int(fd)); err != nil {
+		return 0
+	} else if _, unix := sa.(*syscall.SockaddrUnix); !unix {
+		return 0
+	}
+	if t, err := syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_TYPE); err != nil || t != syscall.SOCK_STREAM {
+		return 0
+	}
+	n, err := syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF)
+	if err != nil {
+		return 0
+	}
+	return max(0, min(32<<10, n/2-64-1024))
+}
 
 func (w *Writer) lock()   { w.mu <- struct{}{} }
 func (w *Writer) unlock() { <-w.mu }
@@ -588,8 +616,8 @@ func (w *Writer) encodeLocked(m Wire) ([]byte, error) {
 	if len(b)-4 > w.max {
 		return nil, &FrameTooLargeError{Size: uint64(len(b) - 4), Max: w.max, Direction: w.dir}
 	}
-	if w.markFrame != nil {
-		w.markFrame.Store(1) // the frame's first byte goes next
+	if w.markFrame != nil && len(b) > w.whole {
+		w.markFrame.Store(1) // the frame's first byte goes next, and maybe not its last
 	}
 	return b, nil
 }

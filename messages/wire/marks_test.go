@@ -114,21 +114,22 @@ func waitMark(t *testing.T, m *atomic.Uint32, want uint32) {
 	}
 }
 
-func TestWholeFrames(t *testing.T) {
+func TestWholePrefix(t *testing.T) {
 	small, _ := Encode(&Message{Kind: "k", Body: []byte("fragmentary")})
 	frag, _ := Encode(&Fragment{Size: 10, More: true, Part: []byte("0123")})
 	for _, c := range []struct {
 		name string
 		b    []byte
-		want bool
+		want int
 	}{
-		{"one", small, true},
-		{"two", append(append([]byte{}, small...), small...), true},
-		{"cut header", append(append([]byte{}, small...), small[:3]...), false},
-		{"cut body", small[:len(small)-1], false},
-		{"a fragment", append(append([]byte{}, small...), frag...), false},
+		{"one", small, len(small)},
+		{"two", append(append([]byte{}, small...), small...), 2 * len(small)},
+		{"cut header", append(append([]byte{}, small...), small[:3]...), len(small)},
+		{"cut body", small[:len(small)-1], 0},
+		{"a fragment", append(append([]byte{}, small...), frag...), len(small)},
+		{"a fragment first", frag, 0},
 	} {
-		if got := wholeFrames(c.b); got != c.want {
+		if got := wholePrefix(c.b); got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
 		}
 	}
