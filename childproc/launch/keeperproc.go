@@ -58,7 +58,11 @@ type kworker struct {
 	name string
 	note []byte
 	proc *Process
-	outs [2]*os.File // the read ends of its stdout and stderr pipes, when piped
+	// The keeper's copies of the parent's ends of its sockets, and the read ends of its
+	// stdout and stderr pipes when piped (-1: none): plain descriptors, which the keeper
+	// never reads, kept out of its netpoller so that the worker's traffic never wakes it.
+	control, logs int
+	outs          [2]int
 	// forgotten: the keeper closed its copies of the sockets (the supervisor asked, or
 	// it is ending the worker).
 	forgotten bool
@@ -103,24 +107,37 @@ func runKeeper(name string) {
 	k.mu.Lock()
 	k.armLocked() // the supervisor that started it connects at once, or nobody comes
 	k.mu.Unlock()
-	for {
-		c, err := ln.(*net.UnixListener).AcceptUnix()
-		if err != nil {
-			k.log.Error("procsup keeper: accept failed", "error", err)
-			k.endAll()
-			select {} // endAll exits
+	// Connections are admitted on a goroutine of their own, and served one at a time on
+	// this one, the starter: the workers are forked from its thread, which lives as long
+	// as the keeper (their parent-death signal follows it), with no handoff to another.
+	sessions := make(chan *kconn)
+	go func() {
+		for {
+			c, err := ln.(*net.UnixListener).AcceptUnix()
+			if err != nil {
+				k.log.Error("procsup keeper: accept failed", "error", err)
+				k.endAll()
+				select {} // endAll exits
+			}
+			if conn := k.admit(c); conn != nil {
+				sessions <- conn
+			}
 		}
-		go k.serve(c)
+	}()
+	becomeStarter()
+	for conn := range sessions {
+		k.session(conn)
 	}
 }
 
-// serve talks with one supervising program, from its hello to its end.
-func (k *keeperd) serve(c *net.UnixConn) {
-	defer c.Close()
+// admit checks a new connection and its hello, and when the keeper serves nobody makes
+// it the supervisor's and sends it the workers; it returns nil for a refused one.
+func (k *keeperd) admit(c *net.UnixConn) *kconn {
 	conn := &kconn{c: c}
 	if err := samePeer(c); err != nil {
 		k.log.Warn("procsup keeper: refused a connection", "error", err)
-		return
+		c.Close()
+		return nil
 	}
 	hello, _, err := conn.recv()
 	if err != nil || hello.T != kmHello {
@@ -131,7 +148,8 @@ func (k *keeperd) serve(c *net.UnixConn) {
 			conn.send(&kmsg{T: kmRefused, Err: err.Error()})
 		}
 		k.log.Warn("procsup keeper: refused a supervisor", "error", err)
-		return
+		c.Close()
+		return nil
 	}
 	k.mu.Lock()
 	if gone := k.supGone; k.sup != nil && gone != nil {
@@ -150,7 +168,8 @@ func (k *keeperd) serve(c *net.UnixConn) {
 			why = fmt.Sprintf("%v: keeper %s serves another supervisor", ErrKeeperBusy, k.name)
 		}
 		conn.send(&kmsg{T: kmRefused, Err: why})
-		return
+		c.Close()
+		return nil
 	}
 	k.sup, k.served, k.supGone = conn, true, make(chan struct{})
 	if k.waiting != nil {
@@ -173,16 +192,33 @@ func (k *keeperd) serve(c *net.UnixConn) {
 		err = conn.send(&kmsg{T: kmReady})
 	}
 	k.mu.Unlock()
+	if err != nil {
+		conn.c.Close() // the session sees it at once
+	}
+	k.log.Debug("procsup keeper: supervisor connected", "supervisor", hello.Pid)
+	return conn
+}
+
+// session serves the admitted supervisor until its connection ends. It runs on the
+// starter's goroutine.
+func (k *keeperd) session(conn *kconn) {
+	// Its own blocking read: a copy of the descriptor in blocking mode (the mode is the
+	// open file's: the connection's writes may wait for room too, which they never
+	// need long).
+	fd, err := syscall.Dup(connFd(conn.c))
 	if err == nil {
-		k.log.Debug("procsup keeper: supervisor connected", "supervisor", hello.Pid)
-		for {
-			m, files, err := conn.recv()
-			if err != nil {
-				break
-			}
+		syscall.CloseOnExec(fd)
+		syscall.SetNonblock(fd, false)
+		defer syscall.Close(fd)
+	}
+	for err == nil {
+		var m *kmsg
+		var files []*os.File
+		if m, files, err = conn.recvBlocking(fd); err == nil {
 			k.handle(conn, m, files)
 		}
 	}
+	conn.c.Close()
 	k.mu.Lock()
 	k.sup = nil
 	close(k.supGone)
@@ -226,12 +262,12 @@ func (w *kworker) describe(t string) (*kmsg, []int) {
 			fds = append(fds, fd)
 		}
 	}
-	if !w.plain && !w.forgotten {
-		add(fdControl, connFd(w.proc.Control()))
-		add(fdLogs, connFd(w.proc.Logs()))
+	if !w.forgotten {
+		add(fdControl, w.control)
+		add(fdLogs, w.logs)
 	}
-	add(fdStdout, rawFd(w.outs[0]))
-	add(fdStderr, rawFd(w.outs[1]))
+	add(fdStdout, w.outs[0])
+	add(fdStderr, w.outs[1])
 	add(fdPidfd, rawFd(w.proc.pidfd))
 	return m, fds
 }
@@ -240,9 +276,10 @@ func (w *kworker) describe(t string) (*kmsg, []int) {
 func (w *kworker) closeConns() {
 	if !w.forgotten {
 		w.forgotten = true
-		if !w.plain {
-			w.proc.Control().Close()
-			w.proc.Logs().Close()
+		for _, fd := range []int{w.control, w.logs} {
+			if fd >= 0 {
+				syscall.Close(fd)
+			}
 		}
 	}
 }
@@ -251,7 +288,7 @@ func (w *kworker) closeConns() {
 func (k *keeperd) handle(conn *kconn, m *kmsg, files []*os.File) {
 	switch m.T {
 	case kmSpawn:
-		go k.spawn(conn, m, files)
+		k.spawn(conn, m, files)
 		return
 	case kmNote:
 		k.mu.Lock()
@@ -303,7 +340,8 @@ func (k *keeperd) start(m *kmsg, files []*os.File) (*kworker, error) {
 		}
 	}()
 	cmd := &Command{Path: m.Path, Args: m.Args, Env: m.Env, Dir: m.Dir}
-	w := &kworker{name: m.Name, note: m.Note, plain: m.Plain, stop: syscall.Signal(m.Stop), grace: time.Duration(m.Grace)}
+	w := &kworker{name: m.Name, note: m.Note, plain: m.Plain, stop: syscall.Signal(m.Stop), grace: time.Duration(m.Grace),
+		control: -1, logs: -1, outs: [2]int{-1, -1}}
 	var writeEnds []*os.File
 	defer func() {
 		for _, f := range writeEnds {
@@ -319,13 +357,15 @@ func (k *keeperd) start(m *kmsg, files []*os.File) (*kworker, error) {
 		case "file":
 			out = fileNamed(files, []string{fdStdout, fdStderr}[i])
 		case "pipe":
-			r, wr, err := os.Pipe()
-			if err != nil {
+			var p [2]int
+			if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC); err != nil {
 				w.closeOuts()
-				return nil, err
+				return nil, os.NewSyscallError("pipe2", err)
 			}
-			syscall.Syscall(syscall.SYS_FCNTL, r.Fd(), 1031 /* F_SETPIPE_SZ */, 1<<20) // room while no supervisor reads
-			w.outs[i], out = r, wr
+			syscall.Syscall(syscall.SYS_FCNTL, uintptr(p[0]), 1031 /* F_SETPIPE_SZ */, 1<<20) // room while no supervisor reads
+			syscall.SetNonblock(p[0], true)                                                   // the supervisor polls it
+			wr := os.NewFile(uintptr(p[1]), "output")
+			w.outs[i], out = p[0], wr
 			writeEnds = append(writeEnds, wr)
 		}
 		if out != nil {
@@ -366,6 +406,9 @@ func (k *keeperd) start(m *kmsg, files []*os.File) (*kworker, error) {
 		return nil, err
 	}
 	w.proc, w.started = proc, proc.StartTime()
+	if !m.Plain {
+		w.control, w.logs = plainFd(proc.Control()), plainFd(proc.Logs())
+	}
 	k.mu.Lock()
 	if k.ending { // too late: nobody keeps it
 		k.mu.Unlock()
@@ -394,12 +437,28 @@ func (k *keeperd) cgroupsFor(dir string) (*Cgroups, error) {
 }
 
 func (w *kworker) closeOuts() {
-	for i, f := range w.outs {
-		if f != nil {
-			f.Close()
-			w.outs[i] = nil
+	for i, fd := range w.outs {
+		if fd >= 0 {
+			syscall.Close(fd)
+			w.outs[i] = -1
 		}
 	}
+}
+
+// plainFd returns a duplicate of c's descriptor, close-on-exec, outside the netpoller,
+// and closes c (which takes its descriptor out of the netpoller); -1 for a nil c.
+func plainFd(c net.Conn) int {
+	fd := connFd(c)
+	if fd < 0 {
+		return -1
+	}
+	dup, err := syscall.Dup(fd)
+	c.Close()
+	if err != nil {
+		return -1
+	}
+	syscall.CloseOnExec(dup)
+	return dup
 }
 
 // exited drops a reaped worker and tells the supervisor.

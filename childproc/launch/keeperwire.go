@@ -145,6 +145,32 @@ func (k kconn) recv() (*kmsg, []*os.File, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	return decodeMsg(b[:n], oob[:oobn], flags)
+}
+
+// recvBlocking is recv in a system call that waits in the kernel, on the calling
+// goroutine's own thread: the keeper's loop, locked to its thread, is woken by the
+// message itself, with no netpoller between.
+func (k kconn) recvBlocking(fd int) (*kmsg, []*os.File, error) {
+	b := make([]byte, keeperMaxMsg)
+	oob := make([]byte, syscall.CmsgSpace(keeperMaxFds*4))
+	var n, oobn, flags int
+	var err error
+	for {
+		n, oobn, flags, _, err = syscall.Recvmsg(fd, b, oob, syscall.MSG_CMSG_CLOEXEC)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return decodeMsg(b[:n], oob[:oobn], flags)
+}
+
+// decodeMsg decodes a message read with its control data.
+func decodeMsg(b, oob []byte, flags int) (*kmsg, []*os.File, error) {
+	n, oobn := len(b), len(oob)
 	var fds []int
 	if oobn > 0 {
 		scms, err := syscall.ParseSocketControlMessage(oob[:oobn])

@@ -13,12 +13,25 @@ import (
 // threads. So every child is started from one goroutine that locks its OS thread and
 // never returns: one thread for all children, for the life of the program.
 var starter struct {
-	once sync.Once
-	jobs chan func()
+	once   sync.Once
+	jobs   chan func()
+	inline bool // see becomeStarter
+}
+
+// becomeStarter makes the calling goroutine the starter, locked to its thread for good:
+// onStarterThread then runs its jobs at once, and must be called from this goroutine
+// alone. The keeper's loop is such a goroutine: it spawns every worker itself.
+func becomeStarter() {
+	runtime.LockOSThread()
+	starter.inline = true
 }
 
 // onStarterThread runs f on the starter thread and waits for it.
 func onStarterThread(f func()) {
+	if starter.inline {
+		f()
+		return
+	}
 	starter.once.Do(func() {
 		starter.jobs = make(chan func())
 		go func() {

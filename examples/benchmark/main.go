@@ -59,6 +59,9 @@ type options struct {
 }
 
 func main() {
+	if spec := os.Getenv(envHelper); spec != "" {
+		keeperHelper(spec) // an earlier supervising program, for keeperRows
+	}
 	var o options
 	fleets := flag.String("fleets", "100,500", "sizes of the fleets of children asked every -every, and idle")
 	flag.IntVar(&o.starts, "starts", 50, "starts of each side, each killed, and as many closed, interleaved")
@@ -192,6 +195,12 @@ func run(o options, out io.Writer) error {
 		return err
 	}
 	rows = append(rows, pyRows...)
+
+	keptRows, err := keeperRows(system, quiet, o, minimal, progress)
+	if err != nil {
+		return err
+	}
+	rows = append(rows, keptRows...)
 
 	progress("spawn+ready+kill cycles")
 	rates, err := cycles(sides, 2, 3, o.cycleFor)

@@ -135,7 +135,11 @@ type procsupSide struct {
 	system *actor.ActorSystem
 	props  *actor.Props
 	what   string // the name, when not "procsup"
-	n      atomic.Int64
+	prefix string // of its actors' names ("w" when empty), which are prefix1, prefix2...
+	// adopted: each start adopts the process an earlier program left under the name,
+	// and fails if the actor started one instead.
+	adopted bool
+	n       atomic.Int64
 	// waiting holds each actor's event channel by its name.
 	waiting sync.Map
 }
@@ -177,7 +181,11 @@ type procsupChild struct {
 }
 
 func (p *procsupSide) start() (child, error) {
-	name := fmt.Sprintf("w%d", p.n.Add(1))
+	prefix := p.prefix
+	if prefix == "" {
+		prefix = "w"
+	}
+	name := fmt.Sprintf("%s%d", prefix, p.n.Add(1))
 	events := make(chan any, 4)
 	p.waiting.Store(name, events)
 	pid, err := p.system.Root.SpawnNamed(p.props, name)
@@ -188,6 +196,13 @@ func (p *procsupSide) start() (child, error) {
 	switch e := (<-events).(type) {
 	case *messages.StateChanged:
 		c.os = e.OSPid
+		if p.adopted {
+			st, err := p.system.Root.RequestFuture(pid, &messages.GetStatus{}, 10*time.Second).Result()
+			if err != nil || !st.(*messages.Status).Adopted {
+				c.close()
+				return nil, fmt.Errorf("%s was not adopted (%v)", name, err)
+			}
+		}
 		return c, nil
 	case *messages.Exited:
 		c.forget()

@@ -205,7 +205,7 @@ func (b *lazyBuffer) readWhole(fd uintptr, buf []byte) (n int, ok bool) {
 	var peeked int
 	var err error
 	for {
-		peeked, _, err = syscall.Recvfrom(int(fd), buf, syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		peeked, err = b.call(syscall.SYS_RECVFROM, fd, buf, syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		if err != syscall.EINTR {
 			break
 		}
@@ -221,7 +221,7 @@ func (b *lazyBuffer) readWhole(fd uintptr, buf []byte) (n int, ok bool) {
 		return 0, false
 	}
 	for {
-		n, err = syscall.Read(int(fd), buf[:whole]) // this reader alone reads: all of it
+		n, err = b.call(syscall.SYS_RECVFROM, fd, buf[:whole], syscall.MSG_DONTWAIT) // this reader alone reads: all of it
 		if err != syscall.EINTR {
 			break
 		}
@@ -235,6 +235,23 @@ func (b *lazyBuffer) readWhole(fd uintptr, buf []byte) (n int, ok bool) {
 		return n, n > 0
 	}
 	return n, true
+}
+
+// call is recvfrom(2) of p with flags on fd: unseen by the runtime where the descriptor
+// is non-blocking (see rawCall).
+func (b *lazyBuffer) call(trap, fd uintptr, p []byte, flags int) (int, error) {
+	var r uintptr
+	var e syscall.Errno
+	ptr := uintptr(unsafe.Pointer(unsafe.SliceData(p)))
+	if b.quiet {
+		r, _, e = syscall.RawSyscall6(trap, fd, ptr, uintptr(len(p)), uintptr(flags), 0, 0)
+	} else {
+		r, _, e = syscall.Syscall6(trap, fd, ptr, uintptr(len(p)), uintptr(flags), 0, 0)
+	}
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
 }
 
 // wholePrefix is the length of the longest prefix of b that is whole frames, none of
