@@ -25,6 +25,7 @@ import (
 	"github.com/procsup/procsup/childproc"
 	"github.com/procsup/procsup/childproc/childproctest"
 	"github.com/procsup/procsup/childproc/launch"
+	"github.com/procsup/procsup/childproc/python"
 	"github.com/procsup/procsup/messages"
 )
 
@@ -84,6 +85,19 @@ func adopterProgram() {
 		}
 	})
 	cfg := workerConfig(os.Getenv("WORKER_MODE"), logger)
+	switch os.Getenv("ADOPT_KIND") {
+	case "plain": // a program without the protocol: its stdout lines are its logs
+		cfg.Launcher = &launch.Command{Path: "/bin/sh", Args: []string{"-c", `i=0; while :; do echo "line $i"; i=$((i+1)); sleep 0.05; done`}}
+		cfg.Plain = &actors.PlainConfig{}
+	case "python":
+		py, err := python.Interpreter()
+		if err != nil {
+			fmt.Println("NOPYTHON", err)
+			os.Exit(0)
+		}
+		cfg.Launcher = &launch.Command{Path: py, Args: []string{"childproc/python/tests/testworker.py"},
+			Env: []string{"WORKER_MODE=healthy", "PATH=/usr/bin:/bin"}}
+	}
 	cfg.Keeper = k
 	cfg.Restart = actors.Permanent
 	// Quiet streams: a kill lands between frames, but for the tests that cut one.
@@ -175,9 +189,11 @@ type childLogs struct {
 func (h *childLogs) Enabled(context.Context, slog.Level) bool { return true }
 
 func (h *childLogs) Handle(ctx context.Context, r slog.Record) error {
-	switch r.Message {
-	case "hanging", "tick", "worker started":
+	switch {
+	case r.Message == "hanging", r.Message == "tick", r.Message == "worker started":
 		h.say("CHILDLOG %s", r.Message)
+	case strings.HasPrefix(r.Message, "line "):
+		h.say("STDOUT %s", r.Message)
 	}
 	if h.Handler.Enabled(ctx, r.Level) {
 		return h.Handler.Handle(ctx, r)
@@ -671,4 +687,55 @@ func TestKeeperKilledUnderAProgram(t *testing.T) {
 	a.expect("EXITED")
 	gone(t, "the workers gone with their keeper", slices.Collect(maps.Values(pids))...)
 	a.stop()
+}
+
+// A plain program (no protocol) is adopted with its output pipes: its lines go on
+// reaching the new program's logs, and its graceful end is its stop signal.
+func TestAdoptionOfAPlainProgram(t *testing.T) {
+	actortest.CheckLeaks(t)
+	dir := keeperDir(t)
+	first := startAdopter(t, dir, "plain", "", 1, "ADOPT_KIND=plain")
+	pids, _ := first.running(1)
+	first.expect("STDOUT")
+	first.kill()
+	second := startAdopter(t, dir, "plain", "", 1, "ADOPT_KIND=plain")
+	again, adopted := second.running(1)
+	if again["tree/w0"] != pids["tree/w0"] || !adopted["tree/w0"] {
+		t.Fatalf("running %v adopted %v, want %v adopted", again, adopted, pids)
+	}
+	second.expect("STDOUT") // a line it wrote after the adoption, through the pipe
+	second.stop()
+	if !slices.ContainsFunc(second.seen, func(l string) bool {
+		return strings.HasPrefix(l, "EXITED tree/w0") && strings.Contains(l, "closed on request")
+	}) {
+		t.Fatalf("no graceful end: %v", second.seen)
+	}
+	gone(t, "the program and the keeper gone", pids["tree/w0"], second.keeper)
+}
+
+// A Python worker (childproc/python) is adopted and answers the new program.
+func TestAdoptionOfAPythonWorker(t *testing.T) {
+	actortest.CheckLeaks(t)
+	if _, err := python.Interpreter(); err != nil {
+		t.Skip(err)
+	}
+	dir := keeperDir(t)
+	first := startAdopter(t, dir, "python", "", 1, "ADOPT_KIND=python")
+	pids, _ := first.running(1)
+	first.do("ask tree/w0 upper before")
+	if f := first.expect("ASKED"); f[2] != "ok" || f[3] != "BEFORE" {
+		t.Fatalf("ask: %v", f)
+	}
+	first.kill()
+	second := startAdopter(t, dir, "python", "", 1, "ADOPT_KIND=python")
+	again, adopted := second.running(1)
+	if again["tree/w0"] != pids["tree/w0"] || !adopted["tree/w0"] {
+		t.Fatalf("running %v adopted %v, want %v adopted", again, adopted, pids)
+	}
+	second.do("ask tree/w0 upper after")
+	if f := second.expect("ASKED"); f[2] != "ok" || f[3] != "AFTER" {
+		t.Fatalf("ask after the adoption: %v", f)
+	}
+	second.stop()
+	gone(t, "the worker and the keeper gone", pids["tree/w0"], second.keeper)
 }

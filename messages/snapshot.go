@@ -77,6 +77,7 @@ type ProcessView struct {
 	Node        string  `json:"node,omitempty"` // where it runs, for a remote process
 	LogsDropped uint64  `json:"logs_dropped,omitempty"`
 	StartedAt   float64 `json:"started_at_unix,omitempty"` // when the current (or last) process started
+	Adopted     bool    `json:"adopted,omitempty"`         // an earlier program started it (see Status.Adopted)
 }
 
 // View turns a Status into a ProcessView.
@@ -84,7 +85,7 @@ func (s *Status) View() *ProcessView {
 	v := &ProcessView{State: s.State.String(), OSPid: s.OSPid, Restarts: s.Restarts, Uptime: s.Uptime.Seconds(),
 		MemoryBytes: s.Memory, MemoryFigure: s.MemoryFigure, CPU: s.CPU.Seconds(), CPUPercent: s.CPUPercent,
 		PingRTT: s.PingRTT.Seconds(), Cgroup: s.Cgroup, CPUSampled: s.CPUSampled, MemoryWarn: s.MemoryWarn,
-		MemoryLimit: s.MemoryLimit, Command: s.Command, Node: s.Node, LogsDropped: s.LogsDropped}
+		MemoryLimit: s.MemoryLimit, Command: s.Command, Node: s.Node, LogsDropped: s.LogsDropped, Adopted: s.Adopted}
 	if !s.StartedAt.IsZero() {
 		v.StartedAt = float64(s.StartedAt.UnixNano()) / 1e9
 	}

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // syncBuffer is a bytes.Buffer safe for the copying goroutine and the test.
@@ -194,4 +197,48 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(delay)
 	}
+}
+
+// A program of another protocol version is refused, and says so; the keeper and its
+// workers carry on for a program of its own version.
+func TestKeeperRefusesAnotherVersion(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := filepath.Join(t.TempDir(), "k")
+	opts := KeeperOptions{Dir: dir}
+	k, err := OpenKeeper(ctx, "versions", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Start(ctx, &Command{Path: "sleep", Args: []string{"300"}}, WithoutProtocol(), Kept(k, "w", nil, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.Close()
+	c, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: filepath.Join(dir, "versions.sock"), Net: "unixpacket"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	hello, _ := msgpack.Marshal(&kmsg{T: kmHello, Version: KeeperVersion + 1, Pid: os.Getpid()})
+	if _, _, err := c.WriteMsgUnix(hello, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	m, _, err := kconn{c: c}.recv()
+	if err != nil || m.T != kmRefused || !strings.Contains(m.Err, ErrKeeperVersion.Error()) {
+		t.Fatalf("answer %+v %v, want a refusal for the version", m, err)
+	}
+	k2, err := OpenKeeper(ctx, "versions", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k2.Close()
+	q, err := k2.Adopt("w", nil, nil)
+	if err != nil || q.Pid() != p.Pid() {
+		t.Fatalf("adopt after the refusal: %v", err)
+	}
+	q.Kill()
+	q.Wait(ctx)
+	q.Close()
+	p.Close()
 }
