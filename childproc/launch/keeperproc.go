@@ -463,10 +463,10 @@ func plainFd(c net.Conn) int {
 
 // exited drops a reaped worker and tells the supervisor.
 func (k *keeperd) exited(w *kworker, st ExitStatus) {
+	w.proc.Close() // its cgroup goes (what is left in it killed, waited for): not under k.mu
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	w.closeConns()
-	w.proc.Close() // its cgroup goes
 	w.closeOuts()
 	delete(k.workers, w.id)
 	if k.sup != nil {
