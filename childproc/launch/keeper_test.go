@@ -242,3 +242,39 @@ func TestKeeperRefusesAnotherVersion(t *testing.T) {
 	q.Close()
 	p.Close()
 }
+
+// Workers nobody adopts within ClaimWithin are ended gracefully; the adopted one runs on.
+func TestKeeperEndsUnclaimedWorkers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := filepath.Join(t.TempDir(), "k")
+	k, err := OpenKeeper(ctx, "claims", KeeperOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, name := range []string{"kept", "unclaimed"} {
+		p, err := Start(ctx, &Command{Path: "sleep", Args: []string{"300"}}, WithoutProtocol(), Kept(k, name, nil, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pids = append(pids, p.Pid())
+	}
+	k.Close()
+	k2, err := OpenKeeper(ctx, "claims", KeeperOptions{Dir: dir, ClaimWithin: 100 * time.Millisecond, EndGrace: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k2.Close()
+	p, err := k2.Adopt("kept", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return !Alive(pids[1]) }) // its SIGTERM ends sleep at once
+	if !Alive(pids[0]) || len(k2.Orphans()) != 0 {
+		t.Fatalf("the adopted worker alive %v, orphans %v", Alive(pids[0]), k2.Orphans())
+	}
+	p.Kill()
+	p.Wait(ctx)
+	p.Close()
+}
