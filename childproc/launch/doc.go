@@ -9,4 +9,10 @@
 // parent-death signal follows the thread that forked; waiting for the exit uses a pidfd
 // in the netpoller, so no thread is held per child. [SelfCommand] starts this same
 // binary as a child program registered with childproc.Register.
+//
+// A [Keeper] ([OpenKeeper]) is a small process that outlives this program and starts
+// children for it ([Kept]): it is their parent, so they survive this program's death, and
+// the next program to open the keeper of the same name adopts them ([Keeper.Adopt]).
+// [Marks] in the keeper's memory tell whether this program left a stream in the middle
+// of a frame.
 package launch
