@@ -27,6 +27,7 @@ import (
 	"github.com/procsup/procsup/childproc/launch"
 	"github.com/procsup/procsup/childproc/python"
 	"github.com/procsup/procsup/messages"
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // The adoption tests run this test binary as a supervising program (adopterProgram)
@@ -151,6 +152,16 @@ func adopterProgram() {
 			} else {
 				st := st.(*messages.Status)
 				say("STATUS %s %s %d adopted=%v cgroup=%s", f[1], st.State, st.OSPid, st.Adopted, st.Cgroup)
+			}
+		case "unstarted": // unstarted NAME: a worker started through the keeper, as an
+			// actor starts one, and never sent its InitializeRequest: a crash now is a
+			// crash while starting
+			note, _ := msgpack.Marshal(map[string]any{"state": "starting"})
+			p, err := launch.Start(ctx, cfg.Launcher, launch.Kept(k, f[1], note, 0))
+			if err != nil {
+				say("UNSTARTED error %v", err)
+			} else {
+				say("UNSTARTED %d", p.Pid())
 			}
 		case "close": // close NAME
 			system.Root.Send(actor.NewPID(system.Address(), f[1]), &messages.Close{Reason: "test"})
@@ -418,6 +429,32 @@ func TestAdoptionRefusesAnInitializingWorker(t *testing.T) {
 		t.Fatalf("running %v adopted %v: want a new process", pids, adopted)
 	}
 	gone(t, "the initializing worker ended", old)
+	second.stop()
+	gone(t, "the worker and the keeper gone", pids["tree/w0"], second.keeper)
+}
+
+// A worker whose supervisor died while starting it (the keeper had started the process,
+// the handshake had not begun) is not adopted: the next program ends it and starts one.
+func TestAdoptionRefusesAStartingWorker(t *testing.T) {
+	actortest.CheckLeaks(t)
+	dir := keeperDir(t)
+	first := startAdopter(t, dir, "starting", "healthy", 0)
+	first.do("unstarted tree/w0")
+	f := first.expect("UNSTARTED")
+	old, err := strconv.Atoi(f[1])
+	if err != nil {
+		t.Fatal(f)
+	}
+	first.kill()
+	second := startAdopter(t, dir, "starting", "healthy", 1)
+	if f := second.expect("REFUSED"); f[2] != strconv.Itoa(old) || !strings.Contains(f[3], "initialized") {
+		t.Fatalf("refused %v, want %d refused as not initialized", f, old)
+	}
+	pids, adopted := second.running(1)
+	if pids["tree/w0"] == old || adopted["tree/w0"] {
+		t.Fatalf("running %v adopted %v: want a new process", pids, adopted)
+	}
+	gone(t, "the starting worker ended", old)
 	second.stop()
 	gone(t, "the worker and the keeper gone", pids["tree/w0"], second.keeper)
 }
