@@ -278,3 +278,44 @@ func TestKeeperEndsUnclaimedWorkers(t *testing.T) {
 	p.Wait(ctx)
 	p.Close()
 }
+
+// Garbage, a message over the bound and a peer that says nothing are refused, none
+// holding up the next program; the keeper goes on serving.
+func TestKeeperRefusesGarbage(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := filepath.Join(t.TempDir(), "k")
+	k, err := OpenKeeper(ctx, "garbage", KeeperOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Start(ctx, &Command{Path: "sleep", Args: []string{"300"}}, WithoutProtocol(), Kept(k, "w", nil, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.Close()
+	for _, msg := range [][]byte{{0xc1, 0xff, 0x00}, []byte("not msgpack at all"), make([]byte, keeperMaxMsg+100)} {
+		c, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: filepath.Join(dir, "garbage.sock"), Net: "unixpacket"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.WriteMsgUnix(msg, nil, nil)
+		if _, _, err := (kconn{c: c}).recv(); err == nil {
+			t.Errorf("a %d-byte garbage hello was answered", len(msg))
+		}
+		c.Close()
+	}
+	k2, err := OpenKeeper(ctx, "garbage", KeeperOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k2.Close()
+	q, err := k2.Adopt("w", nil, nil)
+	if err != nil || q.Pid() != p.Pid() {
+		t.Fatalf("adopt after the garbage: %v", err)
+	}
+	q.Kill()
+	q.Wait(ctx)
+	q.Close()
+	p.Close()
+}

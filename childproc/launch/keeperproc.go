@@ -119,9 +119,11 @@ func runKeeper(name string) {
 				k.endAll()
 				select {} // endAll exits
 			}
-			if conn := k.admit(c); conn != nil {
-				sessions <- conn
-			}
+			go func() { // a peer that says nothing holds up no other
+				if conn := k.admit(c); conn != nil {
+					sessions <- conn
+				}
+			}()
 		}
 	}()
 	becomeStarter()
@@ -129,6 +131,9 @@ func runKeeper(name string) {
 		k.session(conn)
 	}
 }
+
+// helloWait bounds the wait for a new connection's hello.
+const helloWait = 5 * time.Second
 
 // admit checks a new connection and its hello, and when the keeper serves nobody makes
 // it the supervisor's and sends it the workers; it returns nil for a refused one.
@@ -139,7 +144,10 @@ func (k *keeperd) admit(c *net.UnixConn) *kconn {
 		c.Close()
 		return nil
 	}
-	hello, _, err := conn.recv()
+	c.SetReadDeadline(time.Now().Add(helloWait))
+	hello, files, err := conn.recv()
+	c.SetReadDeadline(time.Time{})
+	closeFiles(files)
 	if err != nil || hello.T != kmHello {
 		if err == nil {
 			err = fmt.Errorf("first message %q, want %q", hello.T, kmHello)
