@@ -263,7 +263,7 @@ func startAdopter(t *testing.T, dir, name, mode string, n int, env ...string) *a
 	}()
 	t.Cleanup(func() {
 		a.kill()
-		if a.keeper != 0 { // whatever a failed test left: the keeper ends its workers
+		if a.keeper != 0 && isKeeper(a.keeper) { // what a failed test left: the keeper ends its workers
 			syscall.Kill(a.keeper, syscall.SIGTERM)
 		}
 	})
@@ -341,6 +341,12 @@ func (a *adopter) stop() {
 	a.stdin.Close()
 	a.expect("STOPPED")
 	a.cmd.Wait()
+}
+
+// isKeeper reports whether pid is a keeper still (not a process that took its pid).
+func isKeeper(pid int) bool {
+	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return bytes.HasPrefix(cmdline, []byte("procsup-keeper\x00"))
 }
 
 func keeperDir(t *testing.T) string {

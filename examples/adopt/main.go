@@ -270,9 +270,15 @@ func run(abandon bool, within time.Duration, out io.Writer) error {
 	first.cmd.Wait()
 
 	if abandon {
-		pids["keeper"] = keeper // gone too once it ended the workers
+		left := func() int { // the workers, and the keeper: gone too once it ended them
+			n := alive(pids)
+			if cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", keeper)); strings.HasPrefix(string(cmdline), "procsup-keeper\x00") {
+				n++
+			}
+			return n
+		}
 		for {
-			if alive(pids) == 0 {
+			if left() == 0 {
 				break
 			}
 			if time.Since(killed) > within+time.Minute {
@@ -280,7 +286,7 @@ func run(abandon bool, within time.Duration, out io.Writer) error {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		fmt.Fprintf(out, "RESULT workers=%d orphans=%d ended_ms=%d\n", len(pids)-1, alive(pids), time.Since(killed).Milliseconds())
+		fmt.Fprintf(out, "RESULT workers=%d orphans=%d ended_ms=%d\n", len(pids), left(), time.Since(killed).Milliseconds())
 		return nil
 	}
 
