@@ -79,6 +79,8 @@ func (a *reader) loop() {
 		case *wire.InitializeResponse:
 			if m.Error == "" {
 				a.heard.initialized.Store(true)
+			} else {
+				a.heard.initError.Store(&m.Error)
 			}
 		case *wire.Reply:
 			a.pending.answer(m) // straight to whoever waits, not through the actor
@@ -95,10 +97,11 @@ func (a *reader) loop() {
 
 // heard is what the reader read that the end must know, whichever comes first to the
 // process actor, the frame or the exit: the child's last word, and whether it
-// initialized.
+// initialized (or why it did not).
 type heard struct {
 	lastWord    atomic.Pointer[wire.Exiting]
 	initialized atomic.Bool
+	initError   atomic.Pointer[string] // the error of a failed initialization
 }
 
 // logReader reads the child's log records to the end and re-emits each into the

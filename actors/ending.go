@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"syscall"
@@ -188,6 +189,10 @@ func (p *process) facts() endFacts {
 	if p.heard != nil {
 		f.lastWord = p.heard.lastWord.Load()
 		f.ran = f.ran || p.heard.initialized.Load() // its InitializeResponse was read, if not yet handled
+		if e := p.heard.initError.Load(); e != nil && f.verdict == messages.ReasonNone && !f.ran {
+			// Its failed InitializeResponse was read, and its exit came to the actor first.
+			f.verdict, f.verdictErr = messages.ReasonInitFailed, errors.New(*e)
+		}
 	}
 	if p.proc != nil {
 		if cg := p.proc.Cgroup(); cg != nil {
