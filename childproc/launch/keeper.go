@@ -3,6 +3,7 @@
 package launch
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -238,45 +239,9 @@ func (k *Keeper) dial(ctx context.Context, dir string) (*net.UnixConn, error) {
 		os.Remove(k.path)
 		return nil, fmt.Errorf("procsup/launch: starting the keeper: %w", err)
 	}
-	addKeeper(cmd.Process.Pid, true)
-	go func() { // reaps it, should it end while this program lives
-		cmd.Wait()
-		addKeeper(cmd.Process.Pid, false)
-	}()
+	go cmd.Wait() // reaps it, should it end while this program lives
 	k.log.Info("keeper started", "pid", cmd.Process.Pid)
 	return net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: k.path, Net: "unixpacket"})
-}
-
-// keepers are the keepers this program started and has not reaped.
-var keepers struct {
-	mu   sync.Mutex
-	pids map[int]bool
-}
-
-// Keepers returns the pids of the keepers this program started that still run: they
-// outlive it by design, and a leak check should know them.
-func Keepers() []int {
-	keepers.mu.Lock()
-	defer keepers.mu.Unlock()
-	var pids []int
-	for pid := range keepers.pids {
-		pids = append(pids, pid)
-	}
-	slices.Sort(pids)
-	return pids
-}
-
-func addKeeper(pid int, on bool) {
-	keepers.mu.Lock()
-	defer keepers.mu.Unlock()
-	if keepers.pids == nil {
-		keepers.pids = map[int]bool{}
-	}
-	if on {
-		keepers.pids[pid] = true
-	} else {
-		delete(keepers.pids, pid)
-	}
 }
 
 // hello introduces this program and reads the workers the keeper holds.
@@ -437,9 +402,9 @@ func (k *Keeper) Adopt(name string, stdout, stderr io.Writer) (*Process, error) 
 	if len(list) == 0 {
 		return nil, ErrNoOrphan
 	}
-	slices.SortFunc(list, func(a, b *orphan) int { return int(a.m.ID - b.m.ID) })
+	slices.SortFunc(list, func(a, b *orphan) int { return cmp.Compare(a.m.ID, b.m.ID) })
 	for _, o := range list[:len(list)-1] {
-		k.end(o, k.opts.EndGrace)
+		k.end(o.m.ID, o.files, k.opts.EndGrace)
 	}
 	o := list[len(list)-1]
 	p, err := k.keptProcess(o.m, o.files, [2]io.Writer{stdout, stderr})
@@ -464,16 +429,18 @@ func (k *Keeper) EndOrphans(grace time.Duration) int {
 	n := 0
 	for _, list := range all {
 		for _, o := range list {
-			k.end(o, grace)
+			k.end(o.m.ID, o.files, grace)
 			n++
 		}
 	}
 	return n
 }
 
-func (k *Keeper) end(o *orphan, grace time.Duration) {
-	closeFiles(o.files)
-	k.conn.send(&kmsg{T: kmEnd, ID: o.m.ID, Grace: int64(grace)})
+// end closes this program's copies of worker id's descriptors, files, and has the
+// keeper end it: gracefully, then killed after grace.
+func (k *Keeper) end(id uint64, files []*os.File, grace time.Duration) {
+	closeFiles(files)
+	k.conn.send(&kmsg{T: kmEnd, ID: id, Grace: int64(grace)})
 }
 
 // Close ends this program's connection to the keeper and hands its workers over: they
@@ -518,7 +485,7 @@ func (k *Keeper) spawn(ctx context.Context, c *Command, o *options) (*Process, e
 		case *os.File:
 			m.Outs = append(m.Outs, "file")
 			m.Fds = append(m.Fds, []string{fdStdout, fdStderr}[i])
-			fds = append(fds, rawFd(f))
+			fds = append(fds, fdOf(f))
 		default:
 			m.Outs = append(m.Outs, "pipe")
 			writers[i] = w
@@ -526,8 +493,7 @@ func (k *Keeper) spawn(ctx context.Context, c *Command, o *options) (*Process, e
 	}
 	if o.cgroups != nil {
 		m.CgDir = o.cgroups.Dir()
-		l := o.limits
-		m.Limits = &kLimits{MemoryMax: l.MemoryMax, MemoryHigh: l.MemoryHigh, PidsMax: l.PidsMax, CPUMax: l.CPUMax}
+		m.Limits = wireLimits(o.limits)
 	}
 	ch := make(chan keeperAnswer, 1)
 	k.mu.Lock()
@@ -553,8 +519,7 @@ func (k *Keeper) spawn(ctx context.Context, c *Command, o *options) (*Process, e
 		// The keeper answers all the same: whatever it started is ended then.
 		go func() {
 			if a := <-ch; a.err == nil && a.m.T == kmSpawned {
-				closeFiles(a.files)
-				k.conn.send(&kmsg{T: kmEnd, ID: a.m.ID, Grace: int64(k.opts.EndGrace)})
+				k.end(a.m.ID, a.files, k.opts.EndGrace)
 			}
 		}()
 		return nil, ctx.Err()
@@ -573,13 +538,12 @@ func (k *Keeper) keptProcess(m *kmsg, files []*os.File, writers [2]io.Writer) (*
 	p := &Process{pid: m.Pid, started: time.Unix(0, m.Started), done: make(chan struct{}), keeper: k, keptID: m.ID,
 		note: m.Note}
 	fail := func(err error) (*Process, error) {
-		closeFiles(files)
 		for _, c := range []net.Conn{p.control, p.logs} {
 			if c != nil {
 				c.Close()
 			}
 		}
-		k.conn.send(&kmsg{T: kmEnd, ID: m.ID, Grace: int64(k.opts.EndGrace)})
+		k.end(m.ID, files, k.opts.EndGrace)
 		return nil, &StartError{Path: m.Name, Err: err}
 	}
 	if m.Cgroup != "" {

@@ -224,7 +224,7 @@ func TestKeeperRefusesAnotherVersion(t *testing.T) {
 	if _, _, err := c.WriteMsgUnix(hello, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	m, _, err := kconn{c: c}.recv()
+	m, _, err := (&kconn{c: c}).recv()
 	if err != nil || m.T != kmRefused || !strings.Contains(m.Err, ErrKeeperVersion.Error()) {
 		t.Fatalf("answer %+v %v, want a refusal for the version", m, err)
 	}
@@ -300,7 +300,7 @@ func TestKeeperRefusesGarbage(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.WriteMsgUnix(msg, nil, nil)
-		if _, _, err := (kconn{c: c}).recv(); err == nil {
+		if _, _, err := (&kconn{c: c}).recv(); err == nil {
 			t.Errorf("a %d-byte garbage hello was answered", len(msg))
 		}
 		c.Close()

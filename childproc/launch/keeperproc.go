@@ -188,7 +188,7 @@ func (k *keeperd) admit(c *net.UnixConn) *kconn {
 		k.within = time.Duration(hello.Within)
 	}
 	// The list is sent under the lock: an exit or a spawn answer comes after it.
-	err = conn.send(&kmsg{T: kmWelcome, Pid: os.Getpid(), Fds: []string{fdMarks}}, rawFd(k.marks))
+	err = conn.send(&kmsg{T: kmWelcome, Pid: os.Getpid(), Fds: []string{fdMarks}}, fdOf(k.marks))
 	for _, w := range k.workers {
 		if err != nil {
 			break
@@ -213,7 +213,7 @@ func (k *keeperd) session(conn *kconn) {
 	// Its own blocking read: a copy of the descriptor in blocking mode (the mode is the
 	// open file's: the connection's writes may wait for room too, which they never
 	// need long).
-	fd, err := syscall.Dup(connFd(conn.c))
+	fd, err := syscall.Dup(fdOf(conn.c))
 	if err == nil {
 		syscall.CloseOnExec(fd)
 		syscall.SetNonblock(fd, false)
@@ -276,7 +276,7 @@ func (w *kworker) describe(t string) (*kmsg, []int) {
 	}
 	add(fdStdout, w.outs[0])
 	add(fdStderr, w.outs[1])
-	add(fdPidfd, rawFd(w.proc.pidfd))
+	add(fdPidfd, fdOf(w.proc.pidfd))
 	return m, fds
 }
 
@@ -318,9 +318,7 @@ func (k *keeperd) handle(conn *kconn, m *kmsg, files []*os.File) {
 			go k.end(w, time.Duration(m.Grace))
 		}
 	}
-	for _, f := range files {
-		f.Close()
-	}
+	closeFiles(files)
 }
 
 // spawn starts a worker for the supervisor and answers with its descriptors.
@@ -342,20 +340,12 @@ func (k *keeperd) spawn(conn *kconn, m *kmsg, files []*os.File) {
 
 // start starts the worker m describes.
 func (k *keeperd) start(m *kmsg, files []*os.File) (*kworker, error) {
-	defer func() {
-		for _, f := range files {
-			f.Close()
-		}
-	}()
+	defer closeFiles(files)
 	cmd := &Command{Path: m.Path, Args: m.Args, Env: m.Env, Dir: m.Dir}
 	w := &kworker{name: m.Name, note: m.Note, plain: m.Plain, stop: syscall.Signal(m.Stop), grace: time.Duration(m.Grace),
 		control: -1, logs: -1, outs: [2]int{-1, -1}}
-	var writeEnds []*os.File
-	defer func() {
-		for _, f := range writeEnds {
-			f.Close()
-		}
-	}()
+	var writeEnds []*os.File // the child's: closed here once it started
+	defer func() { closeFiles(writeEnds) }()
 	for i, mode := range m.Outs {
 		if i > 1 {
 			break
@@ -363,7 +353,8 @@ func (k *keeperd) start(m *kmsg, files []*os.File) (*kworker, error) {
 		var out *os.File
 		switch mode {
 		case "file":
-			out = fileNamed(files, []string{fdStdout, fdStderr}[i])
+			out = takeFile(&files, []string{fdStdout, fdStderr}[i])
+			writeEnds = append(writeEnds, out)
 		case "pipe":
 			var p [2]int
 			if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC); err != nil {
@@ -394,11 +385,7 @@ func (k *keeperd) start(m *kmsg, files []*os.File) (*kworker, error) {
 			w.closeOuts()
 			return nil, err
 		}
-		var l CgroupLimits
-		if m.Limits != nil {
-			l = CgroupLimits{MemoryMax: m.Limits.MemoryMax, MemoryHigh: m.Limits.MemoryHigh, PidsMax: m.Limits.PidsMax, CPUMax: m.Limits.CPUMax}
-		}
-		opts = append(opts, InCgroup(cg, m.Name, l))
+		opts = append(opts, InCgroup(cg, m.Name, m.Limits.limits()))
 	}
 	k.mu.Lock()
 	k.next++
@@ -456,7 +443,11 @@ func (w *kworker) closeOuts() {
 // plainFd returns a duplicate of c's descriptor, close-on-exec, outside the netpoller,
 // and closes c (which takes its descriptor out of the netpoller); -1 for a nil c.
 func plainFd(c net.Conn) int {
-	fd := connFd(c)
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return -1
+	}
+	fd := fdOf(sc)
 	if fd < 0 {
 		return -1
 	}

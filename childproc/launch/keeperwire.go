@@ -90,6 +90,17 @@ type kLimits struct {
 	CPUMax     float64 `msgpack:"cpu_max,omitempty"`
 }
 
+func wireLimits(l CgroupLimits) *kLimits {
+	return &kLimits{MemoryMax: l.MemoryMax, MemoryHigh: l.MemoryHigh, PidsMax: l.PidsMax, CPUMax: l.CPUMax}
+}
+
+func (l *kLimits) limits() CgroupLimits {
+	if l == nil {
+		return CgroupLimits{}
+	}
+	return CgroupLimits{MemoryMax: l.MemoryMax, MemoryHigh: l.MemoryHigh, PidsMax: l.PidsMax, CPUMax: l.CPUMax}
+}
+
 // kExit is an exit status on the keeper's protocol.
 type kExit struct {
 	Code   int   `msgpack:"code"`
@@ -113,13 +124,16 @@ var ErrKeeperBusy = errors.New("procsup/launch: the keeper serves another superv
 // ErrKeeperGone reports a keeper that ended, or a connection to it that broke.
 var ErrKeeperGone = errors.New("procsup/launch: the keeper is gone")
 
-// kconn is one end of a keeper connection: whole messages, with descriptors.
+// kconn is one end of a keeper connection: whole messages, with descriptors. Its
+// messages are read by one goroutine at a time, into buffers it keeps; any number may
+// send.
 type kconn struct {
-	c *net.UnixConn
+	c        *net.UnixConn
+	msg, oob []byte // the reading's, made at the first
 }
 
 // send writes m with the descriptors fds (duplicated into the receiver).
-func (k kconn) send(m *kmsg, fds ...int) error {
+func (k *kconn) send(m *kmsg, fds ...int) error {
 	m.Version = KeeperVersion
 	b, err := msgpack.Marshal(m)
 	if err != nil {
@@ -138,9 +152,8 @@ func (k kconn) send(m *kmsg, fds ...int) error {
 
 // recv reads the next message and the descriptors that came with it, as files named for
 // m.Fds. A descriptor beyond those named is closed.
-func (k kconn) recv() (*kmsg, []*os.File, error) {
-	b := make([]byte, keeperMaxMsg)
-	oob := make([]byte, syscall.CmsgSpace(keeperMaxFds*4))
+func (k *kconn) recv() (*kmsg, []*os.File, error) {
+	b, oob := k.buffers()
 	n, oobn, flags, _, err := k.c.ReadMsgUnix(b, oob)
 	if err != nil {
 		return nil, nil, err
@@ -151,9 +164,8 @@ func (k kconn) recv() (*kmsg, []*os.File, error) {
 // recvBlocking is recv in a system call that waits in the kernel, on the calling
 // goroutine's own thread: the keeper's loop, locked to its thread, is woken by the
 // message itself, with no netpoller between.
-func (k kconn) recvBlocking(fd int) (*kmsg, []*os.File, error) {
-	b := make([]byte, keeperMaxMsg)
-	oob := make([]byte, syscall.CmsgSpace(keeperMaxFds*4))
+func (k *kconn) recvBlocking(fd int) (*kmsg, []*os.File, error) {
+	b, oob := k.buffers()
 	var n, oobn, flags int
 	var err error
 	for {
@@ -168,7 +180,16 @@ func (k kconn) recvBlocking(fd int) (*kmsg, []*os.File, error) {
 	return decodeMsg(b[:n], oob[:oobn], flags)
 }
 
-// decodeMsg decodes a message read with its control data.
+// buffers are the reading's buffers, made once: a message and its control data.
+func (k *kconn) buffers() (msg, oob []byte) {
+	if k.msg == nil {
+		k.msg, k.oob = make([]byte, keeperMaxMsg), make([]byte, syscall.CmsgSpace(keeperMaxFds*4))
+	}
+	return k.msg, k.oob
+}
+
+// decodeMsg decodes a message read with its control data. The message's fields are
+// copies: the buffers may be read into again.
 func decodeMsg(b, oob []byte, flags int) (*kmsg, []*os.File, error) {
 	n, oobn := len(b), len(oob)
 	var fds []int
@@ -219,38 +240,11 @@ func decodeMsg(b, oob []byte, flags int) (*kmsg, []*os.File, error) {
 // errEOF is the end of a keeper connection.
 var errEOF = errors.New("procsup/launch: the keeper connection ended")
 
-// fileNamed returns the file named name among files, or nil.
-func fileNamed(files []*os.File, name string) *os.File {
-	for _, f := range files {
-		if f.Name() == name {
-			return f
-		}
-	}
-	return nil
-}
-
-// rawFd is f's descriptor, as it is: f.Fd would put it in blocking mode, and the mode
-// belongs to the open file, which the receiver of a copy shares. -1 for a nil f.
-func rawFd(f *os.File) int {
-	if f == nil {
-		return -1
-	}
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return -1
-	}
-	fd := -1
-	rc.Control(func(d uintptr) { fd = int(d) })
-	return fd
-}
-
-// connFd is c's descriptor, valid while c is open; -1 for a nil or closed c.
-func connFd(c net.Conn) int {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return -1
-	}
-	rc, err := sc.SyscallConn()
+// fdOf is c's descriptor, as it is, valid while c is open; -1 for a closed or nil c. (A
+// file's Fd would put it in blocking mode, and the mode belongs to the open file, which
+// the receiver of a copy shares.)
+func fdOf(c syscall.Conn) int {
+	rc, err := c.SyscallConn()
 	if err != nil {
 		return -1
 	}

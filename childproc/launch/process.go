@@ -313,8 +313,7 @@ func (p *Process) keptExit(st ExitStatus, err error) {
 // (and here it is killed all the same); its exit status is not known, and is reported
 // as a SIGKILL.
 func (p *Process) keeperLost() {
-	pidfdSignal(p.pidfd, syscall.SIGKILL)
-	syscall.Kill(-p.pid, syscall.SIGKILL)
+	p.Kill()
 	if p.pidfd != nil {
 		pollPidfd(p.pidfd)
 	}
