@@ -33,7 +33,7 @@ type lazyBuffer struct {
 	quiet   bool           // the descriptor is non-blocking: read with rawCall
 	mark    *atomic.Uint32 // see Reader.SetMark
 	// fresh: the reader is between frames with nothing buffered, so a read that takes
-	// whole frames leaves the stream between frames (see wholeFrames).
+	// whole frames leaves the stream between frames (see readWhole).
 	fresh bool
 	got   *[]byte
 	n     int
@@ -205,7 +205,7 @@ func (b *lazyBuffer) readWhole(fd uintptr, buf []byte) (n int, ok bool) {
 	var peeked int
 	var err error
 	for {
-		peeked, err = b.call(syscall.SYS_RECVFROM, fd, buf, syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		peeked, err = b.recv(fd, buf, syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		if err != syscall.EINTR {
 			break
 		}
@@ -221,7 +221,7 @@ func (b *lazyBuffer) readWhole(fd uintptr, buf []byte) (n int, ok bool) {
 		return 0, false
 	}
 	for {
-		n, err = b.call(syscall.SYS_RECVFROM, fd, buf[:whole], syscall.MSG_DONTWAIT) // this reader alone reads: all of it
+		n, err = b.recv(fd, buf[:whole], syscall.MSG_DONTWAIT) // this reader alone reads: all of it
 		if err != syscall.EINTR {
 			break
 		}
@@ -237,16 +237,16 @@ func (b *lazyBuffer) readWhole(fd uintptr, buf []byte) (n int, ok bool) {
 	return n, true
 }
 
-// call is recvfrom(2) of p with flags on fd: unseen by the runtime where the descriptor
+// recv is recvfrom(2) of p with flags on fd: unseen by the runtime where the descriptor
 // is non-blocking (see rawCall).
-func (b *lazyBuffer) call(trap, fd uintptr, p []byte, flags int) (int, error) {
+func (b *lazyBuffer) recv(fd uintptr, p []byte, flags int) (int, error) {
 	var r uintptr
 	var e syscall.Errno
 	ptr := uintptr(unsafe.Pointer(unsafe.SliceData(p)))
 	if b.quiet {
-		r, _, e = syscall.RawSyscall6(trap, fd, ptr, uintptr(len(p)), uintptr(flags), 0, 0)
+		r, _, e = syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, ptr, uintptr(len(p)), uintptr(flags), 0, 0)
 	} else {
-		r, _, e = syscall.Syscall6(trap, fd, ptr, uintptr(len(p)), uintptr(flags), 0, 0)
+		r, _, e = syscall.Syscall6(syscall.SYS_RECVFROM, fd, ptr, uintptr(len(p)), uintptr(flags), 0, 0)
 	}
 	if e != 0 {
 		return 0, e

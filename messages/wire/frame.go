@@ -254,8 +254,6 @@ func (r *Reader) ReadFrame() ([]byte, error) { return r.readFrame(false) }
 // Read returns. Larger frames get a buffer each (their bodies may alias it).
 const scratchMax = FragmentSize + 1024
 
-// readFrame reads the next frame's body, into the reader's reused buffer when scratch is
-// set and the frame fits.
 // between clears the mark when the stream is between frames with nothing of the next
 // one taken: the frames read are off the stream, whatever becomes of them.
 func (r *Reader) between() {
@@ -265,6 +263,8 @@ func (r *Reader) between() {
 	}
 }
 
+// readFrame reads the next frame's body, into the reader's reused buffer when scratch is
+// set and the frame fits.
 func (r *Reader) readFrame(scratch bool) ([]byte, error) {
 	r.between()
 	hdr := r.hdr[:]
