@@ -41,19 +41,20 @@ type keptNote struct {
 	Config    string `msgpack:"config,omitempty"` // configPrint of the config that started it
 }
 
-func (n keptNote) encode() []byte {
-	b, _ := msgpack.Marshal(n) // a struct of plain fields: cannot fail
-	return b
+// note is the actor's note of its process in state, its handshake having agreed
+// maxFrame and fragments.
+func (p *process) note(state string, maxFrame int, fragments bool) []byte {
+	b, _ := msgpack.Marshal(keptNote{State: state, MaxFrame: maxFrame, Fragments: fragments, Plain: p.cfg.Plain != nil, Config: p.print})
+	return b // a struct of plain fields: Marshal cannot fail
 }
 
 // kept is the option that starts the process through the config's keeper.
 func (p *process) kept() launch.Option {
-	note := keptNote{State: keptStarting, Plain: p.cfg.Plain != nil, Config: p.print}
 	var stop syscall.Signal
 	if p.cfg.Plain != nil {
 		stop = p.cfg.Plain.StopSignal
 	}
-	return launch.Kept(p.cfg.Keeper, p.self.Id, note.encode(), stop)
+	return launch.Kept(p.cfg.Keeper, p.self.Id, p.note(keptStarting, 0, false), stop)
 }
 
 // noteKept notes the state of a kept process with its keeper (nothing for another).
@@ -61,7 +62,7 @@ func (p *process) noteKept(state string, maxFrame int, fragments bool) {
 	if p.proc == nil || p.proc.Marks() == nil { // not kept
 		return
 	}
-	p.proc.SetNote(keptNote{State: state, MaxFrame: maxFrame, Fragments: fragments, Plain: p.cfg.Plain != nil, Config: p.print}.encode())
+	p.proc.SetNote(p.note(state, maxFrame, fragments))
 }
 
 // adoptKept adopts the process the config's keeper holds under the actor's name, on
@@ -171,8 +172,12 @@ func endProcess(proc *launch.Process, grace time.Duration) {
 // configPrint is a short print of what a config starts: the program (its path, size and
 // modification time, so that a new build at the same path differs), its arguments,
 // environment, directory and payload. Two configs with one print start the same
-// process; a pool retires adopted processes of another print (see adoptMembers).
+// process; a pool retires adopted processes of another print (see adoptMembers). A
+// config without a Keeper has none: nothing is compared with it.
 func configPrint(cfg Config) string {
+	if cfg.Keeper == nil {
+		return ""
+	}
 	h := sha256.New()
 	write := func(s string) { h.Write([]byte(s)); h.Write([]byte{0}) }
 	if c, ok := cfg.Launcher.(*launch.Command); ok && c != nil {

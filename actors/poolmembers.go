@@ -91,21 +91,18 @@ func (p *pool) refill(ctx actor.Context) {
 // A pool whose processes are kept names its members itself, uniquely across programs,
 // so that the next program adopts each under its name (adoptMembers).
 func (p *pool) spawnMember(ctx actor.Context, name string, gen int) {
+	if name == "" && p.cfg.Process.Keeper != nil {
+		p.named++
+		name = fmt.Sprintf("m%x-%d", p.started.UnixNano(), p.named)
+	}
 	var pid *actor.PID
-	switch {
-	case name != "":
+	if name == "" {
+		pid = ctx.Spawn(p.props)
+	} else {
 		var err error
 		if pid, err = ctx.SpawnNamed(p.props, name); err != nil {
 			return
 		}
-	case p.cfg.Process.Keeper != nil:
-		p.named++
-		var err error
-		if pid, err = ctx.SpawnNamed(p.props, fmt.Sprintf("m%x-%d", p.started.UnixNano(), p.named)); err != nil {
-			return
-		}
-	default:
-		pid = ctx.Spawn(p.props)
 	}
 	mb := &member{pid: pid, state: memberStarting, gen: gen}
 	p.members[pid.Id] = mb
