@@ -306,6 +306,34 @@ func (a *adopter) running(n int) (map[string]int, map[string]bool) {
 	return pids, adopted
 }
 
+// adoptedAll reads a RUNNING line for each worker of want and fails unless each runs
+// with the pid want gives it, adopted.
+func (a *adopter) adoptedAll(want map[string]int) {
+	a.t.Helper()
+	again, adopted := a.running(len(want))
+	for name, pid := range want {
+		if again[name] != pid || !adopted[name] {
+			a.t.Fatalf("%s: pid %d adopted %v, want %d adopted", name, again[name], adopted[name], pid)
+		}
+	}
+}
+
+// replaced expects the worker old of tree/w0 refused for why (part of the reason, its
+// spaces as underscores), a new process running in its place and old ended; it returns
+// the new pid.
+func (a *adopter) replaced(old int, why string) int {
+	a.t.Helper()
+	if f := a.expect("REFUSED"); f[2] != strconv.Itoa(old) || !strings.Contains(f[3], why) {
+		a.t.Fatalf("refused %v, want %d refused: %s", f, old, why)
+	}
+	pids, adopted := a.running(1)
+	if pids["tree/w0"] == old || adopted["tree/w0"] {
+		a.t.Fatalf("running %v adopted %v: want a new process", pids, adopted)
+	}
+	gone(a.t, "the refused worker ended", old)
+	return pids["tree/w0"]
+}
+
 // settled reads n RUNNING lines and the n child records that follow ("worker
 // started"): the streams are quiet, and a kill lands between frames.
 func (a *adopter) settled(n int) (map[string]int, map[string]bool) {
@@ -376,12 +404,7 @@ func TestAdoptionAfterACrash(t *testing.T) {
 	if second.keeper != keeper {
 		t.Fatalf("a new keeper %d, want %d", second.keeper, keeper)
 	}
-	again, adopted := second.running(3)
-	for name, pid := range pids {
-		if again[name] != pid || !adopted[name] {
-			t.Fatalf("%s: pid %d adopted %v, want %d adopted", name, again[name], adopted[name], pid)
-		}
-	}
+	second.adoptedAll(pids)
 	for name := range pids {
 		second.do("ask " + name + " echo hello")
 		if f := second.expect("ASKED"); f[2] != "ok" || f[3] != "echo:hello" {
@@ -427,16 +450,9 @@ func TestAdoptionRefusesAnInitializingWorker(t *testing.T) {
 	old, _ := strconv.Atoi(f[2])
 	first.kill()
 	second := startAdopter(t, dir, "init", "healthy", 1)
-	if f := second.expect("REFUSED"); f[2] != strconv.Itoa(old) || !strings.Contains(f[3], "initialized") {
-		t.Fatalf("refused %v, want %d refused as not initialized", f, old)
-	}
-	pids, adopted := second.running(1)
-	if pids["tree/w0"] == old || adopted["tree/w0"] {
-		t.Fatalf("running %v adopted %v: want a new process", pids, adopted)
-	}
-	gone(t, "the initializing worker ended", old)
+	fresh := second.replaced(old, "initialized")
 	second.stop()
-	gone(t, "the worker and the keeper gone", pids["tree/w0"], second.keeper)
+	gone(t, "the worker and the keeper gone", fresh, second.keeper)
 }
 
 // A worker whose supervisor died while starting it (the keeper had started the process,
@@ -453,16 +469,9 @@ func TestAdoptionRefusesAStartingWorker(t *testing.T) {
 	}
 	first.kill()
 	second := startAdopter(t, dir, "starting", "healthy", 1)
-	if f := second.expect("REFUSED"); f[2] != strconv.Itoa(old) || !strings.Contains(f[3], "initialized") {
-		t.Fatalf("refused %v, want %d refused as not initialized", f, old)
-	}
-	pids, adopted := second.running(1)
-	if pids["tree/w0"] == old || adopted["tree/w0"] {
-		t.Fatalf("running %v adopted %v: want a new process", pids, adopted)
-	}
-	gone(t, "the starting worker ended", old)
+	fresh := second.replaced(old, "initialized")
 	second.stop()
-	gone(t, "the worker and the keeper gone", pids["tree/w0"], second.keeper)
+	gone(t, "the worker and the keeper gone", fresh, second.keeper)
 }
 
 // A request in flight when the supervisor dies gets no answer; the worker carries on,
@@ -476,10 +485,7 @@ func TestAdoptionWithARequestInFlight(t *testing.T) {
 	first.expect("CHILDLOG") // the child took the request: "hanging"
 	first.kill()
 	second := startAdopter(t, dir, "inflight", "healthy", 1)
-	again, adopted := second.running(1)
-	if again["tree/w0"] != pids["tree/w0"] || !adopted["tree/w0"] {
-		t.Fatalf("running %v adopted %v, want %v adopted", again, adopted, pids)
-	}
+	second.adoptedAll(pids)
 	second.do("ask tree/w0 echo after")
 	if f := second.expect("ASKED"); f[2] != "ok" || f[3] != "echo:after" {
 		t.Fatalf("ask: %v", f)
@@ -504,16 +510,9 @@ func TestAdoptionLetsAClosingWorkerEnd(t *testing.T) {
 	first.kill()
 	old := pids["tree/w0"]
 	second := startAdopter(t, dir, "closing", "healthy", 1)
-	if f := second.expect("REFUSED"); f[2] != strconv.Itoa(old) || !strings.Contains(f[3], "closing") {
-		t.Fatalf("refused %v, want %d refused as closing", f, old)
-	}
-	again, adopted := second.running(1)
-	if again["tree/w0"] == old || adopted["tree/w0"] {
-		t.Fatalf("running %v adopted %v: want a new process", again, adopted)
-	}
-	gone(t, "the closing worker ended", old)
+	fresh := second.replaced(old, "closing")
 	second.stop()
-	gone(t, "the worker and the keeper gone", again["tree/w0"], second.keeper)
+	gone(t, "the worker and the keeper gone", fresh, second.keeper)
 }
 
 // An adopted worker that crashes is restarted by its tree's strategy, as one it started.
@@ -568,20 +567,13 @@ func TestAdoptionAfterACrashMidFrame(t *testing.T) {
 			first.kill()
 			signal(t, worker, syscall.SIGCONT)
 			second := startAdopter(t, dir, way, "healthy", 1)
-			if f := second.expect("REFUSED"); f[2] != strconv.Itoa(worker) || !strings.Contains(f[3], "middle_of_a_frame") {
-				t.Fatalf("refused %v, want %d refused for a cut stream", f, worker)
-			}
-			again, adopted := second.running(1)
-			if again["tree/w0"] == worker || adopted["tree/w0"] {
-				t.Fatalf("running %v adopted %v, want a new worker", again, adopted)
-			}
-			gone(t, "the worker with the cut stream ended", worker)
+			fresh := second.replaced(worker, "middle_of_a_frame")
 			second.do("ask tree/w0 echo whole")
 			if f := second.expect("ASKED"); f[2] != "ok" || f[3] != "echo:whole" {
 				t.Fatalf("ask after the crash: %v", f)
 			}
 			second.stop()
-			gone(t, "the worker and the keeper gone", again["tree/w0"], second.keeper)
+			gone(t, "the worker and the keeper gone", fresh, second.keeper)
 		})
 	}
 }
@@ -657,12 +649,7 @@ func TestPoolAdoptsAndRetiresOldMembers(t *testing.T) {
 	pids, _ := first.settled(2)
 	first.kill()
 	same := startAdopter(t, dir, "pool", "healthy", 2, "ADOPT_POOL=v1")
-	again, adopted := same.running(2)
-	for name, pid := range pids {
-		if again[name] != pid || !adopted[name] {
-			t.Fatalf("%s: %d adopted %v, want %d adopted", name, again[name], adopted[name], pid)
-		}
-	}
+	same.adoptedAll(pids)
 	same.kill()
 	next := startAdopter(t, dir, "pool", "healthy", 2, "ADOPT_POOL=v2")
 	next.running(2) // the old ones, adopted
@@ -693,10 +680,7 @@ func TestAdoptionWithCgroups(t *testing.T) {
 	}
 	first.kill()
 	second := startAdopter(t, dir, "cgroups", "grandchild", 1, "ADOPT_CGROUPS="+cg.Dir())
-	again, adopted := second.running(1)
-	if again["tree/w0"] != pids["tree/w0"] || !adopted["tree/w0"] {
-		t.Fatalf("running %v adopted %v", again, adopted)
-	}
+	second.adoptedAll(pids)
 	second.do("status tree/w0")
 	if f := second.expect("STATUS"); f[5] != "cgroup="+cgroup {
 		t.Fatalf("status %v, want cgroup %s", f, cgroup)
@@ -742,10 +726,7 @@ func TestAdoptionOfAPlainProgram(t *testing.T) {
 	first.expect("STDOUT")
 	first.kill()
 	second := startAdopter(t, dir, "plain", "", 1, "ADOPT_KIND=plain")
-	again, adopted := second.running(1)
-	if again["tree/w0"] != pids["tree/w0"] || !adopted["tree/w0"] {
-		t.Fatalf("running %v adopted %v, want %v adopted", again, adopted, pids)
-	}
+	second.adoptedAll(pids)
 	second.expect("STDOUT") // a line it wrote after the adoption, through the pipe
 	second.stop()
 	if !slices.ContainsFunc(second.seen, func(l string) bool {
@@ -771,10 +752,7 @@ func TestAdoptionOfAPythonWorker(t *testing.T) {
 	}
 	first.kill()
 	second := startAdopter(t, dir, "python", "", 1, "ADOPT_KIND=python")
-	again, adopted := second.running(1)
-	if again["tree/w0"] != pids["tree/w0"] || !adopted["tree/w0"] {
-		t.Fatalf("running %v adopted %v, want %v adopted", again, adopted, pids)
-	}
+	second.adoptedAll(pids)
 	second.do("ask tree/w0 upper after")
 	if f := second.expect("ASKED"); f[2] != "ok" || f[3] != "AFTER" {
 		t.Fatalf("ask after the adoption: %v", f)

@@ -144,10 +144,7 @@ func TestKeeperKilledEndsWorkers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := Start(ctx, &Command{Path: "sleep", Args: []string{"300"}}, WithoutProtocol(), Kept(k, "w", nil, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := keptSleeper(t, ctx, k, "w")
 	syscall.Kill(k.Pid(), syscall.SIGKILL)
 	st, err := p.Wait(ctx)
 	if err != nil || st.Signal != syscall.SIGKILL {
@@ -210,10 +207,7 @@ func TestKeeperRefusesAnotherVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := Start(ctx, &Command{Path: "sleep", Args: []string{"300"}}, WithoutProtocol(), Kept(k, "w", nil, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := keptSleeper(t, ctx, k, "w")
 	k.Close()
 	c, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: filepath.Join(dir, "versions.sock"), Net: "unixpacket"})
 	if err != nil {
@@ -233,14 +227,7 @@ func TestKeeperRefusesAnotherVersion(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer k2.Close()
-	q, err := k2.Adopt("w", nil, nil)
-	if err != nil || q.Pid() != p.Pid() {
-		t.Fatalf("adopt after the refusal: %v", err)
-	}
-	q.Kill()
-	q.Wait(ctx)
-	q.Close()
-	p.Close()
+	adoptAndKill(t, ctx, k2, "w", p)
 }
 
 // Workers nobody adopts within ClaimWithin are ended gracefully; the adopted one runs on.
@@ -254,11 +241,7 @@ func TestKeeperEndsUnclaimedWorkers(t *testing.T) {
 	}
 	var pids []int
 	for _, name := range []string{"kept", "unclaimed"} {
-		p, err := Start(ctx, &Command{Path: "sleep", Args: []string{"300"}}, WithoutProtocol(), Kept(k, name, nil, 0))
-		if err != nil {
-			t.Fatal(err)
-		}
-		pids = append(pids, p.Pid())
+		pids = append(pids, keptSleeper(t, ctx, k, name).Pid())
 	}
 	k.Close()
 	k2, err := OpenKeeper(ctx, "claims", KeeperOptions{Dir: dir, ClaimWithin: 100 * time.Millisecond, EndGrace: 10 * time.Second})
@@ -289,10 +272,7 @@ func TestKeeperRefusesGarbage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := Start(ctx, &Command{Path: "sleep", Args: []string{"300"}}, WithoutProtocol(), Kept(k, "w", nil, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := keptSleeper(t, ctx, k, "w")
 	k.Close()
 	for _, msg := range [][]byte{{0xc1, 0xff, 0x00}, []byte("not msgpack at all"), make([]byte, keeperMaxMsg+100)} {
 		c, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: filepath.Join(dir, "garbage.sock"), Net: "unixpacket"})
@@ -310,9 +290,26 @@ func TestKeeperRefusesGarbage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer k2.Close()
-	q, err := k2.Adopt("w", nil, nil)
+	adoptAndKill(t, ctx, k2, "w", p)
+}
+
+// keptSleeper starts a plain sleep through k, under name.
+func keptSleeper(t *testing.T, ctx context.Context, k *Keeper, name string) *Process {
+	t.Helper()
+	p, err := Start(ctx, &Command{Path: "sleep", Args: []string{"300"}}, WithoutProtocol(), Kept(k, name, nil, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// adoptAndKill adopts the worker called name from k, fails unless it is p's process,
+// and kills it; p's and the adopted Process's descriptors are closed.
+func adoptAndKill(t *testing.T, ctx context.Context, k *Keeper, name string, p *Process) {
+	t.Helper()
+	q, err := k.Adopt(name, nil, nil)
 	if err != nil || q.Pid() != p.Pid() {
-		t.Fatalf("adopt after the garbage: %v", err)
+		t.Fatalf("adopt %s: %v", name, err)
 	}
 	q.Kill()
 	q.Wait(ctx)
