@@ -46,6 +46,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childproc.EnvEntry) == "adopter" {
 		adopterProgram()
 	}
+	if os.Getenv(childproc.EnvEntry) == "forksupervisor" {
+		forkSupervisorProgram()
+	}
 	childproctest.Main(m)
 }
 

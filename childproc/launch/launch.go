@@ -275,6 +275,9 @@ func launcherPath(l Launcher) string {
 	if c, ok := l.(*Command); ok && c != nil {
 		return c.Path
 	}
+	if s, ok := l.(fmt.Stringer); ok {
+		return s.String()
+	}
 	return fmt.Sprintf("%T", l)
 }
 

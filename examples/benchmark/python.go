@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"math"
 	"path/filepath"
 	"runtime"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/procsup/procsup/actors"
@@ -35,7 +37,27 @@ func pythonRows(system *actor.ActorSystem, quiet *slog.Logger, o options, progre
 	}
 	pyside := newProcsupSide(system, props)
 	pyside.what = "procsup, Python"
-	sides := []side{floorSide{path: py, args: []string{filepath.Join(dir, "pyrawecho.py")}, what: "Python floor"}, pyside}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	fs, err := python.StartForkserver(ctx, python.ForkserverOptions{Interpreter: py, Path: []string{filepath.Join(dir, "..", "..", "..", "childproc", "python")}, Env: childEnv})
+	if err != nil {
+		return nil, err
+	}
+	defer fs.Close()
+	fcfg := cfg
+	fcfg.Launcher = fs.Script(filepath.Join(dir, "pyminimal.py"))
+	fprops, err := actors.NewProcess(fcfg)
+	if err != nil {
+		return nil, err
+	}
+	forked := newProcsupSide(system, fprops)
+	forked.what, forked.prefix = "procsup, Python, forked", "forked"
+	forkFloor, err := newForkFloor(py, filepath.Join(dir, "pyrawfork.py"))
+	if err != nil {
+		return nil, err
+	}
+	defer forkFloor.stop()
+	sides := []side{floorSide{path: py, args: []string{filepath.Join(dir, "pyrawecho.py")}, what: "Python floor"}, pyside, forkFloor, forked}
 	progress("Python: starts and round trips")
 	up, _, _, err := startKill(sides, o.starts)
 	if err != nil {
@@ -45,8 +67,13 @@ func pythonRows(system *actor.ActorSystem, quiet *slog.Logger, o options, progre
 	if err != nil {
 		return nil, err
 	}
+	ups, rts := medians(up), medians(rt)
+	pair := func(floor, procsup float64) []float64 { return []float64{floor, procsup, math.NaN(), math.NaN()} }
 	return []row{
-		{"Python worker: spawn to ready (floor: the Python floor)", "time", append(medians(up), math.NaN(), math.NaN())},
-		{"Python worker: request round trip (floor: the Python floor)", "time", append(medians(rt), math.NaN(), math.NaN())},
+		{"Python worker: spawn to ready (floor: the Python floor)", "time", pair(ups[0], ups[1])},
+		{"Python worker: request round trip (floor: the Python floor)", "time", pair(rts[0], rts[1])},
+		{"Python worker from a fork server: spawn to ready (floor: the Python fork floor)", "time", pair(ups[2], ups[3])},
+		{"the same, against the Python floor", "time", pair(ups[0], ups[3])},
+		{"Python worker from a fork server: request round trip (floor: the Python fork floor)", "time", pair(rts[2], rts[3])},
 	}, nil
 }

@@ -3,14 +3,18 @@
 // upper-case and fail, one of them crashed on purpose and restarted, then the tree shut
 // down gracefully:
 //
-//	go run ./examples/pyworker
+//	go run ./examples/pyworker              # each worker its own interpreter
+//	go run ./examples/pyworker -forkserver  # each worker forked from a fork server
 //
-// It needs a python3 with msgpack (Debian: apt-get install python3-msgpack).
+// With -forkserver a fork server imports procsup's runtime once and forks each worker,
+// the restarted one included, from it (see python.Forkserver). It needs a python3 with
+// msgpack (Debian: apt-get install python3-msgpack).
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,7 +31,11 @@ import (
 	"github.com/procsup/procsup/messages"
 )
 
-func main() { os.Exit(run(os.Stdout)) }
+func main() {
+	fork := flag.Bool("forkserver", false, "start the workers from a fork server")
+	flag.Parse()
+	os.Exit(run(os.Stdout, *fork))
+}
 
 // lockedWriter lets the actors' goroutines and this one print to one writer.
 type lockedWriter struct {
@@ -41,7 +49,7 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-func run(w io.Writer) int {
+func run(w io.Writer, fork bool) int {
 	out := &lockedWriter{w: w}
 	py, err := python.Interpreter()
 	if err != nil {
@@ -60,7 +68,23 @@ func run(w io.Writer) int {
 		}
 	})
 
-	cfg := actors.NewConfig(&launch.Command{Path: py, Args: []string{script}})
+	var launcher launch.Launcher = &launch.Command{Path: py, Args: []string{script}}
+	if fork {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		fs, err := python.StartForkserver(ctx, python.ForkserverOptions{
+			Interpreter: py,
+			Path:        []string{filepath.Join(filepath.Dir(here), "..", "..", "childproc", "python")},
+		})
+		cancel()
+		if err != nil {
+			fmt.Fprintln(out, "pyworker:", err)
+			return 1
+		}
+		defer fs.Close() // after the tree's stop below: the workers need it only to start
+		fmt.Fprintf(out, "fork server: pid %d\n", fs.Pid())
+		launcher = fs.Script(script)
+	}
+	cfg := actors.NewConfig(launcher)
 	cfg.Logger = logger
 	props, err := actors.NewProcess(cfg)
 	if err != nil {

@@ -40,6 +40,10 @@ What the runtime does, as ``messages/wire/PROTOCOL.md`` says:
 Hooks may be ``async def`` (run on the event loop) or plain ``def`` (run in a thread, so
 they may block). Importing the package starts no thread; ``run(worker, preload=f)`` calls
 ``f`` before the handshake, to load a model and ``gc.freeze()`` before serving.
+
+A worker may also be forked from a fork server that has imported the runtime, and the
+modules a Go program's ``python.StartForkserver`` preloads, once: see
+:mod:`procsup_child.forkserver`. The worker's script is the same either way.
 """
 
 from .runtime import Peer, RemoteError, Worker, run, serve

@@ -298,7 +298,7 @@ def _quick_reply(s: "_Session", m: dict[str, Any]) -> dict[str, Any]:
 class _Reader(threading.Thread):
     """Reads the control socket: answers pings at once, hands the rest to the loop."""
 
-    def __init__(self, s: _Session, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, s: _Session, loop: asyncio.AbstractEventLoop | None) -> None:
         super().__init__(name="procsup-reader", daemon=True)
         self.s, self.loop = s, loop
         self.max_frame = wire.DEFAULT_MAX_FRAME
@@ -432,26 +432,28 @@ def serve(worker: Worker, *, preload: Callable[[], Any] | None = None,
     if root.level == logging.NOTSET or root.level > logging.INFO:
         root.setLevel(logging.INFO)
     try:
-        return asyncio.run(_main(worker, control, sink, watchdog_threshold))
+        # The handshake's first read, before the event loop is made: no thread for it.
+        s = _Session(worker, control, sink)
+        reader = _Reader(s, None)
+        control.settimeout(HANDSHAKE_TIMEOUT)
+        try:
+            first = reader.read()
+        except (OSError, EOFError, wire.WireError) as e:
+            print(f"procsup_child: handshake: {e}", file=sys.stderr)
+            return EXIT_FAILED
+        control.settimeout(None)
+        return asyncio.run(_main(s, reader, first, watchdog_threshold))
     finally:
         root.removeHandler(handler)
         control.close()
         logsock.close()
 
 
-async def _main(worker: Worker, control: socket.socket, sink: LogSink, threshold: float) -> int:
+async def _main(s: _Session, reader: _Reader, first: tuple[str, dict[str, Any]], threshold: float) -> int:
     loop = asyncio.get_running_loop()
-    s = _Session(worker, control, sink)
-    s.loop = loop
-    # The handshake.
-    control.settimeout(HANDSHAKE_TIMEOUT)
-    reader = _Reader(s, loop)
-    try:
-        type_, req = await asyncio.to_thread(reader.read)
-    except (OSError, EOFError, wire.WireError) as e:
-        print(f"procsup_child: handshake: {e}", file=sys.stderr)
-        return EXIT_FAILED
-    control.settimeout(None)
+    s.loop = reader.loop = loop
+    worker, sink = s.worker, s.logs
+    type_, req = first
     if type_ != "initialize_request":
         print(f"procsup_child: first message is {type_}, want initialize_request", file=sys.stderr)
         return EXIT_FAILED

@@ -92,13 +92,13 @@ def frame_length(prefix: bytes, max_frame: int) -> int:
     return n
 
 
-def _depth_ok(v: Any, level: int) -> bool:
+def _depth_ok(v: dict[Any, Any] | list[Any], level: int) -> bool:
+    """Reports whether the container v, at level, nests no deeper than MAX_DEPTH."""
     if level > MAX_DEPTH:
         return False
-    if isinstance(v, dict):
-        return all(_depth_ok(x, level + 1) for x in v.values())
-    if isinstance(v, list):
-        return all(_depth_ok(x, level + 1) for x in v)
+    for x in v.values() if isinstance(v, dict) else v:
+        if isinstance(x, (dict, list)) and not _depth_ok(x, level + 1):
+            return False
     return True
 
 

@@ -64,6 +64,9 @@ class Test(Worker):
             return b"x" * int(body)
         if kind == "crash":
             os._exit(3)
+        if kind == "preloaded":  # who imported the fork server's preloaded module, if any
+            mod = sys.modules.get("preloaded")
+            return str(mod.IMPORTED_BY if mod else 0).encode()
         raise RemoteError(f"unknown kind {kind!r}", code="unhandled")
 
 
