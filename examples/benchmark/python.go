@@ -17,9 +17,11 @@ import (
 
 // pythonRows measures a Python worker on procsup's Python runtime (pyminimal.py: no
 // init, answers echo) against the Python floor (pyrawecho.py: the smallest Python
-// program that echoes its socket, started the same way): spawn to ready and the round
-// trip, interleaved. Without a python3 with msgpack the rows say so (NaN) and the run
-// goes on.
+// program that echoes its socket, started the same way, by os/exec), and the same worker
+// forked by a fork server (python.Forkserver) against the Python fork floor
+// (pyrawfork.py: the smallest Python fork server, whose child echoes its socket): spawn
+// to ready and the round trip, interleaved. Without a python3 with msgpack the rows say
+// so (NaN) and the run goes on.
 func pythonRows(system *actor.ActorSystem, quiet *slog.Logger, o options, progress func(string)) ([]row, error) {
 	nan := []float64{math.NaN(), math.NaN(), math.NaN(), math.NaN()}
 	py, err := python.Interpreter()

@@ -54,6 +54,9 @@ type floorSide struct {
 	path string
 	args []string // after path
 	what string   // the name, when not the Go floor's
+	// deadline, when set, bounds each round trip: the socket's deadline is set to it
+	// before each one, as a caller bounding its request would.
+	deadline time.Duration
 }
 
 func (s floorSide) name() string {
@@ -64,10 +67,11 @@ func (s floorSide) name() string {
 }
 
 type floorChild struct {
-	cmd   *exec.Cmd
-	conn  *os.File
-	req   []byte // the request frame, encoded once
-	frame []byte // reused for the echo
+	cmd      *exec.Cmd
+	deadline time.Duration
+	conn     *os.File
+	req      []byte // the request frame, encoded once
+	frame    []byte // reused for the echo
 }
 
 func (s floorSide) start() (child, error) {
@@ -86,7 +90,7 @@ func (s floorSide) start() (child, error) {
 		conn.Close()
 		return nil, err
 	}
-	c := &floorChild{cmd: cmd, conn: conn}
+	c := &floorChild{cmd: cmd, conn: conn, deadline: s.deadline}
 	init, _ := wire.Encode(&wire.InitializeRequest{})
 	if err := c.echo(init); err != nil {
 		c.kill()
@@ -98,6 +102,9 @@ func (s floorSide) start() (child, error) {
 func (c *floorChild) osPid() int { return c.cmd.Process.Pid }
 
 func (c *floorChild) echo(frame []byte) error {
+	if c.deadline > 0 {
+		c.conn.SetDeadline(time.Now().Add(c.deadline))
+	}
 	if _, err := c.conn.Write(frame); err != nil {
 		return err
 	}
