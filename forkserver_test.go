@@ -111,49 +111,6 @@ func TestForkedPythonWorkerServes(t *testing.T) {
 	}
 }
 
-// Each ending of a forked worker is reported as for one started by exec: a failed
-// initialization, run's exception (exit code 70 and its traceback), a crash and the
-// restart that follows (a new fork), a kill.
-func TestForkedPythonWorkerEndings(t *testing.T) {
-	system := newSystem(t)
-	fs := startForkserver(t)
-	probe, _ := spawn(t, system, forkedConfig(fs, "initfail", nil), nil)
-	if ex := exited(probe); ex.Reason != messages.ReasonInitFailed || !strings.Contains(ex.Err.Error(), "model file missing") {
-		t.Fatalf("init's exception: %v", ex)
-	}
-	probe, _ = spawn(t, system, forkedConfig(fs, "runraise", nil), nil)
-	ex := exited(probe)
-	var ce *messages.ChildError
-	if ex.Reason != messages.ReasonCrashed || ex.ExitCode != 70 || !errors.As(ex.Err, &ce) || !strings.Contains(ce.Panic, "ValueError: run exploded") {
-		t.Fatalf("run's exception: %v (%#v)", ex, ex.Err)
-	}
-
-	cfg := forkedConfig(fs, "", nil)
-	cfg.Restart = actors.Permanent
-	strategy := actors.NewStrategy(actors.Backoff{Initial: 10 * time.Millisecond, Max: 100 * time.Millisecond})
-	probe, pid := spawn(t, system, cfg, strategy)
-	first := running(probe).OSPid
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if _, err := actors.Ask(ctx, system, pid, "crash", nil); !errors.Is(err, actors.ErrProcessEnded) || !errors.Is(err, messages.ReasonCrashed) {
-		t.Fatalf("the crashing ask: %v", err)
-	}
-	if ex := actortest.ExpectType(probe, 15*time.Second, func(e *messages.Exited) bool { return e.OSPid == first }); ex.ExitCode != 3 {
-		t.Fatalf("the crash: %v, want exit code 3", ex)
-	}
-	second := running(probe).OSPid
-	if second == first {
-		t.Fatal("restarted with the same pid")
-	}
-	if got, err := actors.Ask(ctx, system, pid, "echo", []byte("again")); err != nil || string(got) != "again" {
-		t.Fatalf("after the restart: %q, %v", got, err)
-	}
-	system.Root.Send(pid, &messages.Kill{})
-	if ex := actortest.ExpectType(probe, 15*time.Second, func(e *messages.Exited) bool { return e.OSPid == second }); ex.Reason != messages.ReasonKilled || !ex.Killed {
-		t.Fatalf("killed: %v", ex)
-	}
-}
-
 // With Cgroups, a forked worker is in a cgroup of its own before it runs, as one
 // started by exec is; the cgroup is gone when it has exited.
 func TestForkedPythonWorkerInACgroup(t *testing.T) {
@@ -266,20 +223,5 @@ func forkSupervisorProgram() {
 		os.Exit(1)
 	}
 	fmt.Println(fs.Pid())
-	n, _ := strconv.Atoi(os.Getenv("SUPERVISOR_N"))
-	var specs []actors.Spec
-	for i := range n {
-		specs = append(specs, actors.Spec{Name: fmt.Sprint("w", i), Props: mustProps(forkedConfig(fs, "", nil))})
-	}
-	pids := make(chan int, n)
-	system.EventStream.Subscribe(func(ev any) {
-		if sc, ok := ev.(*messages.StateChanged); ok && sc.To == messages.Running {
-			pids <- sc.OSPid
-		}
-	})
-	system.Root.Spawn(actors.NewTree(nil, specs...))
-	for range n {
-		fmt.Println(<-pids)
-	}
-	select {}
+	superviseAndWait(system, mustProps(forkedConfig(fs, "", nil)))
 }

@@ -309,10 +309,16 @@ func recordArrivals(r *wire.Reader, w *wire.Writer) {
 // prints their pids, and waits to be killed.
 func supervisorProgram() {
 	system := actor.NewActorSystem(actor.WithLoggerFactory(quietLogger))
+	superviseAndWait(system, mustProps(workerConfig("healthy", nil)))
+}
+
+// superviseAndWait supervises SUPERVISOR_N workers of props in a tree, prints each one's
+// pid once it runs, and waits to be killed.
+func superviseAndWait(system *actor.ActorSystem, props *actor.Props) {
 	n, _ := strconv.Atoi(os.Getenv("SUPERVISOR_N"))
 	var specs []actors.Spec
 	for i := range n {
-		specs = append(specs, actors.Spec{Name: fmt.Sprint("w", i), Props: mustProps(workerConfig("healthy", nil))})
+		specs = append(specs, actors.Spec{Name: fmt.Sprint("w", i), Props: props})
 	}
 	pids := make(chan int, n)
 	system.EventStream.Subscribe(func(ev any) {

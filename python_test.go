@@ -33,6 +33,24 @@ func pythonConfig(t *testing.T, mode string, logger *slog.Logger) actors.Config 
 	return cfg
 }
 
+// eachPythonWay runs test for each way a Python worker starts: as a python3 of its own
+// ("exec") and forked by a fork server ("forked", one for the subtest, started at its
+// first config). config makes the config of the test worker in a mode.
+func eachPythonWay(t *testing.T, test func(t *testing.T, config func(mode string, logger *slog.Logger) actors.Config)) {
+	t.Run("exec", func(t *testing.T) {
+		test(t, func(mode string, logger *slog.Logger) actors.Config { return pythonConfig(t, mode, logger) })
+	})
+	t.Run("forked", func(t *testing.T) {
+		var fs *python.Forkserver
+		test(t, func(mode string, logger *slog.Logger) actors.Config {
+			if fs == nil {
+				fs = startForkserver(t)
+			}
+			return forkedConfig(fs, mode, logger)
+		})
+	})
+}
+
 // A Python worker under a process actor: the handshake, a thousand Asks, its error
 // replies, a request of its own to the parent, messages both ways, and its log records
 // with their attributes, exception and source.
@@ -119,84 +137,92 @@ func TestPythonPingsWhileTheLoopIsBlocked(t *testing.T) {
 	}
 }
 
-// Each hook's failure ends as the Go runtime's does: init's exception is a failed
-// initialization with its message; run's ends the child with exit code 70 and the
-// traceback in Exited.Err; a shutdown during an init that blocks ends it at once.
+// Each hook's failure ends as the Go runtime's does, for a worker started either way:
+// init's exception is a failed initialization with its message; run's ends the child
+// with exit code 70 and the traceback in Exited.Err; a shutdown during an init that
+// blocks ends it at once.
 func TestPythonWorkerFailures(t *testing.T) {
-	system := newSystem(t)
-	probe, _ := spawn(t, system, pythonConfig(t, "initfail", nil), nil)
-	if ex := exited(probe); ex.Reason != messages.ReasonInitFailed || !strings.Contains(ex.Err.Error(), "model file missing") {
-		t.Fatalf("init's exception: %v", ex)
-	}
+	eachPythonWay(t, func(t *testing.T, config func(string, *slog.Logger) actors.Config) {
+		system := newSystem(t)
+		probe, _ := spawn(t, system, config("initfail", nil), nil)
+		if ex := exited(probe); ex.Reason != messages.ReasonInitFailed || !strings.Contains(ex.Err.Error(), "model file missing") {
+			t.Fatalf("init's exception: %v", ex)
+		}
 
-	probe, _ = spawn(t, system, pythonConfig(t, "runraise", nil), nil)
-	ex := exited(probe)
-	var ce *messages.ChildError
-	if ex.Reason != messages.ReasonCrashed || ex.ExitCode != 70 || !errors.As(ex.Err, &ce) || !strings.Contains(ce.Panic, "ValueError: run exploded") {
-		t.Fatalf("run's exception: %v (%#v)", ex, ex.Err)
-	}
+		probe, _ = spawn(t, system, config("runraise", nil), nil)
+		ex := exited(probe)
+		var ce *messages.ChildError
+		if ex.Reason != messages.ReasonCrashed || ex.ExitCode != 70 || !errors.As(ex.Err, &ce) || !strings.Contains(ce.Panic, "ValueError: run exploded") {
+			t.Fatalf("run's exception: %v (%#v)", ex, ex.Err)
+		}
 
-	cfg := pythonConfig(t, "initslow", nil)
-	cfg.InitializeTimeout, cfg.CloseTimeout = time.Minute, time.Minute
-	probe, pid := spawn(t, system, cfg, nil)
-	actortest.ExpectType(probe, 10*time.Second, func(e *messages.StateChanged) bool { return e.To == messages.Initializing })
-	system.Root.Send(pid, &messages.Close{})
-	if ex := exited(probe); ex.Reason != messages.ReasonClosed || ex.Killed || ex.ExitCode != 0 {
-		t.Fatalf("a shutdown during a blocking init: %v", ex)
-	}
+		cfg := config("initslow", nil)
+		cfg.InitializeTimeout, cfg.CloseTimeout = time.Minute, time.Minute
+		probe, pid := spawn(t, system, cfg, nil)
+		actortest.ExpectType(probe, 10*time.Second, func(e *messages.StateChanged) bool { return e.To == messages.Initializing })
+		system.Root.Send(pid, &messages.Close{})
+		if ex := exited(probe); ex.Reason != messages.ReasonClosed || ex.Killed || ex.ExitCode != 0 {
+			t.Fatalf("a shutdown during a blocking init: %v", ex)
+		}
+	})
 }
 
 // Kill, and a restart under a strategy after a crash: a new OS process under the same
-// actor, answering again.
+// actor (forked anew, for a forked worker), answering again.
 func TestPythonWorkerKillAndRestart(t *testing.T) {
-	system := newSystem(t)
-	cfg := pythonConfig(t, "", nil)
-	cfg.Restart = actors.Permanent
-	strategy := actors.NewStrategy(actors.Backoff{Initial: 10 * time.Millisecond, Max: 100 * time.Millisecond})
-	probe, pid := spawn(t, system, cfg, strategy)
-	first := running(probe).OSPid
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if _, err := actors.Ask(ctx, system, pid, "crash", nil); !errors.Is(err, actors.ErrProcessEnded) || !errors.Is(err, messages.ReasonCrashed) {
-		t.Fatalf("the crashing ask: %v", err)
-	}
-	second := running(probe).OSPid
-	if second == first {
-		t.Fatal("restarted with the same pid")
-	}
-	if got, err := actors.Ask(ctx, system, pid, "echo", []byte("again")); err != nil || string(got) != "again" {
-		t.Fatalf("after the restart: %q, %v", got, err)
-	}
-	system.Root.Send(pid, &messages.Kill{})
-	if ex := actortest.ExpectType(probe, 15*time.Second, func(e *messages.Exited) bool { return e.OSPid == second }); ex.Reason != messages.ReasonKilled || !ex.Killed {
-		t.Fatalf("killed: %v", ex)
-	}
+	eachPythonWay(t, func(t *testing.T, config func(string, *slog.Logger) actors.Config) {
+		system := newSystem(t)
+		cfg := config("", nil)
+		cfg.Restart = actors.Permanent
+		strategy := actors.NewStrategy(actors.Backoff{Initial: 10 * time.Millisecond, Max: 100 * time.Millisecond})
+		probe, pid := spawn(t, system, cfg, strategy)
+		first := running(probe).OSPid
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if _, err := actors.Ask(ctx, system, pid, "crash", nil); !errors.Is(err, actors.ErrProcessEnded) || !errors.Is(err, messages.ReasonCrashed) {
+			t.Fatalf("the crashing ask: %v", err)
+		}
+		second := running(probe).OSPid
+		if second == first {
+			t.Fatal("restarted with the same pid")
+		}
+		if got, err := actors.Ask(ctx, system, pid, "echo", []byte("again")); err != nil || string(got) != "again" {
+			t.Fatalf("after the restart: %q, %v", got, err)
+		}
+		system.Root.Send(pid, &messages.Kill{})
+		if ex := actortest.ExpectType(probe, 15*time.Second, func(e *messages.Exited) bool { return e.OSPid == second }); ex.Reason != messages.ReasonKilled || !ex.Killed {
+			t.Fatalf("killed: %v", ex)
+		}
+	})
 }
 
-// A pool of Python workers: acquired, asked, released, by several callers at once.
+// A pool of Python workers, started either way: acquired, asked, released, by several
+// callers at once.
 func TestPythonWorkerPool(t *testing.T) {
-	system := newSystem(t)
-	_, pool := newPool(t, system, actors.PoolConfig{Process: pythonConfig(t, "", nil), Target: 2, Reuse: true})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	var wg sync.WaitGroup
-	for c := range 3 {
-		wg.Go(func() {
-			for i := range 20 {
-				proc, err := actors.Acquire(ctx, system, pool)
-				if err != nil {
-					t.Errorf("acquire: %v", err)
-					return
+	eachPythonWay(t, func(t *testing.T, config func(string, *slog.Logger) actors.Config) {
+		system := newSystem(t)
+		_, pool := newPool(t, system, actors.PoolConfig{Process: config("", nil), Target: 2, Reuse: true})
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		var wg sync.WaitGroup
+		for c := range 3 {
+			wg.Go(func() {
+				for i := range 20 {
+					proc, err := actors.Acquire(ctx, system, pool)
+					if err != nil {
+						t.Errorf("acquire: %v", err)
+						return
+					}
+					body := []byte(strconv.Itoa(c*100 + i))
+					if got, err := actors.Ask(ctx, system, proc, "echo", body); err != nil || string(got) != string(body) {
+						t.Errorf("ask: %q, %v", got, err)
+					}
+					actors.Release(system, pool, proc)
 				}
-				body := []byte(strconv.Itoa(c*100 + i))
-				if got, err := actors.Ask(ctx, system, proc, "echo", body); err != nil || string(got) != string(body) {
-					t.Errorf("ask: %q, %v", got, err)
-				}
-				actors.Release(system, pool, proc)
-			}
-		})
-	}
-	wg.Wait()
+			})
+		}
+		wg.Wait()
+	})
 }
 
 // A burst of records into a slow handler: each is delivered or counted in LogsDropped.

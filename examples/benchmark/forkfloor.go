@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -68,9 +67,7 @@ func (s *forkFloorSide) stop() {
 type forkFloorChild struct {
 	pid   int
 	pidfd int
-	conn  *os.File
-	req   []byte
-	frame []byte
+	echoer
 }
 
 func (s *forkFloorSide) start() (child, error) {
@@ -101,7 +98,7 @@ func (s *forkFloorSide) start() (child, error) {
 		conn.Close()
 		return nil, err
 	}
-	c := &forkFloorChild{pid: pid, pidfd: pidfd, conn: conn}
+	c := &forkFloorChild{pid: pid, pidfd: pidfd, echoer: echoer{conn: conn}}
 	init, _ := wire.Encode(&wire.InitializeRequest{})
 	if err := c.echo(init); err != nil {
 		c.kill()
@@ -111,27 +108,6 @@ func (s *forkFloorSide) start() (child, error) {
 }
 
 func (c *forkFloorChild) osPid() int { return c.pid }
-
-func (c *forkFloorChild) echo(frame []byte) error {
-	if _, err := c.conn.Write(frame); err != nil {
-		return err
-	}
-	if cap(c.frame) < len(frame) {
-		c.frame = make([]byte, len(frame))
-	}
-	_, err := io.ReadFull(c.conn, c.frame[:len(frame)])
-	return err
-}
-
-func (c *forkFloorChild) ask(body []byte) error {
-	if c.req == nil {
-		var err error
-		if c.req, err = wire.Encode(&wire.Request{ID: 1, Kind: "echo", Body: body}); err != nil {
-			return err
-		}
-	}
-	return c.echo(c.req)
-}
 
 // gone waits until the child has exited (its pidfd is readable).
 func (c *forkFloorChild) gone() error {

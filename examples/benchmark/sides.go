@@ -67,11 +67,16 @@ func (s floorSide) name() string {
 }
 
 type floorChild struct {
-	cmd      *exec.Cmd
-	deadline time.Duration
+	cmd *exec.Cmd
+	echoer
+}
+
+// echoer is a floor's end of a raw socket to a child that echoes it.
+type echoer struct {
 	conn     *os.File
-	req      []byte // the request frame, encoded once
-	frame    []byte // reused for the echo
+	deadline time.Duration // see floorSide
+	req      []byte        // the request frame, encoded once
+	frame    []byte        // reused for the echo
 }
 
 func (s floorSide) start() (child, error) {
@@ -90,7 +95,7 @@ func (s floorSide) start() (child, error) {
 		conn.Close()
 		return nil, err
 	}
-	c := &floorChild{cmd: cmd, conn: conn, deadline: s.deadline}
+	c := &floorChild{cmd: cmd, echoer: echoer{conn: conn, deadline: s.deadline}}
 	init, _ := wire.Encode(&wire.InitializeRequest{})
 	if err := c.echo(init); err != nil {
 		c.kill()
@@ -101,7 +106,8 @@ func (s floorSide) start() (child, error) {
 
 func (c *floorChild) osPid() int { return c.cmd.Process.Pid }
 
-func (c *floorChild) echo(frame []byte) error {
+// echo writes frame and reads it back.
+func (c *echoer) echo(frame []byte) error {
 	if c.deadline > 0 {
 		c.conn.SetDeadline(time.Now().Add(c.deadline))
 	}
@@ -115,7 +121,7 @@ func (c *floorChild) echo(frame []byte) error {
 	return err
 }
 
-func (c *floorChild) ask(body []byte) error {
+func (c *echoer) ask(body []byte) error {
 	if c.req == nil {
 		var err error
 		if c.req, err = wire.Encode(&wire.Request{ID: 1, Kind: "echo", Body: body}); err != nil {
