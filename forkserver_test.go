@@ -19,6 +19,7 @@ import (
 	"github.com/procsup/procsup/actors/actortest"
 	"github.com/procsup/procsup/childproc"
 	"github.com/procsup/procsup/childproc/childproctest"
+	"github.com/procsup/procsup/childproc/launch"
 	"github.com/procsup/procsup/childproc/python"
 	"github.com/procsup/procsup/messages"
 )
@@ -170,8 +171,8 @@ func TestForkserverGoneWorkersGoOn(t *testing.T) {
 	}
 }
 
-// A script that is not there, a preloaded module that is not there, and one that starts
-// a thread, are clear errors; nothing is left running.
+// A script that is not there, an environment too large to send, a preloaded module that
+// is not there, and one that starts a thread, are clear errors; nothing is left running.
 func TestForkserverBadInput(t *testing.T) {
 	actortest.CheckLeaks(t)
 	system := newSystem(t)
@@ -181,6 +182,13 @@ func TestForkserverBadInput(t *testing.T) {
 	probe, _ := spawn(t, system, cfg, nil)
 	if ex := exited(probe); ex.Reason != messages.ReasonStartFailed || !errors.Is(ex.Err, os.ErrNotExist) {
 		t.Fatalf("a missing script: %v, want start failed with ErrNotExist", ex)
+	}
+	huge := fs.Script("childproc/python/tests/testworker.py")
+	huge.Env = []string{"HUGE=" + strings.Repeat("x", 2<<20)}
+	cfg.Launcher = huge
+	probe, _ = spawn(t, system, cfg, nil)
+	if ex := exited(probe); ex.Reason != messages.ReasonStartFailed || !errors.Is(ex.Err, launch.ErrBadCommand) {
+		t.Fatalf("an environment over the fork server's bound: %v, want start failed with ErrBadCommand", ex)
 	}
 	dir, _ := filepath.Abs("childproc/python")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -38,8 +38,12 @@ var (
 // server that does not answer within it is killed.
 const ForkTimeout = 30 * time.Second
 
-// maxReply bounds what the fork server may send in one packet.
-const maxReply = 64 << 10
+// maxReply bounds what the fork server may send in one packet; maxRequest what it
+// reads of one (procsup_child.forkserver's MAX_REQUEST).
+const (
+	maxReply   = 64 << 10
+	maxRequest = 1 << 20
+)
 
 // ForkserverOptions configure [StartForkserver].
 type ForkserverOptions struct {
@@ -331,6 +335,9 @@ func (s *Script) Launch(ctx context.Context, files launch.Files) (*exec.Cmd, err
 	body, err := msgpack.Marshal(&req)
 	if err != nil {
 		return nil, err
+	}
+	if len(body) > maxRequest {
+		return nil, fmt.Errorf("%w: the worker's arguments and environment take %d bytes, over %d", launch.ErrBadCommand, len(body), maxRequest)
 	}
 	// A fork takes milliseconds: the exchange is bounded by ForkTimeout alone, so that a
 	// ctx that ends meanwhile does not cost every later start its fork server.

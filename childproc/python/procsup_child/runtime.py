@@ -323,6 +323,8 @@ class _Reader(threading.Thread):
         return wire.decode(self.recv_exact(n))
 
     def run(self) -> None:
+        loop = self.loop
+        assert loop is not None, "started before the event loop was made"
         assembling: bytearray | None = None
         try:
             while True:
@@ -355,14 +357,14 @@ class _Reader(threading.Thread):
                 if type_ == "request" and self.quick and not self.s.closing:
                     self.s.w.write("reply", _quick_reply(self.s, m))
                     continue
-                self.loop.call_soon_threadsafe(self.s.deliver, type_, m)
+                loop.call_soon_threadsafe(self.s.deliver, type_, m)
                 if type_ == "shutdown_request":
                     self.unless_loop_answers(EXIT_OK, "shutdown requested during initialization")
         except (EOFError, ConnectionResetError, OSError):
-            self.loop.call_soon_threadsafe(self.s.lost, "the parent closed the control socket")
+            loop.call_soon_threadsafe(self.s.lost, "the parent closed the control socket")
             self.unless_loop_answers(EXIT_FAILED, "")
         except wire.WireError as e:
-            self.loop.call_soon_threadsafe(self.s.lost, f"protocol error: {e}")
+            loop.call_soon_threadsafe(self.s.lost, f"protocol error: {e}")
             self.unless_loop_answers(EXIT_FAILED, "")
 
     def unless_loop_answers(self, code: int, reason: str) -> None:
