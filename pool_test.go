@@ -228,9 +228,14 @@ func TestPoolCountsAFailedStartWhoseStopCameFirst(t *testing.T) {
 	actortest.ExpectType(probe, 10*time.Second, func(m *actor.Terminated) bool { return m.Who.Equal(member) })
 	letGo() // the member's Exited and Terminated both wait in the pool's mailbox
 	actortest.ExpectType[*messages.PoolBackoff](probe, 10*time.Second)
-	mu.Lock()
-	got := slices.Clone(order)
-	mu.Unlock()
+	var got []string
+	// The probe may hear of the backoff before the subscriber does.
+	within(t, 10*time.Second, "the subscriber's backoff", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		got = slices.Clone(order)
+		return slices.Contains(got, "backoff")
+	})
 	created := 0
 	for _, k := range got[:slices.Index(got, "backoff")] {
 		if k == messages.PoolCreated.String() {
