@@ -65,7 +65,7 @@ func main() {
 	var o options
 	fleets := flag.String("fleets", "100,500", "sizes of the fleets of children asked every -every, and idle")
 	flag.IntVar(&o.starts, "starts", 50, "starts of each side, each killed, and as many closed, interleaved")
-	flag.IntVar(&o.asks, "asks", 2000, fmt.Sprintf("sequential round trips to a child of each side, interleaved, in %d passes with new children", roundTripPasses))
+	flag.IntVar(&o.asks, "asks", 8000, fmt.Sprintf("sequential round trips to a child of each side, interleaved, in %d passes with new children", roundTripPasses))
 	flag.DurationVar(&o.cycleFor, "cycles", 2*time.Second, "how long each of 3 rounds of spawn+ready+kill cycles runs, per side")
 	flag.IntVar(&o.pluginFleetMax, "plugin-fleet-max", 100, "the largest fleet go-plugin runs (each of its children takes about 12 MB)")
 	flag.DurationVar(&o.every, "every", 100*time.Millisecond, "how often each child of an asked fleet is asked")
