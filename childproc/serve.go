@@ -18,9 +18,8 @@ import (
 
 const (
 	// DefaultSilenceGrace is added to the parent's ping timeout: a child that hears
-	// nothing from its parent for that long presumes the parent gone and exits (it finds
-	// the silence within a quarter of that span more, never before). The environment
-	// variable [EnvSilenceGrace] overrides it.
+	// nothing from its parent for that long presumes the parent gone and exits. The
+	// environment variable [EnvSilenceGrace] overrides it.
 	DefaultSilenceGrace = 10 * time.Second
 	// EnvSilenceGrace, when set to a Go duration ("500ms"), replaces
 	// [DefaultSilenceGrace]; tests use it to see the silence rule work quickly.
@@ -80,13 +79,10 @@ func Serve(ctx context.Context, h Handler) error {
 	return s.serve(ctx)
 }
 
-// openFDs returns the control and log sockets named by EnvFDs, close-on-exec (a
-// grandchild inherits neither). The log socket is non-blocking (written through the
-// netpoller). The control socket is blocking: the read loop waits in its read, which
-// returns as soon as a frame comes, with no netpoller between (its timeouts are the
-// socket's own: see readTimeout). It uses os.File rather than package net, whose
-// resolver would link cgo and make every child a dynamically linked program that starts
-// slower.
+// openFDs returns the control and log sockets named by EnvFDs: close-on-exec (a
+// grandchild inherits neither) and non-blocking (read through the netpoller, with
+// deadlines). It uses os.File rather than package net, whose resolver would link cgo and
+// make every child a dynamically linked program that starts slower.
 func openFDs() (control, logs *os.File, err error) {
 	v, ok := os.LookupEnv(EnvFDs)
 	if !ok {
@@ -98,21 +94,21 @@ func openFDs() (control, logs *os.File, err error) {
 	if cerr != nil || lerr != nil || cfd < 3 || lfd < 3 {
 		return nil, nil, notChild(EnvFDs + "=" + strconv.Quote(v) + " is not two descriptors")
 	}
-	open := func(fd int, name string, nonblocking bool) (*os.File, error) {
+	open := func(fd int, name string) (*os.File, error) {
 		var st syscall.Stat_t
 		if err := syscall.Fstat(fd, &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFSOCK {
 			return nil, notChild("descriptor " + strconv.Itoa(fd) + " (" + name + ") is not a socket")
 		}
 		syscall.CloseOnExec(fd)
-		if err := syscall.SetNonblock(fd, nonblocking); err != nil {
+		if err := syscall.SetNonblock(fd, true); err != nil {
 			return nil, notChild("descriptor " + strconv.Itoa(fd) + " (" + name + "): " + err.Error())
 		}
 		return os.NewFile(uintptr(fd), name), nil
 	}
-	if control, err = open(cfd, "control", false); err != nil {
+	if control, err = open(cfd, "control"); err != nil {
 		return nil, nil, err
 	}
-	if logs, err = open(lfd, "logs", true); err != nil {
+	if logs, err = open(lfd, "logs"); err != nil {
 		control.Close()
 		return nil, nil, err
 	}
@@ -126,7 +122,7 @@ type session struct {
 	w       *wire.Writer
 	logs    *logSink
 	peer    *Peer
-	frames  atomic.Uint64 // frames read from the parent (see watchSilence)
+	idle    atomic.Int64 // once running: the silence after which the parent is presumed gone
 	queue   *messageQueue
 	calls   inflight // message and request handlers under way
 
@@ -192,7 +188,9 @@ func (s *session) serve(ctx context.Context) error {
 			break
 		}
 		if req.PingTimeout > 0 {
-			go s.watchSilence(runCtx, req.PingTimeout+silenceGrace(), cancel)
+			idle := req.PingTimeout + silenceGrace()
+			s.idle.Store(int64(idle))
+			s.control.SetReadDeadline(time.Now().Add(idle))
 		}
 		result, reason, panicked = s.run(ctx, runCtx, cancel)
 	}
@@ -206,9 +204,8 @@ func (s *session) serve(ctx context.Context) error {
 	} else {
 		s.w.Write(&wire.Exiting{Reason: reason, LogRecords: s.logs.taken(), Panic: panicked})
 	}
-	s.endReads()
-	<-readDone
 	s.control.Close()
+	<-readDone
 	s.peer.closePending()
 	return result
 }
@@ -322,8 +319,8 @@ func (s *session) recoverInto(err *error, where string) {
 
 // handshake reads the InitializeRequest.
 func (s *session) handshake() (*wire.InitializeRequest, error) {
-	s.readTimeout(HandshakeTimeout)
-	defer s.readTimeout(0)
+	s.control.SetReadDeadline(time.Now().Add(HandshakeTimeout))
+	defer s.control.SetReadDeadline(time.Time{})
 	m, err := s.r.Read()
 	if err != nil {
 		return nil, readError("handshake", err)
@@ -333,50 +330,6 @@ func (s *session) handshake() (*wire.InitializeRequest, error) {
 		return nil, &ProtocolError{Op: "handshake", Err: errors.New("first message is " + string(m.WireType()) + ", want " + string(wire.TypeInitializeRequest))}
 	}
 	return req, nil
-}
-
-// watchSilence ends the session with ErrParentSilent once no frame has come from the
-// parent for idle, counted from its call (the child runs), and ends the read loop's
-// read; it returns when ctx ends. It looks every idle/4: a silence is found between idle
-// and idle*5/4 after the last frame, never before.
-func (s *session) watchSilence(ctx context.Context, idle time.Duration, cancel context.CancelCauseFunc) {
-	tick := time.NewTicker(idle / 4)
-	defer tick.Stop()
-	seen, since := s.frames.Load(), time.Now()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-tick.C:
-			if n := s.frames.Load(); n != seen {
-				seen, since = n, now
-			} else if now.Sub(since) >= idle {
-				cancel(ErrParentSilent)
-				s.endReads()
-				return
-			}
-		}
-	}
-}
-
-// readTimeout bounds each read of the control socket to d (0: no bound): a read that
-// finds nothing for d fails with os.ErrDeadlineExceeded (SO_RCVTIMEO). It binds the reads
-// begun after it, not one under way.
-func (s *session) readTimeout(d time.Duration) {
-	tv := syscall.NsecToTimeval(d.Nanoseconds())
-	if raw, err := s.control.SyscallConn(); err == nil {
-		raw.Control(func(fd uintptr) {
-			syscall.SetsockoptTimeval(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv)
-		})
-	}
-}
-
-// endReads ends the read loop's read, wherever it waits: the socket's read side is shut
-// (what was written to the parent stays on its way), and the read finds the end.
-func (s *session) endReads() {
-	if raw, err := s.control.SyscallConn(); err == nil {
-		raw.Control(func(fd uintptr) { syscall.Shutdown(int(fd), syscall.SHUT_RD) })
-	}
 }
 
 func readError(op string, err error) error {
@@ -432,7 +385,9 @@ func (s *session) readLoop(runCtx context.Context, cancel context.CancelCauseFun
 			cancel(readError("read", err))
 			return
 		}
-		s.frames.Add(1)
+		if d := s.idle.Load(); d > 0 {
+			s.control.SetReadDeadline(time.Now().Add(time.Duration(d)))
+		}
 		switch m := m.(type) {
 		case *wire.PingRequest:
 			s.w.Write(&wire.PongResponse{SentAt: m.SentAt, ChildTime: time.Now().UnixNano()})

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
-	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -155,10 +154,6 @@ func (b *lazyBuffer) readFd(fd uintptr) bool {
 	if err == syscall.EAGAIN {
 		if b.mark != nil {
 			b.mark.Store(was) // nothing taken
-		}
-		if !b.quiet { // a blocking socket's own timeout (SO_RCVTIMEO) ran out
-			b.got, b.n, b.errno = buf, 0, os.ErrDeadlineExceeded
-			return true
 		}
 		readBuffers.Put(buf) // nothing yet: wait holding nothing
 		return false
