@@ -14,8 +14,8 @@
 // of a hundred back to back, in four passes with new children, so that every side sees
 // the same machine (with a 1 s deadline on each round trip too, as two more sides of the
 // same passes: the floor's on its socket, procsup's on its ctx); the fleets (many
-// children asked every 100 ms, or idle) run one side after the other. Progress goes to stderr, with the odd
-// line go-plugin's yamux logs there when a plugin is killed.
+// children asked every 100 ms, or idle) run one side after the other. Progress goes to
+// stderr, with the odd line go-plugin's yamux logs there when a plugin is killed.
 package main
 
 import (
