@@ -158,8 +158,7 @@ func (f *Forkserver) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := f.proc.Wait(ctx); err != nil {
-		f.proc.Kill()
-		f.proc.Wait(context.Background())
+		f.end()
 	}
 	return nil
 }
@@ -181,6 +180,11 @@ func (f *Forkserver) kill() {
 	f.mu.Lock()
 	f.shut()
 	f.mu.Unlock()
+	f.end()
+}
+
+// end kills the fork server's process and waits until it is reaped.
+func (f *Forkserver) end() {
 	f.proc.Kill()
 	f.proc.Wait(context.Background())
 }
@@ -245,10 +249,7 @@ func (f *Forkserver) exchange(ctx context.Context, req []byte, fds []int) (reply
 		return r, nil
 	}
 	f.shut()
-	go func() { // not on the caller's thread (a start's): the fork server may take a moment to die
-		f.proc.Kill()
-		f.proc.Wait(context.Background())
-	}()
+	go f.end() // not on the caller's thread (a start's): the fork server may take a moment to die
 	if ctx.Err() != nil {
 		return reply{}, ctx.Err()
 	}
