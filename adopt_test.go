@@ -430,14 +430,7 @@ func TestAdoptionAfterACrash(t *testing.T) {
 // gone waits until none of pids runs.
 func gone(t *testing.T, what string, pids ...int) {
 	t.Helper()
-	within(t, 30*time.Second, what, func() bool {
-		for _, pid := range pids {
-			if actortest.Alive(pid) {
-				return false
-			}
-		}
-		return true
-	})
+	within(t, 30*time.Second, what, func() bool { return !slices.ContainsFunc(pids, actortest.Alive) })
 }
 
 // A worker killed with its supervisor while initializing is not adopted: the next
